@@ -1,0 +1,82 @@
+"""The ``spinv`` command line (thin: parses, calls the library, prints).
+
+Each command group lives in its own module (``data_cmd``, ``reconstruct_cmd``, ...), which
+exposes ``register(app)``; this module assembles them and turns a bad-input exception into one
+error line and a non-zero exit, without a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="spinv",
+    help="Structure-preserving machine learning for imaging inverse problems (CT and MRI).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Command modules, in the order they appear in --help. Each defines register(app).
+COMMAND_MODULES = [
+    "spinv.cli.demo_cmd",
+    "spinv.cli.data_cmd",
+    "spinv.cli.simulate_cmd",
+    "spinv.cli.reconstruct_cmd",
+    "spinv.cli.train_cmd",
+    "spinv.cli.sampling_cmd",
+    "spinv.cli.lipschitz_cmd",
+]
+
+_registered = False
+
+
+def _register_all() -> None:
+    global _registered
+    if _registered:
+        return
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:  # command module not written yet
+                continue
+            raise
+        module.register(app)
+    _registered = True
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``spinv`` console script."""
+    _register_all()
+    try:
+        app(args=argv, standalone_mode=False)
+    except (ValueError, TypeError, FileNotFoundError, UserError, OSError) as err:
+        typer.echo(f"error: {err}", err=True)
+        return 2
+    except typer.Exit as ex:
+        return ex.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except SystemExit as ex:  # click usage errors in non-standalone mode
+        return int(ex.code or 0)
+    except Exception as err:  # click.exceptions.UsageError etc.
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            return err.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

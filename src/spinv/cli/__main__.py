@@ -1,0 +1,5 @@
+import sys
+
+from spinv.cli import main
+
+sys.exit(main())
