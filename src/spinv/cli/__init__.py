@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "spinv.cli.train_cmd",
     "spinv.cli.sampling_cmd",
     "spinv.cli.lipschitz_cmd",
+    "spinv.cli.generative_cmd",
 ]
 
 _registered = False
