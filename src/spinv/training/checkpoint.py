@@ -1,0 +1,421 @@
+"""Checkpoints: safetensors tensors + JSON metadata, written atomically, loaded without pickle.
+
+Layout of a run directory ``RUN``::
+
+    RUN/ckpt-000100/weights.safetensors   model/<name>, optim/<param>/<key>, rng/torch_cpu, ...
+    RUN/ckpt-000100/meta.json             config, spinv version, step, RNG states of python and
+                                          numpy, optimiser non-tensor state, sha256 of weights
+    RUN/latest.json                       {"checkpoint": "ckpt-000100", "step": 100}
+
+A checkpoint directory is first written under a temporary name and renamed into place; only
+then is ``latest.json`` replaced (itself via a temporary file and :func:`os.replace`), and only
+after that are checkpoints older than the ``keep`` most recent deleted. A crash at any moment
+therefore leaves ``latest.json`` pointing at a complete checkpoint.
+
+Loading never unpickles: tensors come from safetensors, everything else from JSON; the SHA-256
+recorded in ``meta.json`` detects a truncated or corrupt ``weights.safetensors``, which raises
+``ValueError`` naming the file.
+
+>>> import tempfile, torch
+>>> from torch import nn
+>>> model = nn.Linear(3, 2)
+>>> opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+>>> model(torch.ones(1, 3)).sum().backward(); opt.step()
+>>> with tempfile.TemporaryDirectory() as run:
+...     path = save_checkpoint(run, model, opt, step=1, config={"name": "x"})
+...     state, meta = load_checkpoint(run)
+>>> meta["step"], sorted(state)
+(1, ['bias', 'weight'])
+>>> bool(torch.equal(state["weight"], model.weight))
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import spinv
+
+WEIGHTS = "weights.safetensors"
+META = "meta.json"
+LATEST = "latest.json"
+FORMAT = "spinv-checkpoint/1"
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+# ----------------------------------------------------------------------------- RNG states
+
+
+def capture_rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    """Global RNG states: torch (CPU and CUDA) as uint8 tensors; python and numpy as JSON."""
+    tensors = {"rng/torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/torch_cuda/{i}"] = s
+    version, state, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    js = {
+        "python": {"version": version, "state": list(state), "gauss_next": gauss},
+        "numpy": {
+            "kind": kind,
+            "keys": [int(k) for k in keys],
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+    }
+    return tensors, js
+
+
+def restore_rng_state(tensors: dict[str, torch.Tensor], js: dict) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    if "rng/torch_cpu" in tensors:
+        torch.set_rng_state(tensors["rng/torch_cpu"].to(torch.uint8).cpu())
+    cuda = sorted(k for k in tensors if k.startswith("rng/torch_cuda/"))
+    if cuda and torch.cuda.is_available():
+        states = [tensors[k].cpu() for k in cuda][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(states)
+    if "python" in js:
+        p = js["python"]
+        random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+    if "numpy" in js:
+        n = js["numpy"]
+        np.random.set_state(
+            (n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
+             n["cached_gaussian"])
+        )
+
+
+# ----------------------------------------------------------------------------- (de)serialise
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, where) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{where}: value {value!r} of type {type(value).__name__} is not JSON-able")
+
+
+def _store(tensors: dict, key: str, t: torch.Tensor, complex_keys: list) -> None:
+    t = t.detach().to("cpu")
+    if t.is_complex():
+        complex_keys.append(key)
+        t = torch.view_as_real(t)
+    tensors[key] = t.contiguous().clone()
+
+
+def _split_optimizer(opt_state: dict, tensors: dict, complex_keys: list) -> dict:
+    state_js: dict[str, dict] = {}
+    for pid, pstate in opt_state.get("state", {}).items():
+        entry: dict[str, Any] = {}
+        for k, v in pstate.items():
+            if isinstance(v, torch.Tensor):
+                _store(tensors, f"optim/{pid}/{k}", v, complex_keys)
+                entry[k] = {"__tensor__": f"optim/{pid}/{k}"}
+            else:
+                entry[k] = _jsonable(v, f"optimizer state {pid}.{k}")
+        state_js[str(pid)] = entry
+    groups = _jsonable(opt_state.get("param_groups", []), "optimizer param_groups")
+    return {"state": state_js, "param_groups": groups}
+
+
+def _join_optimizer(js: dict, tensors: dict) -> dict:
+    state: dict[int, dict] = {}
+    for pid, entry in js.get("state", {}).items():
+        state[int(pid)] = {
+            k: tensors[v["__tensor__"]] if isinstance(v, dict) and "__tensor__" in v else v
+            for k, v in entry.items()
+        }
+    groups = []
+    for g in js.get("param_groups", []):
+        g = dict(g)
+        if "betas" in g and isinstance(g["betas"], list):
+            g["betas"] = tuple(g["betas"])
+        groups.append(g)
+    return {"state": state, "param_groups": groups}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def checkpoint_name(step: int) -> str:
+    """Directory name of the checkpoint at ``step`` (``ckpt-000100``)."""
+    return f"ckpt-{step:06d}"
+
+
+def save_checkpoint(
+    dir: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    step: int,
+    config: Any,
+    extra: dict | None = None,
+    keep: int = 2,
+) -> Path:
+    """Save ``model`` (+ ``optimizer``, RNG states) at ``step`` into run directory ``dir``.
+
+    ``config`` is a plain dict or an object with ``to_dict()``; ``extra`` is JSON-able metadata
+    (e.g. an LR-scheduler state), stored under ``meta["extra"]``. Returns the checkpoint
+    directory. The ``keep`` most recent checkpoints are kept (at least the new one).
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step={step!r}: expected a non-negative integer")
+    if keep < 1:
+        raise ValueError(f"keep={keep!r}: expected an integer >= 1")
+    run = Path(dir)
+    run.mkdir(parents=True, exist_ok=True)
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    tensors: dict[str, torch.Tensor] = {}
+    complex_keys: list[str] = []
+    for k, v in model.state_dict().items():
+        _store(tensors, f"model/{k}", v, complex_keys)
+    opt_js = None
+    if optimizer is not None:
+        opt_js = _split_optimizer(optimizer.state_dict(), tensors, complex_keys)
+    rng_t, rng_js = capture_rng_state()
+    tensors.update(rng_t)
+    cfg = config.to_dict() if hasattr(config, "to_dict") else config
+    meta = {
+        "format": FORMAT,
+        "spinv_version": spinv.__version__,
+        "torch_version": torch.__version__,
+        "step": step,
+        "config": _jsonable(cfg, "config"),
+        "optimizer": opt_js,
+        "rng": rng_js,
+        "complex_keys": complex_keys,
+        "extra": _jsonable(extra or {}, "extra"),
+    }
+    final = run / checkpoint_name(step)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=run))
+    try:
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        with open(tmp / WEIGHTS, "rb+") as fh:
+            os.fsync(fh.fileno())
+        meta["weights_sha256"] = _sha256(tmp / WEIGHTS)
+        atomic_write_json(tmp / META, meta)
+        if final.exists():  # re-saving a step (e.g. after a resume): swap out the old one
+            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=run))
+            os.replace(final, trash / final.name)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(run)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_json(run / LATEST, {"checkpoint": final.name, "step": step})
+    _prune(run, keep)
+    return final
+
+
+def _prune(run: Path, keep: int) -> None:
+    ckpts = sorted(p for p in run.glob("ckpt-[0-9]*") if p.is_dir() and p.name[5:].isdigit())
+    for old in ckpts[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint directory for a run directory (via ``latest.json``), a checkpoint
+    directory, or its ``weights.safetensors``/``meta.json`` file."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint path {str(p)!r} does not exist")
+    if p.is_file():
+        if p.name in (WEIGHTS, META):
+            return p.parent
+        if p.name == LATEST:
+            p = p.parent
+        else:
+            raise ValueError(
+                f"{str(p)!r} is not a checkpoint: expected a run directory, a checkpoint "
+                f"directory, {WEIGHTS} or {META}"
+            )
+    if (p / LATEST).is_file():
+        try:
+            latest = json.loads((p / LATEST).read_text())
+            name = latest["checkpoint"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"corrupt checkpoint pointer {str(p / LATEST)!r}: {err}") from None
+        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"corrupt checkpoint pointer {str(p / LATEST)!r}: bad name {name!r}")
+        target = p / name
+        if not target.is_dir():
+            raise FileNotFoundError(
+                f"{str(p / LATEST)!r} points to {str(target)!r}, which does not exist"
+            )
+        return target
+    if (p / META).is_file() or (p / WEIGHTS).is_file():
+        return p
+    raise FileNotFoundError(
+        f"no checkpoint in {str(p)!r}: expected {LATEST} (run directory) or {META} and {WEIGHTS}"
+    )
+
+
+def latest_step(run_dir: str | os.PathLike) -> int | None:
+    """Step of the latest complete checkpoint of a run, or ``None`` if there is none."""
+    p = Path(run_dir) / LATEST
+    if not p.is_file():
+        return None
+    return int(read_checkpoint(run_dir).metadata["step"])
+
+
+@dataclass
+class Checkpoint:
+    """Everything read back from a checkpoint directory."""
+
+    path: Path
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict | None
+    rng_tensors: dict[str, torch.Tensor]
+    metadata: dict
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Checkpoint:
+    """Read and verify a checkpoint (see :func:`resolve_checkpoint` for accepted paths)."""
+    ckpt = resolve_checkpoint(path)
+    meta_path, weights_path = ckpt / META, ckpt / WEIGHTS
+    for f in (meta_path, weights_path):
+        if not f.is_file():
+            raise FileNotFoundError(f"checkpoint file {str(f)!r} is missing")
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} file")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"corrupt checkpoint metadata {str(meta_path)!r}: {err}") from None
+    digest = meta.get("weights_sha256")
+    if digest is not None and _sha256(weights_path) != digest:
+        raise ValueError(
+            f"corrupt or truncated checkpoint {str(weights_path)!r}: SHA-256 does not match "
+            f"the one recorded in {META}"
+        )
+    try:
+        tensors = load_file(str(weights_path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"corrupt checkpoint {str(weights_path)!r}: {err}") from None
+    for key in meta.get("complex_keys", []):
+        if key in tensors:
+            tensors[key] = torch.view_as_complex(tensors[key].contiguous())
+    if map_location is not None:
+        tensors = {
+            k: (v if k.startswith("rng/") else v.to(map_location)) for k, v in tensors.items()
+        }
+    model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    opt = meta.get("optimizer")
+    optimizer_state = _join_optimizer(opt, tensors) if opt is not None else None
+    rng = {k: v for k, v in tensors.items() if k.startswith("rng/")}
+    return Checkpoint(ckpt, model_state, optimizer_state, rng, meta)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(model state_dict, metadata)`` of a checkpoint; metadata is the parsed ``meta.json``
+    (``step``, ``config``, ``spinv_version``, ``rng``, ``optimizer``, ``extra``) plus ``path``."""
+    ck = read_checkpoint(path, map_location)
+    meta = dict(ck.metadata)
+    meta["path"] = str(ck.path)
+    return ck.model_state, meta
+
+
+def load_model(
+    run_dir_or_ckpt: str | os.PathLike, device: Any = None
+) -> tuple[torch.nn.Module, Any]:
+    """Rebuild the trained model of a run: ``(model in eval mode, ExperimentConfig)``.
+
+    The operator is reconstructed from the stored config (:func:`spinv.training.data.make_operator`)
+    and the weights are loaded strictly.
+    """
+    from spinv.training.config import parse_config
+    from spinv.training.data import make_operator
+    from spinv.training.registry import build_model
+
+    ck = read_checkpoint(run_dir_or_ckpt, map_location="cpu")
+    try:
+        cfg = parse_config(ck.metadata["config"])
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"checkpoint {str(ck.path)!r} has an invalid config: {err}") from None
+    operator = make_operator(cfg.problem)
+    model = build_model(cfg.model.name, cfg.model.options, operator)
+    try:
+        model.load_state_dict(ck.model_state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(
+            f"checkpoint {str(ck.path)!r} does not match model {cfg.model.name!r}: {err}"
+        ) from None
+    if device is not None:
+        model = model.to(device)
+    model.eval()
+    return model, cfg
