@@ -63,7 +63,8 @@ class ProblemConfig:
 
     ``ct``: parallel-beam ray transform with ``n_angles`` views on ``[0, pi)``, low-dose post-log
     data :math:`y = -\\mu^{-1}\\log\\max\\{n/N_{in}, \\eta\\}`, :math:`n \\sim
-    \\mathrm{Pois}(N_{in} e^{-\\mu R u})` with ``photons`` :math:`= N_{in}` (null: noiseless).
+    \\mathrm{Pois}(N_{in} e^{-\\mu R u})` with ``photons`` :math:`= N_{in}` (null: noiseless) and
+    ``mu`` (null: :func:`spinv.operators.noise.default_mu` of the image size).
     ``mri``: :math:`y = SFu + \\varepsilon`, complex Gaussian :math:`\\varepsilon` of standard
     deviation ``noise_sigma``; ``denoise``: :math:`y = u + \\varepsilon`, Gaussian.
     """
@@ -72,7 +73,7 @@ class ProblemConfig:
     image_size: int = field(default=32, metadata=_rng(8, 4096))
     n_angles: int = field(default=50, metadata=_rng(1))
     photons: float | None = field(default=10000.0, metadata=_rng(0.0, lo_open=True))
-    mu: float = field(default=1.0, metadata=_rng(0.0, lo_open=True))
+    mu: float | None = field(default=None, metadata=_rng(0.0, lo_open=True))
     mask: MaskConfig = field(default_factory=MaskConfig)
     noise_sigma: float = field(default=0.1, metadata=_rng(0.0))
 
