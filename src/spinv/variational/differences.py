@@ -32,7 +32,10 @@ def gradient(u: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_adjoint(p: torch.Tensor) -> torch.Tensor:
-    """Adjoint of :func:`gradient` (:math:`\\nabla^* = -\\mathrm{div}`), ``(B,C,2,H,W) -> (B,C,H,W)``."""
+    """Adjoint of :func:`gradient` (:math:`\\nabla^* = -\\mathrm{div}`).
+
+    Shapes ``(B, C, 2, H, W) -> (B, C, H, W)``.
+    """
     py, px = p[..., 0, :, :], p[..., 1, :, :]
     out = p.new_zeros(py.shape)
     out[..., :-1, :] -= py[..., :-1, :]

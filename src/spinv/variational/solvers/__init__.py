@@ -1,0 +1,21 @@
+"""Batched solvers: PGD/FISTA, PDHG (Algorithm 1) and Newton-CG (Algorithm 2).
+
+Each returns ``(solution, history)`` with a :class:`~spinv.variational.solvers.history.History`.
+"""
+
+from spinv.variational.solvers.fista import fista, pgd
+from spinv.variational.solvers.history import History
+from spinv.variational.solvers.newton_cg import conjugate_gradient, newton_cg
+from spinv.variational.solvers.pdhg import DualBlock, LeastSquaresBlock, RegulariserBlock, pdhg
+
+__all__ = [
+    "History",
+    "fista",
+    "pgd",
+    "newton_cg",
+    "conjugate_gradient",
+    "pdhg",
+    "DualBlock",
+    "LeastSquaresBlock",
+    "RegulariserBlock",
+]
