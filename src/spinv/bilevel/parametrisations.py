@@ -30,7 +30,7 @@ and binary patterns; :func:`sparsity_penalty` returns its value and gradient
 >>> par.vjp(lam, torch.ones(4, 3, dtype=torch.float64), 1.0).tolist()
 [3.0, 3.0, 3.0, 3.0, 0.001]
 >>> sparsity_penalty(torch.tensor([0.0, 0.5, 1.0]), beta=1.0)[0].item()
-2.0
+1.75
 """
 
 from __future__ import annotations
