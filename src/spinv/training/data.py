@@ -250,13 +250,15 @@ def fixed_set(
     seed: int,
     split: str,
     rotation: str | float | None = None,
+    offset: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed ``(ground truth, measurements)`` for ``images`` (validation/test): image ``j``'s
-    noise and random rotation come from ``(seed, split, j)``; ``rotation`` is ``None``,
-    ``"random"`` or an angle in degrees."""
+    noise and random rotation come from ``(seed, split, offset + j)`` (``offset``: index of the
+    first image when a set is processed in chunks); ``rotation`` is ``None``, ``"random"`` or an
+    angle in degrees."""
     dev = simulator_device(simulator)
     tag = _TAGS[split]
-    gens = [generator_for(seed, tag, j) for j in range(images.shape[0])]
+    gens = [generator_for(seed, tag, offset + j) for j in range(images.shape[0])]
     x = images
     if rotation == "random":
         x = _random_rotations(x, gens)
