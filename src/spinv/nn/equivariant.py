@@ -221,14 +221,15 @@ class NormNonlinearity(nn.Module):
         return (f * scale).reshape(b, c, h, w)
 
 
-def export_module(module: nn.Module) -> nn.Module:
+def export_module(module: nn.Module, share: tuple[nn.Module, ...] = ()) -> nn.Module:
     """A deep copy of ``module`` with every equivariant convolution replaced by its ``export()``.
 
-    The copy computes the same function with ordinary convolutions only.
+    The copy computes the same function with ordinary convolutions only. Submodules listed in
+    ``share`` (e.g. a forward operator) are not copied but shared with the original.
     """
     if isinstance(module, _EquivariantConv):
         return module.export()
-    out = copy.deepcopy(module)
+    out = copy.deepcopy(module, memo={id(m): m for m in share})
 
     def replace(parent: nn.Module) -> None:
         for name, child in parent.named_children():
