@@ -223,9 +223,7 @@ class SmoothRegulariser(Regulariser):
         def hvp(p, v):
             return v + tau * self.hvp(p, v)
 
-        p, _ = newton_cg(
-            energy, grad, hvp, kwargs.get("u0", u), iterations=iterations, tol=tol
-        )
+        p, _ = newton_cg(energy, grad, hvp, kwargs.get("u0", u), iterations=iterations, tol=tol)
         return p
 
 
