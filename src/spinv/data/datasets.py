@@ -99,7 +99,7 @@ def _load_all(name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """All images of ``name`` as float32 in [0, 1] plus the split indices (cached in memory)."""
     if name == "brain-complex":
         z = load_complex_sample()
-        mag = np.abs(z)[None].astype(np.float32)
+        mag = np.clip(np.abs(z)[None], 0.0, 1.0).astype(np.float32)
         empty = np.zeros(0, dtype=np.int64)
         return mag, {"train": empty, "val": empty, "test": np.zeros(1, dtype=np.int64)}
     with np.load(_npz_path(name)) as f:
