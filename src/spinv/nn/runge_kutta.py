@@ -146,7 +146,8 @@ def circle_contractivity_radius(tableau: ButcherTableau, tol: float = 1e-12) -> 
 
 def stability_function(tableau: ButcherTableau, zeta: np.ndarray) -> np.ndarray:
     """:math:`K(\\zeta) = 1 + b^T\\operatorname{diag}(\\zeta)
-    (I - a\\operatorname{diag}(\\zeta))^{-1}\\mathbb 1` of Definition 3.2.2, vectorised over the leading axes of ``zeta`` (..., m)."""
+    (I - a\\operatorname{diag}(\\zeta))^{-1}\\mathbb 1` of Definition 3.2.2, vectorised over the
+    leading axes of ``zeta`` (..., m)."""
     tableau = get_tableau(tableau)
     a, b = tableau.arrays()
     zeta = np.asarray(zeta, dtype=np.complex128)
