@@ -112,7 +112,7 @@ def load_image_file(path: str | os.PathLike) -> np.ndarray:
         elif suf in IMAGE_SUFFIXES:
             import imageio.v3 as iio
 
-            arr = iio.imread(p)
+            arr = iio.imread(p, plugin="pillow")
         else:
             raise _bad(p, f"unsupported suffix {suf!r}; expected one of {IMAGE_SUFFIXES}")
     except ValueError as err:
