@@ -40,7 +40,9 @@ from typing import Any, Literal, Union
 
 import yaml
 
-MASK_PATTERNS_FALLBACK = ("random", "variable-density", "lines", "low-pass", "radial")
+MASK_PATTERNS_FALLBACK = (
+    "random", "variable-density", "lines", "equispaced-lines", "low-pass", "radial"
+)
 
 
 def _rng(lo: float | None = None, hi: float | None = None, lo_open: bool = False,

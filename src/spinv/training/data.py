@@ -151,12 +151,8 @@ def _load_cached(dataset: str, split: str, image_size: int) -> torch.Tensor:
         )
     from spinv.data.io import load_images
 
+    # load_images scales the whole stack to [0, 1] (min-max over the stack)
     imgs = _as_stack(load_images(str(path)), f"images in {str(path)!r}")
-    # scale each image to [0, 1] if the file holds another range (e.g. DICOM HU)
-    lo = imgs.amin(dim=(1, 2, 3), keepdim=True)
-    hi = imgs.amax(dim=(1, 2, 3), keepdim=True)
-    if float(lo.min()) < 0.0 or float(hi.max()) > 1.0:
-        imgs = (imgs - lo) / (hi - lo).clamp_min(1e-12)
     return _to_square(imgs, image_size)
 
 

@@ -30,22 +30,18 @@ def baseline(operator: Any, y: torch.Tensor) -> torch.Tensor:
 
 
 def roi_masks(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """Region-of-interest masks ``(B, 1, H, W)`` of ground truths ``x`` from
-    :mod:`spinv.data.transforms` (foreground/body region; the thesis uses lung regions for CT
-    and the foreground for MRI, Section 2.5.3)."""
-    from spinv.data import transforms
+    """Region-of-interest masks ``(B, 1, H, W)`` (float 0/1) of ground truths ``x``.
+
+    CT: the body mask :func:`spinv.data.transforms.body_mask_ct` (the thesis evaluates on the
+    lung regions of chest CT, Section 2.5.3; the bundled head CT has none, so the body is the
+    region of interest); MRI and denoising: the foreground mask
+    :func:`spinv.data.transforms.roi_mask_mri` (convex hull of the thresholded image, §2.5.4).
+    """
+    from spinv.data.transforms import body_mask_ct, roi_mask_mri
 
     mag = x.abs() if x.is_complex() else x
-    for name in (f"roi_mask_{kind}", "roi_mask_foreground", "roi_mask"):
-        fn = getattr(transforms, name, None)
-        if callable(fn):
-            m = fn(mag)
-            m = torch.as_tensor(m, device=x.device)
-            if m.ndim == 3:
-                m = m[:, None]
-            return m.float()
-    names = [n for n in dir(transforms) if n.startswith("roi_mask")]
-    raise ValueError(f"no ROI mask function in spinv.data.transforms (found: {names})")
+    m = body_mask_ct(mag) if kind == "ct" else roi_mask_mri(mag)
+    return torch.as_tensor(m, device=x.device).float()
 
 
 def _stats(values: list[float]) -> dict:
