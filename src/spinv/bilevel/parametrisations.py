@@ -22,7 +22,7 @@ and binary patterns; :func:`sparsity_penalty` returns its value and gradient
 :math:`\\beta(2-2p_i)`.
 
 >>> import torch
->>> par = CartesianLines((4, 3), alpha_scale=1e-3)
+>>> par = CartesianLines((4, 3), axis=0, alpha_scale=1e-3)
 >>> lam = torch.tensor([1.0, 0.0, 0.5, 0.25, 2.0], dtype=torch.float64)
 >>> s, alpha = par(lam)
 >>> s[:, 0].tolist(), alpha
@@ -148,10 +148,10 @@ class FreePattern(Parametrisation):
 
 class CartesianLines(Parametrisation):
     """Cartesian lines (App. 1.A): weight :math:`\\lambda_i` on row ``i`` (``axis=0``,
-    horizontal lines) or column ``i`` (``axis=1``); the chain rule sums the pixel gradient
-    along each line."""
+    horizontal lines) or column ``i`` (``axis=1``, the default, as :mod:`spinv.sampling`);
+    the chain rule sums the pixel gradient along each line."""
 
-    def __init__(self, shape, axis: int = 0, alpha_scale: float = 1e-3, alpha=None):
+    def __init__(self, shape, axis: int = 1, alpha_scale: float = 1e-3, alpha=None):
         super().__init__(shape, alpha_scale, alpha)
         if axis not in (0, 1):
             raise ValueError(f"axis={axis!r}: expected 0 (rows) or 1 (columns)")
