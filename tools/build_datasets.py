@@ -99,6 +99,8 @@ def contiguous_splits(n: int) -> dict[str, list[int]]:
     train = list(range(0, n_train))
     val = list(range(n_train + SPLIT_GAP, n_train + SPLIT_GAP + n_val))
     test = list(range(n_train + 2 * SPLIT_GAP + n_val, n))
+    if not (train and val and test):
+        raise ValueError(f"{n} slices are too few for train/val/test slabs with gaps")
     return {"train": train, "val": val, "test": test}
 
 
