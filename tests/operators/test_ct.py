@@ -58,6 +58,10 @@ def test_defaults_and_matrix_matches_apply():
     dense = A.matrix.toarray()
     ref = x.reshape(2, -1).numpy() @ dense.T
     assert np.allclose(A(x).reshape(2, -1).numpy(), ref, atol=1e-4)
+    # the single-image (matrix-vector) path agrees with the batched path
+    y = A(x)
+    assert torch.allclose(A(x[1:]), y[1:], atol=1e-5)
+    assert torch.allclose(A.adjoint(y[:1]), A.adjoint(y)[:1], atol=1e-4)
 
 
 @pytest.mark.parametrize("n", [64, 65])
@@ -219,3 +223,16 @@ def test_bad_inputs():
         A.adjoint(torch.zeros(1, 1, 5, A.n_detectors))
     with pytest.raises(ValueError, match="upsample"):
         simulate_ct(torch.zeros(1, 1, 8, 8), upsample=0)
+
+
+def test_deepcopy_and_pickle_share_geometry():
+    import copy
+    import pickle
+
+    A = ParallelBeamCT(16, 5)
+    x = torch.rand(2, 1, 16, 16)
+    y = A(x)
+    for B in (copy.deepcopy(A), pickle.loads(pickle.dumps(A))):
+        assert torch.equal(B(x), y)
+    assert len(pickle.dumps(A)) < 10_000  # the matrix is not serialised
+    assert A.state_dict() == {} or len(A.state_dict()) == 0
