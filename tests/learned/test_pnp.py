@@ -1,0 +1,134 @@
+"""Plug-and-Play (Algorithm 6, PnP-ADMM): convergence with averaged denoisers, plots."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spinv.learned.pnp import (
+    compare_fixed_point_residuals,
+    conjugate_gradient,
+    plot_fixed_point_residuals,
+    pnp_admm,
+    pnp_proximal_gradient,
+)
+from spinv.nn.dncnn import DnCNN
+from spinv.nn.nonexpansive import NonexpansiveDenoiser
+from spinv.operators import Identity, LinearOperator
+
+
+class DenseOperator(LinearOperator):
+    """A small dense matrix acting on flattened (B, C, H, W) images (test operator)."""
+
+    def __init__(self, matrix: torch.Tensor, shape: tuple[int, int, int]):
+        super().__init__()
+        self.register_buffer("m", matrix)
+        self.shape = shape
+
+    def forward(self, x):
+        return (x.reshape(x.shape[0], -1) @ self.m.T)[:, None, None, :]
+
+    def adjoint(self, y):
+        return (y.reshape(y.shape[0], -1) @ self.m).reshape(y.shape[0], *self.shape)
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _averaged(seed=0):
+    den = NonexpansiveDenoiser(1, width=4, depth=2, tied=True, alpha=0.5, gamma=1.99,
+                               residual=True, seed=seed).eval()
+    assert den.certified_averagedness() == pytest.approx(0.995)
+    return den
+
+
+def _problem():
+    g = _gen(0)
+    x = torch.rand(1, 1, 8, 8, generator=g)
+    m = torch.randn(40, 64, generator=g) / 8.0  # underdetermined: nontrivial null space
+    op = DenseOperator(m, (1, 8, 8))
+    return op, op(x) + 0.01 * torch.randn(1, 1, 1, 40, generator=g)
+
+
+def _monotone_until_floor(res, floor=1e-5):
+    pairs = [(a, b) for a, b in zip(res, res[1:], strict=False) if a > floor]
+    return all(b <= a * (1 + 1e-4) for a, b in pairs)
+
+
+def test_pnp_pgd_with_averaged_denoiser_converges():
+    op, y = _problem()
+    assert op.adjoint_test((1, 1, 8, 8)) < 1e-5
+    res = pnp_proximal_gradient(op, y, _averaged(), iterations=150)
+    assert res.relative_residuals[-1] < 1e-4 * res.relative_residuals[0]
+    assert _monotone_until_floor(res.relative_residuals)
+    assert torch.isfinite(res.x).all()
+
+
+def test_pnp_admm_with_averaged_denoiser_converges():
+    op, y = _problem()
+    res = pnp_admm(op, y, _averaged(), rho=1.0, iterations=80)
+    assert res.relative_residuals[-1] < 1e-3 * res.relative_residuals[0]
+
+
+def test_unconstrained_denoiser_has_no_such_guarantee():
+    # same problem, a random unconstrained DnCNN: residual does not go to zero
+    op, y = _problem()
+    res = pnp_proximal_gradient(op, y, DnCNN(1, width=8, depth=4, seed=0).eval(),
+                                iterations=40)
+    last = res.relative_residuals[-1]
+    assert not last < 1e-3 * res.relative_residuals[0] or not torch.isfinite(res.x).all()
+
+
+def test_pnp_on_complex_mri_split_mode():
+    from spinv.operators import SubsampledFourier
+
+    g = _gen(1)
+    mask = (torch.rand(16, 16, generator=g) < 0.4).float()
+    op = SubsampledFourier(mask)
+    y = op(torch.rand(1, 1, 16, 16, generator=g))
+    res = pnp_proximal_gradient(op, y, _averaged(), step=1.0, iterations=80)
+    assert res.x.is_complex() and res.x.shape == (1, 1, 16, 16)
+    assert res.relative_residuals[-1] < 1e-4 * res.relative_residuals[0]
+
+
+def test_pnp_identity_denoiser_solves_least_squares():
+    # with Phi = id, PGD is gradient descent on E_y: converges to a least-squares solution
+    g = _gen(2)
+    m = torch.randn(80, 64, generator=g, dtype=torch.float64) / 8.0  # injective
+    op = DenseOperator(m, (1, 8, 8))
+    x = torch.rand(1, 1, 8, 8, generator=g, dtype=torch.float64)
+    res = pnp_proximal_gradient(op, op(x), lambda u: u, iterations=3000, tol=1e-12)
+    assert torch.allclose(res.x, x, atol=1e-6)
+    res = pnp_admm(op, op(x), lambda u: u, rho=0.05, iterations=300, tol=1e-12)
+    assert torch.allclose(res.x, x, atol=1e-6)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    g = _gen(3)
+    q = torch.randn(10, 10, generator=g, dtype=torch.float64)
+    mat = q @ q.T + torch.eye(10, dtype=torch.float64)
+    b = torch.randn(1, 10, generator=g, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: v @ mat.T, b, torch.zeros_like(b), iterations=50)
+    assert torch.allclose(x @ mat.T, b, atol=1e-8)
+
+
+def test_plot_is_written_atomically(tmp_path):
+    op, y = Identity(), torch.rand(1, 1, 8, 8, generator=_gen())
+    out = tmp_path / "sub" / "residuals.png"
+    results = compare_fixed_point_residuals(op, y, {"averaged": _averaged()}, path=out,
+                                            iterations=5, step=0.5)
+    assert out.is_file() and out.stat().st_size > 1000
+    assert [p.name for p in out.parent.iterdir()] == ["residuals.png"]
+    assert len(results["averaged"].residuals) == 5
+    with pytest.raises(ValueError, match="histories"):
+        plot_fixed_point_residuals({}, tmp_path / "x.png")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="iterations"):
+        pnp_proximal_gradient(Identity(), torch.zeros(1, 1, 4, 4), lambda u: u, iterations=0)
+    with pytest.raises(ValueError, match="rho"):
+        pnp_admm(Identity(), torch.zeros(1, 1, 4, 4), lambda u: u, rho=0.0)
+    with pytest.raises(TypeError, match="operator"):
+        pnp_admm(object(), torch.zeros(1, 1, 4, 4), lambda u: u)
