@@ -159,6 +159,8 @@ def _read_dicom(path: Path):
 
 
 def _is_dicom(path: Path) -> bool:
+    if path.name.upper() == "DICOMDIR":  # an index of the media, not an image
+        return False
     if _suffix(path) in DICOM_SUFFIXES:
         return True
     try:
