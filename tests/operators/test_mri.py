@@ -141,3 +141,13 @@ def test_measure_uses_operator_sigma():
         SubsampledFourier(m, noise_sigma=-1.0)
     with pytest.raises(ValueError, match="sigma"):
         complex_gaussian_noise(y, -0.1)
+
+
+def test_module_conversions_keep_operator_valid():
+    m = _mask((10, 10), weighted=True)
+    A = SubsampledFourier(m).to(torch.float64)  # buffers follow .to(); inputs keep their dtype
+    x = torch.randn(1, 1, 10, 10, dtype=torch.complex64)
+    assert A(x).dtype == torch.complex64
+    assert A.state_dict() == {} or len(A.state_dict()) == 0  # the mask is not a parameter
+    assert A.adjoint_test((2, 1, 10, 10)) < 1e-5
+    assert A.norm() > 0  # image_shape known: no shape needed
