@@ -21,8 +21,10 @@ geometry: 512 x 512 chest images, values clipped to [-1024, 1023] HU and scaled 
 :func:`default_mu` reproduces that physical set-up in spinv's pixel units: an image value of 1
 (1023 HU, i.e. about twice the attenuation of water, :math:`\\approx 0.04\\,\\mathrm{mm}^{-1}`
 at ~70 keV) over a pixel of side ``fov_mm / N`` (field of view 350 mm) gives
-:math:`\\mu = 0.04 \\cdot 350 / N \\approx 14/N`. For a 512 chest slice a typical ray then sees
-an optical depth of ~4 (about 200 of the 10^4 photons survive): a realistic low dose.
+:math:`\\mu = 0.04 \\cdot 350 / N \\approx 14/N`. Check: water (0 HU) has image value
+:math:`1024/2047\\approx 0.5`, so a ray through 30 cm of water-like tissue has optical depth
+:math:`0.5\\cdot 0.04\\cdot 300 = 6` whatever ``N`` (about 25 of the :math:`10^4` photons
+survive), while rays crossing the lungs keep far more: a realistic low-dose regime.
 
 Complex Gaussian noise (thesis §1.2.1 and §2.5.1): :math:`y = S(Fu + \\eta)` with
 :math:`\\eta` complex white Gaussian. Convention used here: ``sigma`` is the standard deviation
