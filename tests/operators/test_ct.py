@@ -107,12 +107,12 @@ def test_fbp_shepp_logan_psnr():
 
 
 def test_fbp_scaling_on_fine_grid():
-    """FBP is in image units whatever the pixel size: a constant disc is recovered."""
+    """FBP is in image units whatever the pixel size / detector spacing (disc of 1s)."""
     n = 64
     yy, xx = np.mgrid[:n, :n]
     disc = (((xx - 31.5) ** 2 + (yy - 31.5) ** 2) < 20**2).astype(np.float32)
-    for pixel_size in (1.0, 0.5):
-        A = ParallelBeamCT(n, 120, pixel_size=pixel_size)
+    for pixel_size, spacing in ((1.0, 1.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.7)):
+        A = ParallelBeamCT(n, 120, pixel_size=pixel_size, detector_spacing=spacing)
         rec = A.fbp(A(torch.from_numpy(disc)[None, None]))[0, 0].numpy()
         inner = ((xx - 31.5) ** 2 + (yy - 31.5) ** 2) < 15**2
         assert abs(rec[inner].mean() - 1.0) < 0.02
