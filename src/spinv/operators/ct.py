@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import tempfile
 import time
@@ -72,6 +73,10 @@ __all__ = ["ParallelBeamCT", "simulate_ct", "cache_dir", "build_joseph_matrix"]
 _FORMAT_VERSION = 1
 _MEMO: OrderedDict[str, list] = OrderedDict()  # key -> [R, R^T or None]
 _MEMO_SIZE = 6
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def cache_dir() -> Path:
@@ -243,13 +248,13 @@ class ParallelBeamCT(LinearOperator):
         cache: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 2:
+        if not _is_int(image_size) or image_size < 2:
             raise ValueError(f"image_size must be an int >= 2, got {image_size!r}")
         for name, v in (("detector_spacing", detector_spacing), ("pixel_size", pixel_size)):
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            if not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         if angles is None:
-            if isinstance(n_angles, bool) or not isinstance(n_angles, int) or n_angles < 1:
+            if not _is_int(n_angles) or n_angles < 1:
                 raise ValueError(f"n_angles must be a positive int, got {n_angles!r}")
             angles = torch.linspace(0, math.pi, n_angles + 1, dtype=torch.float64)[:-1]
         angles = torch.as_tensor(np.asarray(angles, dtype=np.float64)).reshape(-1)
@@ -257,11 +262,11 @@ class ParallelBeamCT(LinearOperator):
             raise ValueError("angles must be a non-empty 1-D sequence of finite radians")
         if n_detectors is None:
             n_detectors = math.ceil(math.sqrt(2) * image_size * pixel_size / detector_spacing)
-        if isinstance(n_detectors, bool) or not isinstance(n_detectors, int) or n_detectors < 1:
+        if not _is_int(n_detectors) or n_detectors < 1:
             raise ValueError(f"n_detectors must be a positive int, got {n_detectors!r}")
-        self.image_size = image_size
+        self.image_size = int(image_size)
         self.n_angles = int(angles.numel())
-        self.n_detectors = n_detectors
+        self.n_detectors = int(n_detectors)
         self.detector_spacing = float(detector_spacing)
         self.pixel_size = float(pixel_size)
         self.register_buffer("angles", angles.to(torch.float32), persistent=False)
