@@ -252,7 +252,7 @@ def test_generalised_he_initialisation_matches_ordinary_energy(name, basis):
     layer = GroupConv(16, 16, G, basis=basis, gain=1.0, generator=torch.Generator().manual_seed(0))
     w = layer.expanded_weight()
     fan_in = layer.in_channels * 9
-    energy = float(w.pow(2).sum(dim=(2, 3)).mean())
+    energy = float(w.detach().pow(2).sum(dim=(2, 3)).mean())
     assert energy == pytest.approx(9 / fan_in, rel=0.1)
 
 

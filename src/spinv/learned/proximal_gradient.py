@@ -51,6 +51,7 @@ from spinv.nn.cnn_blocks import (
     estimate_step_size,
     export_model,
     make_generator,
+    physics_precision,
 )
 from spinv.nn.groups import parse_group
 from spinv.operators.base import LinearOperator
@@ -70,6 +71,12 @@ class LearnedProximalGradient(nn.Module):
         estimated once by power iteration (from ``operator.image_shape``, or at the first call).
     kernel_size, negative_slope: filter size (3) and leaky-ReLU slope (0.01).
     seed: seed of the weight initialisation (``None``: torch's global generator).
+    channels_last: run the convolutions in ``torch.channels_last`` memory format (same results
+        up to rounding; faster with oneDNN on CPU).
+
+    Mixed precision: under ``torch.autocast`` the convolutions run in the autocast dtype while
+    the operator (``A``, ``A^*``) and the data-term gradient stay in the precision of ``y``
+    (:func:`~spinv.nn.cnn_blocks.physics_precision`).
     """
 
     def __init__(
@@ -83,6 +90,7 @@ class LearnedProximalGradient(nn.Module):
         kernel_size: int = 3,
         negative_slope: float = 0.01,
         seed: int | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(operator, nn.Module) or not hasattr(operator, "adjoint"):
@@ -97,6 +105,7 @@ class LearnedProximalGradient(nn.Module):
         self.width = width
         self.iterations = iterations
         self.memory = memory
+        self.channels_last = bool(channels_last)
         self.images = ImageChannels(operator)
         c = self.images.channels
         gen = make_generator(seed)
@@ -121,21 +130,30 @@ class LearnedProximalGradient(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         A = self.operator
-        aty = A.adjoint(y)
+        with physics_precision(y):
+            aty = A.adjoint(y)
         if torch.isnan(self.step_size):
             estimate_step_size(self, shape=tuple(aty.shape))
-        tau = self.step_size.to(self.images.real_dtype(aty))
+        real = self.images.real_dtype(aty)
+        tau = self.step_size.to(real)
         to_real, to_image = self.images.to_real, self.images.to_image
+        c = self.images.channels
         neg_aty = -to_real(aty)
         b, _, h, w = neg_aty.shape
-        u = torch.zeros(b, self.images.channels, h, w, dtype=neg_aty.dtype, device=neg_aty.device)
-        s = u.new_zeros(b, self.memory, h, w)
+        u = neg_aty.new_zeros(b, c, h, w)
+        s = neg_aty.new_zeros(b, self.memory, h, w)
         for i, block in enumerate(self.blocks):
-            # grad E_y(u) = A^*(Au - y); at u_0 = 0 it is -A^*y
-            grad = neg_aty if i == 0 else to_real(A.normal(to_image(u))) + neg_aty
-            out = block(torch.cat([u, s, tau * grad], dim=1))
-            u, s = out[:, : self.images.channels], out[:, self.images.channels :]
-        return to_image(u)
+            if i == 0:  # grad E_y(u_0) = A^*(A 0 - y) = -A^*y
+                grad = neg_aty
+            else:  # grad E_y(u) = A^*(Au - y), always in the working precision of the physics
+                with physics_precision(y):
+                    grad = to_real(A.normal(to_image(u.to(real).contiguous()))) + neg_aty
+            x = torch.cat([u.to(real), s.to(real), tau * grad], dim=1)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = block(x)
+            u, s = out[:, :c], out[:, c:]
+        return to_image(u.to(real).contiguous())
 
     def export(self) -> LearnedProximalGradient:
         """An equivalent model whose blocks are plain ``nn.Conv2d`` (expanded filter banks).
@@ -159,7 +177,7 @@ if register_model is not None:
     @register_model("lpg")
     def build_lpg(cfg: dict, operator) -> LearnedProximalGradient:
         """``LearnedProximalGradient(operator, **cfg)``; keys: group, width, iterations, memory,
-        step_size, kernel_size, negative_slope, seed."""
+        step_size, kernel_size, negative_slope, seed, channels_last."""
         allowed = {
             "group",
             "width",
@@ -169,6 +187,7 @@ if register_model is not None:
             "kernel_size",
             "negative_slope",
             "seed",
+            "channels_last",
         }
         unknown = sorted(set(cfg) - allowed)
         if unknown:

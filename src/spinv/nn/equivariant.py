@@ -13,8 +13,9 @@ axis (layout and action in :mod:`spinv.nn.groups`):
 
 Each free filter is expanded in a basis :math:`W = \\sum_j c_j B_j` whose transformed copies
 :math:`T_gB_j` are tabulated once (:mod:`spinv.nn.steerable`), so the full filter bank is one
-``einsum`` of the coefficients with that table, built once per forward pass and applied with a
-single ``conv2d``; :meth:`export` folds it into a plain ``nn.Conv2d`` (the test-time equivalence
+matrix product of the coefficients with a precomputed expansion matrix (the table with the
+group-axis permutation folded in), built once per forward pass and applied with a single
+``conv2d``; :meth:`export` folds it into a plain ``nn.Conv2d`` (the test-time equivalence
 noted after Eq. (2.8)). Biases are invariant: one per output field, shared across the group axis.
 
 Initialisation generalises He et al. (2015) as in Weiler et al. (2018): coefficients are normal
@@ -51,6 +52,8 @@ from spinv.nn.groups import FiniteGroup, parse_group
 from spinv.nn.steerable import filter_basis
 
 LEAKY_RELU_GAIN = math.sqrt(2.0 / (1.0 + 0.01**2))
+#: gain of PyTorch's default ``nn.Conv2d`` initialisation (``kaiming_uniform_`` with ``a=sqrt(5)``)
+TORCH_DEFAULT_GAIN = math.sqrt(1.0 / 3.0)
 
 
 def _positive_int(name: str, value) -> int:
@@ -95,8 +98,8 @@ class _EquivariantConv(nn.Module):
         shape = (out_fields, in_fields) + ((n,) if self.free_group_axis else ()) + (n_basis,)
         self.weight = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.zeros(out_fields)) if bias else None
-        if self.free_group_axis:
-            self.register_buffer("perm", group.inverse_product_table.clone(), persistent=False)
+        expansion = self._expansion_matrix(table, group).to(torch.float32)
+        self.register_buffer("expansion", expansion, persistent=False)
         self.reset_parameters(gain=gain, zero=zero_init, generator=generator)
 
     @torch.no_grad()
@@ -114,8 +117,20 @@ class _EquivariantConv(nn.Module):
         w = torch.randn(self.weight.shape, generator=generator, dtype=torch.float32)
         self.weight.copy_(w.to(self.weight.device) * std)
 
-    def expanded_weight(self) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @staticmethod
+    def _expansion_matrix(basis: torch.Tensor, group: FiniteGroup) -> torch.Tensor:
+        """``M`` with ``expanded[o, i] = weight[o, i] @ M`` laid out ``(n_out, n_in, k, k)``."""
+        # trivial -> regular (lifting) and regular -> trivial (projection): M[j, (g, x, y)]
+        return basis.permute(1, 0, 2, 3).reshape(basis.shape[1], -1)
+
+    def expanded_weight(self) -> torch.Tensor:
+        """The full ``(C_out, C_in, k, k)`` filter bank: one matmul with the expansion matrix."""
+        k, n = self.kernel_size, self.group.order
+        n_out, n_in = (n if self.out_regular else 1), (n if self.in_regular else 1)
+        o, i = self.out_fields, self.in_fields
+        w = self.weight.reshape(o * i, -1) @ self.expansion
+        w = w.reshape(o, i, n_out, n_in * k * k).transpose(1, 2)
+        return w.reshape(self.out_channels, self.in_channels, k, k)
 
     def expanded_bias(self) -> torch.Tensor | None:
         if self.bias is None:
@@ -163,33 +178,25 @@ class LiftingConv(_EquivariantConv):
 
     in_regular, out_regular = False, True
 
-    def expanded_weight(self) -> torch.Tensor:
-        k = self.kernel_size
-        w = torch.einsum("oij,gjxy->ogixy", self.weight, self.basis)
-        return w.reshape(self.out_channels, self.in_channels, k, k)
-
 
 class GroupConv(_EquivariantConv):
     """Regular → regular: ``(B, in_fields*|H|, H, W)`` → ``(B, out_fields*|H|, H, W)``."""
 
     in_regular, out_regular, free_group_axis = True, True, True
 
-    def expanded_weight(self) -> torch.Tensor:
-        k = self.kernel_size
-        permuted = self.weight[:, :, self.perm]  # (o, i, g, h, J): W_{o,i,g^{-1}h}
-        w = torch.einsum("oighj,gjxy->ogihxy", permuted, self.basis)
-        return w.reshape(self.out_channels, self.in_channels, k, k)
+    @staticmethod
+    def _expansion_matrix(basis: torch.Tensor, group: FiniteGroup) -> torch.Tensor:
+        # M[(h', j), (g, h, x, y)] = [h' = g^{-1}h] (T_g B_j)(x, y)
+        n, n_basis = basis.shape[:2]
+        onehot = F.one_hot(group.inverse_product_table, n).to(basis.dtype)  # (g, h, h')
+        m = torch.einsum("ghp,gjxy->pjghxy", onehot, basis)
+        return m.reshape(n * n_basis, -1)
 
 
 class ProjectionConv(_EquivariantConv):
     """Regular → trivial: ``(B, in_fields*|H|, H, W)`` → ``(B, out_fields, H, W)``."""
 
     in_regular, out_regular = True, False
-
-    def expanded_weight(self) -> torch.Tensor:
-        k = self.kernel_size
-        w = torch.einsum("oij,hjxy->oihxy", self.weight, self.basis)
-        return w.reshape(self.out_channels, self.in_channels, k, k)
 
 
 class NormNonlinearity(nn.Module):
