@@ -11,7 +11,12 @@ load spike on a shared machine hits all models alike. Ratios are equivariant / o
 reference is the thesis authors' code: 1.52 s (ordinary) / 1.58 s (equivariant) per CT train
 step at 128^2, one thread, 8 iterations, width 96.
 
-Usage: ``python benchmarks/learned.py [--threads 1] [--sizes 64 128] [--repeats 7] [--quick]``.
+Modes: ``fp32`` (default memory layout), ``fp32-cl`` (``channels_last``), ``bf16-cl``
+(``channels_last`` and ``torch.autocast`` bfloat16 for the networks; the operator and the data
+term stay float32, see :func:`spinv.nn.cnn_blocks.physics_precision`).
+
+Usage: ``python benchmarks/learned.py [--threads 1] [--sizes 64 128] [--repeats 7] [--modes ...]
+[--quick]``.
 Prints a table and writes ``benchmarks/results/learned.json`` (atomically).
 """
 
@@ -56,21 +61,37 @@ def _time(fn) -> float:
     return time.perf_counter() - t0
 
 
-def bench_problem(kind: str, n: int, groups, repeats: int, width: int, iterations: int) -> list:
+MODES = {  # name: (channels_last, autocast dtype or None)
+    "fp32": (False, None),
+    "fp32-cl": (True, None),
+    "bf16-cl": (True, torch.bfloat16),
+}
+
+
+def bench_problem(
+    kind: str, n: int, groups, repeats: int, width: int, iterations: int, mode: str = "fp32"
+) -> list:
     A, y, x = make_problem(kind, n)
+    channels_last, amp = MODES[mode]
     models = {
         g or "ordinary": LearnedProximalGradient(
-            A, group=g, width=width, iterations=iterations, seed=0
+            A, group=g, width=width, iterations=iterations, seed=0, channels_last=channels_last
         )
         for g in groups
     }
+
+    def autocast():
+        return torch.autocast(y.device.type, dtype=amp or torch.float32, enabled=amp is not None)
+
     opts = {k: torch.optim.Adam(m.parameters(), lr=1e-4) for k, m in models.items()}
     exported = {k: m.export() for k, m in models.items()}
 
     def train_step(name):
         def run():
             opts[name].zero_grad(set_to_none=True)
-            loss = (models[name](y) - x).abs().square().sum()
+            with autocast():
+                out = models[name](y)
+            loss = (out - x).abs().square().sum()
             loss.backward()
             opts[name].step()
 
@@ -78,7 +99,7 @@ def bench_problem(kind: str, n: int, groups, repeats: int, width: int, iteration
 
     def infer(model):
         def run():
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 model(y)
 
         return run
@@ -102,6 +123,7 @@ def bench_problem(kind: str, n: int, groups, repeats: int, width: int, iteration
             {
                 "problem": kind,
                 "size": n,
+                "mode": mode,
                 "model": name,
                 "channels": models[name].blocks[0].lift.out_channels,
                 "parameters": sum(p.numel() for p in models[name].parameters()),
@@ -154,6 +176,7 @@ def main(argv=None) -> int:
     p.add_argument("--problems", nargs="+", default=["ct", "mri"], choices=["ct", "mri"])
     p.add_argument("--groups", nargs="+", default=["none", "C4", "C8"])
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     p.add_argument("--width", type=int, default=96)
     p.add_argument("--iterations", type=int, default=8)
     p.add_argument("--quick", action="store_true", help="sizes 32, 2 repeats (smoke run)")
@@ -167,23 +190,28 @@ def main(argv=None) -> int:
         groups = [None] + groups
     info = machine_info(args.threads)
     rows = []
-    for kind in args.problems:
-        for n in args.sizes:
-            rows += bench_problem(kind, n, groups, args.repeats, args.width, args.iterations)
-            r = rows[-len(groups) :]
-            for row in r:
-                print(
-                    f"{row['problem']:>3} {row['size']:>4} {row['model']:>8} "
-                    f"train {row['train_step_s']:.3f}s (x{row['train_ratio']:.3f})  "
-                    f"infer {row['inference_s']:.3f}s  exported {row['inference_exported_s']:.3f}s "
-                    f"(x{row['exported_inference_ratio']:.3f})",
-                    flush=True,
+    for mode in args.modes:
+        for kind in args.problems:
+            for n in args.sizes:
+                rows += bench_problem(
+                    kind, n, groups, args.repeats, args.width, args.iterations, mode
                 )
+                r = rows[-len(groups) :]
+                for row in r:
+                    print(
+                        f"{mode:>7} {row['problem']:>3} {row['size']:>4} {row['model']:>8} "
+                        f"train {row['train_step_s']:.3f}s (x{row['train_ratio']:.3f})  "
+                        f"infer {row['inference_s']:.3f}s  "
+                        f"exported {row['inference_exported_s']:.3f}s "
+                        f"(x{row['exported_inference_ratio']:.3f})",
+                        flush=True,
+                    )
     summary = {}
     for row in rows:
         if row["problem"] == "ct" and row["size"] == 128 and args.iterations == 8:
             ref = AUTHORS_CT_128["ordinary" if row["model"] == "ordinary" else "equivariant"]
-            summary[f"speedup_vs_authors_{row['model']}"] = ref / row["train_step_s"]
+            key = f"speedup_vs_authors_{row['mode']}_{row['model']}"
+            summary[key] = ref / row["train_step_s"]
     payload = {
         "benchmark": "learned proximal gradient, ordinary vs equivariant, equal width",
         "settings": {
