@@ -65,6 +65,7 @@ __all__ = [
     "NormConstrainedConv",
     "NonexpansiveResNet",
     "NonexpansiveDenoiser",
+    "project_conv_norm",
 ]
 
 _SHRINK = 1.0 - 1e-6  # rescale a little below the target so rounding cannot push it over
@@ -101,6 +102,23 @@ def layer_averagedness_for(alpha: float, depth: int) -> float:
 def _check_positive(name: str, value: float) -> None:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name}={value!r}: expected a positive finite number")
+
+
+@torch.no_grad()
+def project_conv_norm(weight: torch.Tensor, max_norm: float, padding: int,
+                      certify_size: tuple[int, int] | None = None, grid: int = 16) -> float:
+    """Scale ``weight`` in place so that its certified norm bound is ``<= max_norm``.
+
+    Computes the certified upper bound ``U`` (:func:`spinv.nn.spectral.conv_norm_upper_bound`);
+    if ``U > max_norm`` multiplies the weight by ``max_norm / U`` (times ``1 - 1e-6``), so the
+    scaled operator has norm ``<= U * factor <= max_norm``. Returns the certified bound after.
+    """
+    bound = conv_norm_upper_bound(weight, padding, certify_size, grid)
+    if bound > max_norm:
+        factor = max_norm / bound * _SHRINK
+        weight.mul_(factor)
+        bound *= factor
+    return bound
 
 
 class NormConstrainedConv(nn.Module):
@@ -223,6 +241,20 @@ class NonexpansiveResNet(nn.Module):
         if self.alpha is not None and self.averaging == "relaxation":
             return (1.0 - self.alpha) * x + self.alpha * z
         return z
+
+    @torch.no_grad()
+    def enforce_constraints(self, certify_size: tuple[int, int] | None = None,
+                            grid: int = 16) -> list[float]:
+        """Project every layer onto its certified norm bound; returns the bounds after."""
+        return [project_conv_norm(layer.weight, layer.max_norm, layer.padding, certify_size,
+                                  grid) for layer in self.layers]
+
+    def certified_lipschitz(self, certify_size: tuple[int, int] | None = None,
+                            grid: int = 16) -> float:
+        """A provable Lipschitz constant of :math:`\\Xi` for the current weights."""
+        norms = [conv_norm_upper_bound(layer.weight, layer.padding, certify_size, grid)
+                 for layer in self.layers]
+        return self.certificate(norms)[0]
 
     def certificate(self, norms: list[float]) -> tuple[float, float | None]:
         """``(lipschitz, averagedness or None)`` of :math:`\\Xi` given upper bounds of the
@@ -349,12 +381,10 @@ class NonexpansiveDenoiser(nn.Module):
             u = getattr(self, _buf(name))
             sigma, u_new = power_iteration_step(w, u, conv.padding, power_iterations)
             u.copy_(u_new)
-            bound = self._bound(w, conv.padding)
-            if bound > conv.max_norm:
-                factor = conv.max_norm / bound * _SHRINK
-                w.mul_(factor)
-                bound *= factor
-                sigma *= factor
+            before = float(w.detach().norm())
+            bound = project_conv_norm(w, conv.max_norm, conv.padding, self.certify_size,
+                                      self.certify_grid)
+            sigma *= float(w.detach().norm()) / before if before > 0 else 1.0
             getattr(self, _buf(name, "sigma")).fill_(sigma)
             out[name] = bound
         return out
