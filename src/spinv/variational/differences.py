@@ -25,9 +25,16 @@ GRADIENT_NORM_BOUND = math.sqrt(8.0)
 
 def gradient(u: torch.Tensor) -> torch.Tensor:
     """Forward-difference gradient, ``(B, C, H, W) -> (B, C, 2, H, W)``; works for complex ``u``."""
-    g = u.new_zeros(u.shape[:-2] + (2,) + u.shape[-2:])
-    g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
-    g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
+    if u.requires_grad and torch.is_grad_enabled():  # out= kernels are not differentiable
+        g = u.new_zeros(u.shape[:-2] + (2,) + u.shape[-2:])
+        g[..., 0, :-1, :] = u[..., 1:, :] - u[..., :-1, :]
+        g[..., 1, :, :-1] = u[..., :, 1:] - u[..., :, :-1]
+        return g
+    g = torch.empty(u.shape[:-2] + (2,) + u.shape[-2:], dtype=u.dtype, device=u.device)
+    torch.sub(u[..., 1:, :], u[..., :-1, :], out=g[..., 0, :-1, :])
+    g[..., 0, -1, :] = 0
+    torch.sub(u[..., :, 1:], u[..., :, :-1], out=g[..., 1, :, :-1])
+    g[..., 1, :, -1] = 0
     return g
 
 

@@ -67,11 +67,15 @@ def abs2(z: torch.Tensor) -> torch.Tensor:
 
 
 def modulus(z: torch.Tensor, group_dim: int | None) -> torch.Tensor:
-    """Pointwise modulus :math:`|z|_i`, summing squares over ``group_dim`` (kept, size 1)."""
-    s = abs2(z)
-    if group_dim is not None:
-        s = s.sum(dim=group_dim, keepdim=True)
-    return s.sqrt()
+    """Pointwise modulus :math:`|z|_i` over ``group_dim`` (kept, size 1) and real/imag parts."""
+    if group_dim is None:
+        return z.abs()
+    if z.shape[group_dim] == 2:  # the common case (gradient fields): one hypot kernel
+        a, b = z.narrow(group_dim, 0, 1), z.narrow(group_dim, 1, 1)
+        if z.is_complex():
+            a, b = a.abs(), b.abs()
+        return torch.hypot(a, b)
+    return abs2(z).sum(dim=group_dim, keepdim=True).sqrt()
 
 
 def real_inner_grouped(z: torch.Tensor, w: torch.Tensor, group_dim: int | None) -> torch.Tensor:
@@ -179,15 +183,20 @@ class SmoothRegulariser(Regulariser):
     def dual_value(self, z: torch.Tensor) -> torch.Tensor:
         return self.alpha * batch_sum(self.rho.value(modulus(z, self.group_dim)))
 
+    def _shrink_factor(self, r: torch.Tensor, t: float) -> torch.Tensor:
+        """:math:`C(r, t\\alpha)/r` (with value 0 where :math:`r = 0`)."""
+        c = self.rho.prox_magnitude(r, t * self.alpha)
+        return c.div_(r.clamp(min=torch.finfo(r.dtype).tiny))
+
     def prox_f2(self, z: torch.Tensor, t: float) -> torch.Tensor:
         """:math:`\\operatorname{prox}_{tF_2}(z) = C(|z|, t\\alpha)\\,z/|z|` (Appendix 1.C.1)."""
-        r = modulus(z, self.group_dim)
-        c = self.rho.prox_magnitude(r, t * self.alpha)
-        scale = torch.where(r > 0, c / r.clamp(min=torch.finfo(r.dtype).tiny), 0.0)
-        return z * scale
+        return z * self._shrink_factor(modulus(z, self.group_dim), t)
 
     def dual_prox(self, q: torch.Tensor, sigma: float) -> torch.Tensor:
-        return q - sigma * self.prox_f2(q / sigma, 1.0 / sigma)
+        # q - sigma prox_{F/sigma}(q/sigma) = q (1 - C(|q|/sigma, alpha/sigma) / (|q|/sigma))
+        r = modulus(q, self.group_dim).div_(sigma)
+        factor = self._shrink_factor(r, 1.0 / sigma).neg_().add_(1.0)
+        return q * factor
 
     def gradient(self, u: torch.Tensor) -> torch.Tensor:
         z = self._op(check_image(u))

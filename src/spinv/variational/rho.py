@@ -138,8 +138,8 @@ class HuberRho(Rho):
         # C = 2r / (b + sqrt(b^2 - 4 t r / g^2)), b = 1 + 2t/g; valid iff r <= g + t.
         g = self.gamma
         b = 1 + 2 * t / g
-        disc = (b * b - 4 * t * r / (g * g)).clamp(min=0.0)
-        inner = 2 * r / (b + disc.sqrt())
+        disc = (b * b - (4 * t / (g * g)) * r).clamp_(min=0.0).sqrt_()
+        inner = (2 * r).div_(disc.add_(b))
         return torch.where(r <= g + t, inner, r - t)
 
     def sup_phi(self) -> float:

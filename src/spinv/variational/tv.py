@@ -103,7 +103,10 @@ class L1Regulariser(Regulariser):
         r = modulus(q, self.group_dim)
         if isinstance(radius, torch.Tensor):
             radius = radius.reshape((-1,) + (1,) * (q.dim() - 1))
-        return q / torch.clamp(r / radius, min=1.0)
+            return q / torch.clamp(r / radius, min=1.0)
+        if radius == 0:
+            return torch.zeros_like(q)
+        return q / r.mul_(1.0 / radius).clamp_(min=1.0)
 
     def dual_prox(self, q: torch.Tensor, sigma: float) -> torch.Tensor:
         """Projection onto :math:`\\{|q|_i\\le\\alpha\\}` (independent of ``sigma``)."""

@@ -59,14 +59,22 @@ def _map(fn, *xs):
 
 
 def _sq(x: Tensor) -> Tensor:
-    y = x.real.square() + x.imag.square() if x.is_complex() else x.square()
-    return y.reshape(x.shape[0], -1).sum(dim=1)
+    if x.is_complex():
+        x = torch.view_as_real(x)
+    return x.square().reshape(x.shape[0], -1).sum(dim=1)
 
 
 def _bsq(x: Primal) -> Tensor:
     if isinstance(x, tuple):
         return sum(_sq(t) for t in x)
     return _sq(x)
+
+
+def _bdist(a: Primal, b: Primal) -> Tensor:
+    """Squared distance per image."""
+    if isinstance(a, tuple):
+        return sum(_bdist(s, t) for s, t in zip(a, b, strict=True))
+    return _sq(a - b)
 
 
 def _batch(x: Primal) -> Tensor:
@@ -140,7 +148,7 @@ class LeastSquaresBlock(DualBlock):
         return self.operator.adjoint(q)
 
     def dual_prox(self, q: Tensor, sigma: float) -> Tensor:
-        return (q - sigma * self.y) / (1.0 + sigma / self.weight)
+        return torch.add(q, self.y, alpha=-sigma).mul_(1.0 / (1.0 + sigma / self.weight))
 
     def value(self, z: Tensor) -> Tensor:
         return 0.5 * self.weight * _sq(z - self.y)
@@ -219,11 +227,13 @@ def pdhg_iterates(
     theta: float | None = None,
     op_norm: float | None = None,
     v0: Sequence[Tensor] | None = None,
-) -> Iterator[tuple[Primal, list[Tensor], Tensor, Tensor]]:
+    compute_objective: bool = True,
+) -> Iterator[tuple[Primal, list[Tensor], Tensor, Tensor | None]]:
     """Generator of PDHG iterates: yields ``(x, v, residual, objective)`` after each iteration.
 
     ``residual`` is the Algorithm 1 quantity per image ``(B,)``; ``objective`` is
-    :math:`\\sum_jF_j(K_jx)+G(x)` per image. Same arguments as :func:`pdhg`.
+    :math:`\\sum_jF_j(K_jx)+G(x)` per image (``None`` if ``compute_objective=False``). Same
+    arguments as :func:`pdhg`.
     """
     if not isinstance(blocks, (list, tuple)) or not blocks:
         raise ValueError(f"blocks={blocks!r}: expected a non-empty list of DualBlock")
@@ -256,26 +266,29 @@ def pdhg_iterates(
     tiny = torch.finfo(_batch(x).real.dtype).tiny
     while True:
         v_new = [
-            b.dual_prox(vi + sigma_k * ki, sigma_k)
+            b.dual_prox(torch.add(vi, ki, alpha=sigma_k), sigma_k)
             for b, vi, ki in zip(blocks, v, kxbar, strict=True)
         ]
         kstar = None
         for b, vi in zip(blocks, v_new, strict=True):
             t = b.op_adjoint(vi)
             kstar = t if kstar is None else _map(torch.add, kstar, t)
-        step = tau_k
-        x_new = g_prox(_map(lambda a, b, s=step: a - s * b, x, kstar), tau_k)
+        step = -tau_k
+        x_new = g_prox(_map(lambda a, c, s=step: torch.add(a, c, alpha=s), x, kstar), tau_k)
         if accelerated:
             theta_k = 1.0 / math.sqrt(1.0 + 2.0 * epsilon * tau_k)
             tau_k, sigma_k = theta_k * tau_k, sigma_k / theta_k
         kx_new = [b.op(x_new) for b in blocks]
-        kxbar = [a + theta_k * (a - c) for a, c in zip(kx_new, kx, strict=True)]
-        dx = _bsq(_map(torch.sub, x_new, x)).sqrt() / _bsq(x).sqrt().clamp(min=tiny)
-        dv_num = sum(_sq(a - c) for a, c in zip(v_new, v, strict=True)).sqrt()
-        dv_den = sum(_sq(c) for c in v).sqrt().clamp(min=tiny)
-        residual = dx + dv_num / dv_den
+        kxbar = [torch.add(a, a - c, alpha=theta_k) for a, c in zip(kx_new, kx, strict=True)]
+        dx = (_bdist(x_new, x) / _bsq(x).clamp(min=tiny)).sqrt()
+        dv = sum(_sq(a - c) for a, c in zip(v_new, v, strict=True))
+        dv = (dv / sum(_sq(c) for c in v).clamp(min=tiny)).sqrt()
+        residual = dx + dv
         x, v, kx = x_new, v_new, kx_new
-        objective = sum(b.value(z) for b, z in zip(blocks, kx, strict=True)) + g_value(x)
+        if compute_objective:
+            objective = sum(b.value(z) for b, z in zip(blocks, kx, strict=True)) + g_value(x)
+        else:
+            objective = None
         yield x, v, residual, objective
 
 
@@ -326,7 +339,7 @@ def pdhg(
     )
     for k in range(iterations):
         x, v, res, obj = next(gen)
-        hist.record(obj if track_objective else None, res)
+        hist.record(obj, res)
         if callback is not None:
             callback(k, x)
         if bool((res <= tol).all()):
