@@ -1,0 +1,106 @@
+"""Shared plumbing of the CLI commands: reading a ground-truth image, building a problem from
+command-line options, atomic output."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spinv.problems import KINDS, Problem, ct_problem, denoising_problem, mri_problem
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj: object) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def read_ground_truth(path: str, index: int | None = None, size: int | None = None) -> torch.Tensor:
+    """One image ``(1, 1, H, W)`` in [0, 1] from a file or folder (.npy/.png/.tif, DICOM,
+    NIfTI, HDF5 via :func:`spinv.data.io.load_images`); ``index`` picks a slice of a stack
+    (default: the middle one); ``size`` resizes (bilinear, antialiased) to ``size``²."""
+    from spinv.data.io import load_images
+
+    stack = load_images(path)
+    if index is None:
+        index = stack.shape[0] // 2
+    if not -stack.shape[0] <= index < stack.shape[0]:
+        raise ValueError(f"--slice {index}: {path!r} holds {stack.shape[0]} image(s)")
+    x = torch.from_numpy(np.ascontiguousarray(stack[index]))[None, None].float()
+    if not torch.isfinite(x).all():
+        raise ValueError(f"--input {path!r} contains NaN or infinite values")
+    if size is not None:
+        if size < 8:
+            raise ValueError(f"--size must be >= 8, got {size}")
+        x = torch.nn.functional.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        ).clamp(0, 1)
+    return x
+
+
+def build_problem(
+    kind: str,
+    image: torch.Tensor,
+    angles: int,
+    photons: float | None,
+    mu: float | None,
+    mask: str,
+    rate: float,
+    noise: float | None,
+    seed: int,
+) -> Problem:
+    """The problem named ``kind`` for ``image`` with the CLI's options."""
+    if kind not in KINDS:
+        raise ValueError(f"--problem {kind!r}: expected one of {', '.join(KINDS)}")
+    h, w = image.shape[-2:]
+    if kind == "ct":
+        if h != w:
+            raise ValueError(
+                f"--input: CT needs a square image, got {h}x{w}; pass --size N to resize"
+            )
+        return ct_problem(h, n_angles=angles, photons=photons, mu=mu)
+    if kind == "mri":
+        if not 0 < rate <= 1:
+            raise ValueError(f"--rate must lie in (0, 1], got {rate}")
+        return mri_problem((h, w), pattern=mask, rate=rate, noise=0.02 if noise is None else noise,
+                           seed=seed)
+    return denoising_problem(0.1 if noise is None else noise)
+
+
+def save_array_image(path: Path, x: torch.Tensor) -> None:
+    """Save a reconstruction: ``.npy`` (float32, or complex64 for complex data) or ``.png``."""
+    from spinv.data.io import save_image
+
+    path = Path(path)
+    if path.suffix not in (".npy", ".png"):
+        raise ValueError(f"--out {str(path)!r}: expected a .npy or .png file name")
+    arr = x.detach().cpu()[0, 0]
+    if path.suffix == ".png":
+        arr = arr.abs() if arr.is_complex() else arr
+        arr = arr.clamp(0, 1)
+    save_image(path, arr.numpy())
+
+
+def save_npz(path: Path, **arrays) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(Path(path), buf.getvalue())
