@@ -1,15 +1,15 @@
 import pytest
 import torch
 
-from spinv.bilevel.implicit import test_image
+from spinv.bilevel.implicit import synthetic_image
 from spinv.bilevel.lower_level import LowerLevel, make_regulariser
 
 
 @pytest.fixture
 def make_problem():
     def _make(kind="tv", size=16, batch=2, noise=0.02, eps=1e-3, seed=0, gamma=0.05):
-        u = test_image(size, seed, batch)
-        ref = test_image(size, seed + 7, batch) if kind == "dtv" else None
+        u = synthetic_image(size, seed, batch)
+        ref = synthetic_image(size, seed + 7, batch) if kind == "dtv" else None
         reg = make_regulariser(kind, gamma=gamma, levels=2, reference=ref)
         return LowerLevel.from_images(u, reg, noise=noise, eps=eps, seed=seed)
 

@@ -47,7 +47,8 @@ def uninformed_patterns(
     for kind in kinds:
         if kind not in _UNINFORMED:
             raise ValueError(f"kind={kind!r}: expected one of {_UNINFORMED}")
-        out[kind] = getattr(sampling, kind)(tuple(shape), rate, seed=seed).to(torch.float64)
+        shp = (shape, shape) if isinstance(shape, int) else tuple(shape)
+        out[kind] = getattr(sampling, kind)(shp, rate, seed=seed).to(torch.float64)
     return out
 
 

@@ -37,7 +37,7 @@ __all__ = [
     "solve_lower",
     "loss_and_gradient",
     "check_gradient",
-    "test_image",
+    "synthetic_image",
 ]
 
 
@@ -144,7 +144,7 @@ def loss_and_gradient(
     )
 
 
-def test_image(size: int = 32, seed: int = 0, batch: int = 1) -> torch.Tensor:
+def synthetic_image(size: int = 32, seed: int = 0, batch: int = 1) -> torch.Tensor:
     """A small piecewise-smooth synthetic image batch ``(batch, 1, size, size)`` in [0, 1]
     (random ellipses on a smooth background), float64, for tests and checks."""
     gen = torch.Generator().manual_seed(seed)
@@ -182,7 +182,7 @@ def check_gradient(
     :math:`(L(p+hd)-L(p-hd))/(2h)`. Returns the larger of the two relative errors.
     """
     gen = torch.Generator().manual_seed(seed)
-    u_true = test_image(size, seed)
+    u_true = synthetic_image(size, seed)
     reg = make_regulariser(regulariser, gamma=0.01)
     ll = LowerLevel.from_images(u_true, reg, noise=0.01, eps=1e-4, seed=seed)
     s = 0.2 + 0.7 * torch.rand(size, size, generator=gen, dtype=torch.float64)
