@@ -187,6 +187,8 @@ def test_fine_grid_simulation_matches_coarse_operator():
     # the nearest-neighbour upsampled image is the same piecewise-constant function
     near = simulate_ct(img, n_angles=30, photons=None, upsample=2, mode="nearest")
     assert float((near - coarse).norm() / coarse.norm()) < 2e-3  # measured 3.5e-4
+    narrow = simulate_ct(img, n_angles=30, photons=None, n_detectors=70)
+    assert torch.allclose(narrow, ParallelBeamCT(n, 30, n_detectors=70)(img), rtol=0, atol=0.05)
 
 
 def test_simulate_ct_noise_is_seeded():

@@ -416,6 +416,7 @@ def simulate_ct(
     generator: torch.Generator | None = None,
     eta: float = DEFAULT_ETA,
     mode: str = "bilinear",
+    n_detectors: int | None = None,
 ) -> torch.Tensor:
     """Low-dose sinogram of ``image`` for ``ParallelBeamCT(N, n_angles)``, avoiding the
     inverse crime by projecting on a grid ``upsample`` times finer (thesis §2.5.1 noise model).
@@ -425,7 +426,8 @@ def simulate_ct(
     ``ParallelBeamCT(upsample * N, n_angles, n_detectors=ceil(sqrt(2) N), pixel_size=1/upsample)``
     -- the same detector bins as the coarse operator -- and, unless ``photons`` is ``None``,
     corrupted by :func:`spinv.operators.noise.poisson_post_log` with ``mu`` (default
-    :func:`~spinv.operators.noise.default_mu` of ``N``).
+    :func:`~spinv.operators.noise.default_mu` of ``N``). Pass ``n_detectors`` if the coarse
+    operator does not use the default count (unit detector spacing is assumed).
     """
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != image.shape[-2]:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
@@ -435,7 +437,7 @@ def simulate_ct(
     if mode not in ("bilinear", "nearest"):
         raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
     n = int(image.shape[-1])
-    n_det = math.ceil(math.sqrt(2) * n)
+    n_det = math.ceil(math.sqrt(2) * n) if n_detectors is None else n_detectors
     fine = image
     if upsample > 1:
         kwargs = {"align_corners": False} if mode == "bilinear" else {}
