@@ -268,7 +268,11 @@ class LinearGaussianGenerator(torch.nn.Module):
         return self.cov
 
     def encode(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = (u.reshape(u.shape[0], -1) - self.bias) @ self.weight
+        """Posterior mean :math:`(I+W^\\top W)^{-1}W^\\top(u-b)` of the mean-only model."""
+        W = self.weight
+        r = u.reshape(u.shape[0], -1) - self.bias
+        M = torch.eye(self.latent_dim, dtype=W.dtype, device=W.device) + W.T @ W
+        z = torch.linalg.solve(M, (r @ W).T).T
         return z, torch.zeros_like(z)
 
     def closed_form_mean_only(self, u: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ reparametrised sample :math:`z=\mu+\sigma\odot\varepsilon`. Training runs in sta
 per requested kind, each saved as a checkpoint (:func:`save_vae` / :func:`load_vae`, safetensors
 + JSON via :mod:`spinv.training.checkpoint`).
 
-Data augmentation (:class:`SliceSampler`): random zoom-in crops (scale in ``zoom``), small
+Data augmentation (:class:`SliceSampler`): random zooms (in or out, scale in ``zoom``), small
 shifts and horizontal flips of the slices, resampled to ``image_size`` by an affine grid.
 """
 
@@ -93,8 +93,9 @@ def prepare_slices(images, size: int) -> torch.Tensor:
 class SliceSampler:
     """Random augmented mini-batches ``(B, 1, S, S)`` from slices ``(N, H, W)``.
 
-    Each draw picks a slice, a zoom :math:`s\\in` ``zoom`` (fraction of the field of view kept),
-    a shift inside the remaining margin and (``flip``) a horizontal flip, and resamples the
+    Each draw picks a slice, a scale :math:`s\\in` ``zoom`` (the side of the sampled field of
+    view relative to the slice: below 1 zooms in, above 1 zooms out with zero padding), a shift
+    of at most :math:`|1-s|` (half-widths) and (``flip``) a horizontal flip, and resamples the
     slice (pre-smoothed to ``2 S``) bilinearly onto the ``S x S`` grid.
 
     >>> import torch
@@ -105,8 +106,8 @@ class SliceSampler:
 
     def __init__(self, images, size: int, zoom=(0.8, 1.0), flip: bool = True):
         lo, hi = float(zoom[0]), float(zoom[1])
-        if not 0 < lo <= hi <= 1:
-            raise ValueError(f"zoom={tuple(zoom)!r}; expected 0 < low <= high <= 1")
+        if not 0 < lo <= hi <= 2:
+            raise ValueError(f"zoom={tuple(zoom)!r}; expected 0 < low <= high <= 2")
         self.size = int(size)
         self.zoom = (lo, hi)
         self.flip = bool(flip)
