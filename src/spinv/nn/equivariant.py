@@ -100,6 +100,12 @@ class _EquivariantConv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_fields)) if bias else None
         expansion = self._expansion_matrix(table, group).to(torch.float32)
         self.register_buffer("expansion", expansion, persistent=False)
+        # pixel bases give a 0/1 matrix with one 1 per column: expansion is then a pure gather
+        is_gather = bool(
+            ((expansion == 0) | (expansion == 1)).all() and (expansion.sum(0) == 1).all()
+        )
+        gather = expansion.argmax(0) if is_gather else None
+        self.register_buffer("gather_index", gather, persistent=False)
         self.reset_parameters(gain=gain, zero=zero_init, generator=generator)
 
     @torch.no_grad()
@@ -128,7 +134,11 @@ class _EquivariantConv(nn.Module):
         k, n = self.kernel_size, self.group.order
         n_out, n_in = (n if self.out_regular else 1), (n if self.in_regular else 1)
         o, i = self.out_fields, self.in_fields
-        w = self.weight.reshape(o * i, -1) @ self.expansion
+        flat = self.weight.reshape(o * i, -1)
+        if self.gather_index is not None:
+            w = flat.index_select(1, self.gather_index)
+        else:
+            w = flat @ self.expansion
         w = w.reshape(o, i, n_out, n_in * k * k).transpose(1, 2)
         return w.reshape(self.out_channels, self.in_channels, k, k)
 
