@@ -105,7 +105,8 @@ class LinearOperator(nn.Module):
 
     @torch.no_grad()
     def adjoint_test(self, shape: tuple[int, ...] | None = None, seed: int = 0) -> float:
-        """Relative mismatch :math:`|\\langle Ax,y\\rangle-\\langle x,A^*y\\rangle|/(\\|Ax\\|\\|y\\|)`.
+        """Relative adjoint mismatch
+        :math:`|\\langle Ax,y\\rangle-\\langle x,A^*y\\rangle|/(\\|Ax\\|\\|y\\|)`.
 
         ``x`` and ``y`` are random with a fixed ``seed``; returns a float (0 for an exact adjoint
         up to rounding).
