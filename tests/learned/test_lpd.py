@@ -77,3 +77,15 @@ def test_registry_builds_lpd():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="n_dual="):
         LearnedPrimalDual(Identity(), n_dual=0)
+
+
+def test_runs_under_bfloat16_autocast():
+    A = _ct()
+    model = LearnedPrimalDual(A, group="C4", iterations=2, width=8, seed=0)
+    y = A(torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(2)))
+    with torch.no_grad():
+        ref = model(y)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(y)
+    assert low.dtype == torch.float32 and bool(torch.isfinite(low).all())
+    assert _rel(low, ref) < 0.1

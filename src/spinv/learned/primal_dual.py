@@ -24,6 +24,8 @@ only for angles commensurate with the angular sampling, and the Cartesian k-spac
 Complex data (MRI) are handled as two real channels per complex channel; the primal state then
 holds ``n_primal`` complex images (``2 n_primal`` real channels) and the dual state ``n_dual``
 complex arrays. ``model(y)`` returns ``(B, 1, H, W)`` float32 (real operator) or complex64.
+Under ``torch.autocast`` only the networks run in low precision; the operator calls do not
+(:func:`~spinv.nn.cnn_blocks.physics_precision`).
 
 >>> import torch
 >>> from spinv.operators import Identity
@@ -47,6 +49,7 @@ from spinv.nn.cnn_blocks import (
     export_model,
     fields_for_width,
     make_generator,
+    physics_precision,
 )
 from spinv.nn.groups import parse_group
 from spinv.operators.base import LinearOperator
@@ -142,9 +145,11 @@ class LearnedPrimalDual(nn.Module):
             if f is None:  # f = 0, so A f^(1) = 0; the image shape comes from the first adjoint
                 a_f = torch.zeros_like(y_hat)
             else:
-                a_f = to_real(A(to_image(f[:, :c]))) * scale
+                with physics_precision(y):
+                    a_f = to_real(A(to_image(f[:, :c].contiguous()))) * scale
             h = h + dual(torch.cat([h, a_f, y_hat], dim=1))
-            at_h = to_real(A.adjoint(to_image(h[:, :c]))) * scale
+            with physics_precision(y):
+                at_h = to_real(A.adjoint(to_image(h[:, :c].contiguous()))) * scale
             if f is None:
                 f = at_h.new_zeros(b, c * self.n_primal, *at_h.shape[-2:])
             f = f + primal(torch.cat([f, at_h], dim=1))
