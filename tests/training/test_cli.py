@@ -97,6 +97,20 @@ def test_evaluate_and_report(reference_run, tmp_path, capsys):
     m2 = json.loads((ev2 / "metrics.json").read_text())
     assert m2["roi"] and m2["rotate"] == 30.0
     assert m2["summary"]["psnr"]["mean"] != m["summary"]["psnr"]["mean"]
+    # a user's own folder of images
+    import numpy as np
+
+    from spinv.data.io import save_image
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for i in range(2):
+        save_image(folder / f"s{i}.npy", np.random.default_rng(i).random((24, 24)))
+    ev3 = tmp_path / "eval-folder"
+    assert main(["evaluate", str(root / "full" / "latest.json"), "--data", str(folder),
+                 "--out", str(ev3)]) == 0
+    m3 = json.loads((ev3 / "metrics.json").read_text())
+    assert m3["n_images"] == 2 and m3["dataset"] == str(folder)
     rep = tmp_path / "report"
     assert main(["report", str(root / "full"), str(ev), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()
@@ -107,6 +121,9 @@ def test_evaluate_and_report(reference_run, tmp_path, capsys):
 
 
 def test_bad_input_gives_one_error_line_and_exit_2(tmp_path, capsys, tiny_yaml):
+    for cmd in ("train", "evaluate", "report"):
+        assert main([cmd, "--help"]) == 0
+        assert "--out" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  lr: -1\n")
     assert main(["train", str(bad), "--out", str(tmp_path / "r")]) == 2
