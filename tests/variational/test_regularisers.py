@@ -97,7 +97,9 @@ def test_adjoints_of_operators():
     )
     w = _rand((2, 3, 2, 9, 11), 7)
     e = _rand((2, 3, 3, 9, 11), 8)
-    assert _inner(sym_gradient(w), e) == pytest.approx(_inner(w, sym_gradient_adjoint(e)), rel=1e-12)
+    assert _inner(sym_gradient(w), e) == pytest.approx(
+        _inner(w, sym_gradient_adjoint(e)), rel=1e-12
+    )
     ref = _rand((1, 3, 9, 11), 9)
     dtv = DirectionalTV(1.0, ref, eta=0.1)
     q = _rand((2, 3, 2, 9, 11), 10)
