@@ -167,6 +167,9 @@ def conv_norm_upper_bound(
     if padding < 0:
         raise ValueError(f"padding={padding}: expected a non-negative integer")
     k1, k2 = weight.shape[-2:]
+    if k1 == 1 and k2 == 1:  # pointwise: the symbol is constant, the norm is that of the matrix
+        mat = weight.detach().to(torch.float64)[:, :, 0, 0]
+        return float(torch.linalg.matrix_norm(mat, ord=2)) * SAFETY
     if image_size is not None:
         h, w = int(image_size[0]), int(image_size[1])
         return circular_conv_norm(weight, (max(h + 2 * padding, k1), max(w + 2 * padding, k2)))

@@ -1,0 +1,48 @@
+"""Smoke tests of the chapter-3 experiment functions (tiny sizes; real runs go to benchmarks)."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from spinv.experiments.denoising import (
+    default_models,
+    denoising_experiment,
+    evaluate_denoiser,
+    toy_absolute_value,
+    tv_denoise,
+)
+
+
+def test_toy_nonexpansive_fit_has_slope_at_most_one():
+    r = toy_absolute_value(steps=40, seed=1)
+    assert r["nonexpansive_max_slope"] <= 1.0 + 1e-5
+    assert r["certified_lipschitz"] <= 1.0
+    assert len(r["train_x"]) == 6
+
+
+def test_tv_denoising_improves_psnr():
+    g = torch.Generator().manual_seed(0)
+    clean = torch.zeros(1, 1, 32, 32)
+    clean[..., 8:24, 8:24] = 1.0
+    noisy = clean + 0.3 * torch.randn(clean.shape, generator=g)
+    before = evaluate_denoiser(lambda y: y, clean, noisy)["psnr_mean"]
+    after = evaluate_denoiser(lambda y: tv_denoise(y, 0.2), clean, noisy)["psnr_mean"]
+    assert after > before + 5.0
+
+
+def test_denoising_experiment_smoke(tmp_path):
+    models = {k: v for k, v in default_models(4, 2).items() if k.startswith(("euler-R-g1.99",
+                                                                             "rk4"))}
+    out = tmp_path / "r.json"
+    r = denoising_experiment(sigma=0.2, steps=2, width=4, depth=2, dncnn_depth=3, crop=16,
+                             batch_size=2, test_size=32, models=models, include_tv=False,
+                             out=out, log=lambda s: None)
+    saved = json.loads(out.read_text())
+    assert set(saved["models"]) == {"dncnn", "euler-R-g1.99", "rk4-R-g1.99"}
+    for name, m in r["models"].items():
+        assert len(m["psnr"]) == r["config"]["n_test"]
+        if name != "dncnn":
+            assert m["certified_lipschitz"] <= 1 + 1.99 + 1e-9
+    assert len(default_models(8, 3)) == 8
