@@ -63,10 +63,3 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["sampling", "learn", str(bad), "--out", str(tmp_path)]) == 2
     assert "unknown config key" in capsys.readouterr().err
     assert main(["sampling", "evaluate", str(tmp_path / "nope.npy")]) == 2
-
-
-@pytest.mark.slow
-def test_cli_smoke_config(tmp_path):
-    assert main(["sampling", "learn", "configs/sampling-smoke.yaml", "--out", str(tmp_path),
-                 "--maxiter", "3"]) == 0
-    assert (tmp_path / "metrics.json").exists()

@@ -136,6 +136,7 @@ def run_learning(cfg: SamplingConfig, out: str | Path | None = None, log=print) 
     # 4. held-out evaluation, learned and baselines at the same rate
     results = {"learned": evaluate_pattern(lt, pattern, alpha, opts)}
     results["learned"]["alpha"] = alpha
+    results["learned_train"] = evaluate_pattern(ll, pattern, alpha, opts)
     results["learned_continuous"] = evaluate_pattern(lt, res.pattern, res.alpha, opts)
     results["learned_continuous"]["alpha"] = res.alpha
     results["full_sampling"] = evaluate_pattern(lt, full, alpha_full, opts)
