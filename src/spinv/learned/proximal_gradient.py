@@ -12,7 +12,9 @@ The data term is :math:`E_y(u) = \\tfrac12\\|Au - y\\|_2^2` (CT: :math:`A = R`, 
 :math:`A = SF`, §2.5.1) with gradient :math:`\\nabla E_y(u) = A^*(Au - y)`, computed through the
 operator (Remark 2.4.2). The gradient channel is scaled by ``step_size`` :math:`\\tau`, by default
 :math:`1/\\|A\\|^2` (the classical proximal-gradient step; it keeps the network inputs of order
-one for CT, whose :math:`\\|R\\|^2` is in the thousands).
+one for CT, whose :math:`\\|R\\|^2` is in the thousands). Algorithm 5 has no such factor; a fixed
+scaling of one input channel is absorbed by :math:`K_{\\mathrm{lift},i}`, so the model class is
+unchanged and only the conditioning of training improves.
 
 ``group=None`` gives the *ordinary* method (translation equivariant blocks); ``"C4"``, ``"C8"``,
 ``"D4"``, ``"C<m>"``, ``"D<m>"`` the *equivariant* method (roto-translation equivariant blocks,
