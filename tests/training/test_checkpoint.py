@@ -63,6 +63,8 @@ def test_roundtrip_restores_model_optimizer_and_rng(tmp_path):
 
 def test_layout_latest_pointer_and_pruning(tmp_path):
     model, opt = _trained()
+    (tmp_path / ".ckpt-000009.abc.tmp").mkdir()  # left behind by a killed writer
+    (tmp_path / ".latest.json.xyz.tmp").write_text("{")
     for step in (1, 2, 3):
         save_checkpoint(tmp_path, model, opt, step=step, config={}, keep=2)
     names = sorted(p.name for p in tmp_path.iterdir())

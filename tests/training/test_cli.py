@@ -111,6 +111,11 @@ def test_evaluate_and_report(reference_run, tmp_path, capsys):
                  "--out", str(ev3)]) == 0
     m3 = json.loads((ev3 / "metrics.json").read_text())
     assert m3["n_images"] == 2 and m3["dataset"] == str(folder)
+    # without --data: the training dataset and the config's eval section
+    ev4 = tmp_path / "eval-default"
+    assert main(["evaluate", str(root / "full"), "--out", str(ev4), "--n-images", "1"]) == 0
+    m4 = json.loads((ev4 / "metrics.json").read_text())
+    assert (m4["dataset"], m4["split"], m4["roi"]) == ("natural", "test", False)
     rep = tmp_path / "report"
     assert main(["report", str(root / "full"), str(ev), "--out", str(rep)]) == 0
     md = (rep / "report.md").read_text()

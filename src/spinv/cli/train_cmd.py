@@ -50,28 +50,40 @@ def _train(
 
 def _evaluate(
     run: Path = typer.Argument(..., help="Run directory or checkpoint directory/file."),
-    data: str = typer.Option(..., "--data", help="ct-head, brain-t1, natural, or a "
-                             "folder/file of images (PNG, NPY, DICOM, NIfTI, HDF5)."),
     out: Path = typer.Option(..., "--out", help="Output directory (metrics.json, figures)."),
-    split: str = typer.Option("test", "--split", help="train, val or test."),
-    rotate: str = typer.Option("none", "--rotate", help="none, random or an angle in degrees."),
-    roi: bool = typer.Option(False, "--roi", help="Metrics on the region of interest only."),
+    data: str | None = typer.Option(
+        None, "--data", help="ct-head, brain-t1, natural, or a folder/file of images (PNG, "
+        "NPY, DICOM, NIfTI, HDF5); default: the training dataset."),
+    split: str | None = typer.Option(None, "--split", help="train, val or test (eval.split)."),
+    rotate: str | None = typer.Option(
+        None, "--rotate", help="none, random or an angle in degrees (eval.rotate)."),
+    roi: bool | None = typer.Option(
+        None, "--roi/--no-roi", help="Metrics on the region of interest only (eval.roi)."),
     n_images: int | None = typer.Option(None, "--n-images", help="Evaluate the first N only."),
     seed: int | None = typer.Option(None, "--seed", help="Noise/rotation seed (eval.seed)."),
     examples: int | None = typer.Option(None, "--examples", help="Example images to plot."),
 ) -> None:
-    """Evaluate a trained model: per-image and mean ± std PSNR/SSIM, example figures."""
+    """Evaluate a trained model: per-image and mean ± std PSNR/SSIM, example figures.
+
+    Options left out take their value from the eval section of the run's config.
+    """
     from spinv.training.checkpoint import load_model
     from spinv.training.config import parse_rotation
     from spinv.training.evaluate import evaluate_model, save_evaluation
 
-    parse_rotation(rotate, "--rotate")
-    if split not in ("train", "val", "test"):
+    if rotate is not None:
+        parse_rotation(rotate, "--rotate")
+    if split is not None and split not in ("train", "val", "test"):
         raise ValueError(f"--split={split!r}: expected train, val or test")
+    if n_images is not None and n_images < 1:
+        raise ValueError(f"--n-images={n_images}: expected a positive integer")
     model, cfg = load_model(run)
     ev = cfg.eval
     metrics, arrays = evaluate_model(
-        model, cfg, data, split=split, rotate=rotate, roi=roi,
+        model, cfg, cfg.data.dataset if data is None else data,
+        split=ev.split if split is None else split,
+        rotate=ev.rotate if rotate is None else rotate,
+        roi=ev.roi if roi is None else roi,
         n_images=n_images if n_images is not None else ev.n_images,
         seed=ev.seed if seed is None else seed, batch_size=ev.batch_size,
     )

@@ -281,9 +281,15 @@ def save_checkpoint(
 
 
 def _prune(run: Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest checkpoints, and temporaries left by a killed writer
+    (a run directory has a single writer: rank 0)."""
     ckpts = sorted(p for p in run.glob("ckpt-[0-9]*") if p.is_dir() and p.name[5:].isdigit())
     for old in ckpts[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    for stale in list(run.glob(".ckpt-*.tmp")) + list(run.glob(".ckpt-*.old")):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in run.glob(f".{LATEST}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
