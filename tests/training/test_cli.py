@@ -140,3 +140,6 @@ def test_bad_input_gives_one_error_line_and_exit_2(tmp_path, capsys, tiny_yaml):
     cfg = tiny_yaml(model={"name": "no-such-model"})
     assert main(["train", str(cfg), "--out", str(tmp_path / "r2")]) == 2
     assert "unknown model 'no-such-model'; available:" in capsys.readouterr().err
+    ok = tiny_yaml()
+    assert main(["train", str(ok), "--out", str(tmp_path / "r3"), "--set", "data.n_train=0"]) == 2
+    assert "'data.n_train': value 0 is out of range" in capsys.readouterr().err

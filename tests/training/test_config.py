@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spinv.training.config import ExperimentConfig, load_config, parse_config, parse_rotation
+from spinv.training.config import (
+    ExperimentConfig,
+    apply_overrides,
+    load_config,
+    parse_config,
+    parse_rotation,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,3 +104,16 @@ def test_parse_rotation():
     assert parse_rotation("-12.5") == -12.5
     with pytest.raises(ValueError, match="rotate='up'"):
         parse_rotation("up")
+
+
+def test_overrides():
+    cfg = apply_overrides(parse_config({}), ["data.n_train=7", "model.width=3", "train.lr=1e-4"])
+    assert cfg.data.n_train == 7 and cfg.model.options["width"] == 3 and cfg.train.lr == 1e-4
+    with pytest.raises(ValueError, match="'data.n_train': value 0 is out of range"):
+        apply_overrides(cfg, ["data.n_train=0"])
+    with pytest.raises(ValueError, match="expected section.key=value"):
+        apply_overrides(cfg, ["lr"])
+    with pytest.raises(ValueError, match="'train.lr.x' is not a section|'train.lr' is not a"):
+        apply_overrides(cfg, ["train.lr.x=1"])
+    with pytest.raises(ValueError, match="'train.stepz': unknown key"):
+        apply_overrides(cfg, ["train.stepz=1"])

@@ -18,14 +18,18 @@ def _train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     seed: int | None = typer.Option(None, "--seed", help="Override train.seed."),
     device: str | None = typer.Option(None, "--device", help="Override train.device."),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", help="Override a config value, e.g. --set data.n_train=50 (repeatable)."),
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bar (default: only on a terminal)."),
 ) -> None:
     """Train a reconstruction model; launch with torchrun for data-parallel training."""
-    from spinv.training.config import load_config
+    from spinv.training.config import apply_overrides, load_config
     from spinv.training.loop import train
 
     cfg = load_config(config)
+    if overrides:
+        cfg = apply_overrides(cfg, list(overrides))
     changes = {}
     if seed is not None:
         changes["seed"] = seed

@@ -329,6 +329,38 @@ def parse_rotation(value: Any, name: str = "rotate") -> str | float | None:
     return deg
 
 
+def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) and re-validate, e.g. for
+    a sweep over the training-set size: ``["data.n_train=50", "train.seed=2"]``.
+
+    >>> cfg = apply_overrides(parse_config({}), ["data.n_train=50", "problem.mask.rate=0.2"])
+    >>> cfg.data.n_train, cfg.problem.mask.rate
+    (50, 0.2)
+    """
+    d = cfg.to_dict()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise ValueError(
+                f"override {item!r}: expected section.key=value, e.g. train.lr=1e-4"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ValueError(f"override {item!r}: value is not valid YAML: {err}") from None
+        node = d
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node.get(part), dict):
+                raise ValueError(
+                    f"override {item!r}: config key {'.'.join(parts[: i + 1])!r} is not a "
+                    "section"
+                )
+            node = node[part]
+        node[parts[-1]] = value
+    return parse_config(d)
+
+
 def parse_config(data: Any) -> ExperimentConfig:
     """Validate a mapping (e.g. parsed YAML) into an :class:`ExperimentConfig`."""
     return _build(ExperimentConfig, data, "")
