@@ -156,7 +156,8 @@ def reconstruct_variational(
     epsilon : strong-convexity weight :math:`\\varepsilon` of Eq. (1.3).
     nonnegative : constrain :math:`u\\ge0` (real images only; PDHG).
     solver : ``"pdhg"`` (all methods), ``"fista"`` (all but tgv; the prox of TV/dTV is an
-        inner dual solve), ``"newton-cg"`` (smooth methods: tv-smooth, wavelet, h1).
+        inner warm-started dual solve, the wavelet prox is closed-form, tv-smooth/h1 are treated
+        as smooth terms), ``"newton-cg"`` (smooth methods: tv-smooth, wavelet, h1).
     op_norm : :math:`\\|A\\|` if known (else estimated by power iteration).
     kwargs : ``gamma``, ``levels``, ``wavelet``, ``eta``, ``alpha0`` for the regulariser and
         ``step_rule`` for PDHG.
@@ -227,6 +228,17 @@ def _solve_primal(operator, y, reg, u0, epsilon, solver, iterations, tol, scale)
 
         return newton_cg(energy, grad, hvp, u0, iterations=iterations, tol=tol)
     lipschitz = scale**2 + epsilon
+    if reg.smoothness is not None and not getattr(reg, "_orthogonal", False):
+        # smooth regulariser without a closed-form prox: FISTA on the whole smooth energy
+        lip = lipschitz + reg.smoothness * reg.op_norm**2
+        return fista(
+            lambda u: f(u) + reg.value(u),
+            lambda u: grad_f(u) + reg.gradient(u),
+            u0,
+            lipschitz=lip,
+            iterations=iterations,
+            tol=tol,
+        )
     state: dict = {}
 
     def prox_g(v, step):
