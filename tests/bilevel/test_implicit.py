@@ -67,3 +67,20 @@ def test_pdhg_gradient_converges_to_newton_gradient():
 def test_solver_options_validation():
     with pytest.raises(ValueError, match="method='lbfgs'"):
         SolverOptions(method="lbfgs")
+
+
+def test_autograd_function_matches_loss_and_gradient():
+    from spinv.bilevel.implicit import solve_lower_level
+
+    u_true = synthetic_image(16, 2, batch=2)
+    ll = LowerLevel.from_images(u_true, make_regulariser("tv"), noise=0.02, eps=1e-2, seed=2)
+    s0 = torch.rand(16, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    opts = SolverOptions(tol=1e-12, cg_tol=1e-12)
+    s = s0.clone().requires_grad_(True)
+    a = torch.tensor(0.01, dtype=torch.float64, requires_grad=True)
+    u = solve_lower_level(ll, s, a, opts)
+    d = u - ll.u_true
+    (0.5 * (d.real.square() + d.imag.square()).sum() / 2).backward()
+    ref = loss_and_gradient(ll, s0, 0.01, opts)
+    torch.testing.assert_close(s.grad, ref.grad_s, rtol=1e-8, atol=1e-12)
+    assert abs(float(a.grad) - ref.grad_alpha) <= 1e-8 * abs(ref.grad_alpha)

@@ -38,6 +38,7 @@ __all__ = [
     "loss_and_gradient",
     "check_gradient",
     "synthetic_image",
+    "solve_lower_level",
 ]
 
 
@@ -142,6 +143,59 @@ def loss_and_gradient(
         inner_iterations=inner,
         cg_iterations=info.iterations,
     )
+
+
+class _LowerLevelSolve(torch.autograd.Function):
+    """:math:`(s,\\alpha)\\mapsto\\hat u` with the backward pass of Eq. (1.5)."""
+
+    @staticmethod
+    def forward(ctx, s, alpha, ll, opts):
+        u, _, _ = solve_lower(ll, s.detach(), float(alpha), opts)
+        ctx.save_for_backward(u, s.detach())
+        ctx.ll, ctx.opts, ctx.alpha = ll, opts, float(alpha)
+        return u
+
+    @staticmethod
+    def backward(ctx, grad_u):
+        u, s = ctx.saved_tensors
+        ll, opts, alpha = ctx.ll, ctx.opts, ctx.alpha
+        with torch.no_grad():
+            curv = None if ll.reg.is_none or alpha == 0 else ll.curvature(u)
+            pre = ll.preconditioner(u, s, alpha) if opts.precondition else None
+            w, _ = conjugate_gradient(
+                lambda v: ll.hvp(u, v, s, alpha, curvature=curv),
+                grad_u.to(u.dtype),
+                precond=pre,
+                tol=opts.cg_tol,
+                maxiter=opts.cg_maxiter,
+            )
+            ds, da = ll.mixed(u, w, s)
+        return -ds.sum(0), -da.sum(), None, None
+
+
+def solve_lower_level(
+    ll: LowerLevel, s: torch.Tensor, alpha, opts: SolverOptions | None = None
+) -> torch.Tensor:
+    """Differentiable lower-level solution :math:`\\hat u(s,\\alpha)` (Sec. 1.3: "a custom
+    PyTorch module with the backpropagation given by solving the adjoint equation").
+
+    ``s`` (``(H, W)``, float64) and ``alpha`` (0-dim float64 tensor) may require grad; any
+    real loss of the complex output backpropagates through Eq. (1.5).
+
+    >>> import torch
+    >>> from spinv.bilevel.lower_level import make_regulariser
+    >>> ll = LowerLevel.from_images(synthetic_image(8), make_regulariser("tv"), noise=0.01)
+    >>> s = torch.full((8, 8), 0.5, dtype=torch.float64, requires_grad=True)
+    >>> a = torch.tensor(0.01, dtype=torch.float64, requires_grad=True)
+    >>> u = solve_lower_level(ll, s, a)
+    >>> (u.abs() ** 2).sum().backward()
+    >>> s.grad.shape, a.grad.ndim
+    (torch.Size([8, 8]), 0)
+    """
+    opts = opts or SolverOptions()
+    if not torch.is_tensor(alpha):
+        alpha = torch.tensor(float(alpha), dtype=torch.float64)
+    return _LowerLevelSolve.apply(s, alpha, ll, opts)
 
 
 def synthetic_image(size: int = 32, seed: int = 0, batch: int = 1) -> torch.Tensor:
