@@ -26,7 +26,7 @@ def train(
     import torch
 
     from spinv.data import load_dataset
-    from spinv.experiments.generative import load_experiment_config
+    from spinv.experiments.generative import _device, load_experiment_config
     from spinv.generative.train import ModelSpec, TrainSettings, train_generative_models
 
     cfg = load_experiment_config(config)
@@ -43,7 +43,7 @@ def train(
                        float(t["beta"]), int(cfg["seed"]) + 1)
     models = train_generative_models(load_dataset(d["dataset"], "train"), out, spec, ms, cs,
                                      zoom=d["zoom"], flip=d["flip"],
-                                     device=torch.device(cfg["device"]), progress=not quiet)
+                                     device=_device(cfg["device"]), progress=not quiet)
     for kind in models:
         typer.echo(f"{kind}: {out / f'vae-{kind}'}")
 

@@ -119,6 +119,13 @@ def _atomic_fig(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _device(name: str) -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(name)``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 # ------------------------------------------------------------------------------ problems
 def make_problem(x: torch.Tensor, rate: float, noise: float, pattern: str, mask_seed: int,
                  noise_seed: int):
@@ -133,7 +140,8 @@ def make_problem(x: torch.Tensor, rate: float, noise: float, pattern: str, mask_
 
 def tv_reconstruct(operator, y: torch.Tensor, lam: float, noise: float, iterations: int = 300):
     """TV over real images: :math:`\\min_u \\tfrac1{2\\sigma^2}\\|Au-y\\|^2 + \\lambda\\,TV(u)`,
-    i.e. :math:`\\tfrac12\\|Au-y\\|^2 + \\alpha TV(u)` with :math:`\\alpha=\\lambda\\sigma^2`, by PDHG
+    i.e. :math:`\\tfrac12\\|Au-y\\|^2 + \\alpha TV(u)` with :math:`\\alpha=\\lambda\\sigma^2`,
+    by PDHG
     (real images enforced by the prox of :math:`G=\\iota_{\\mathbb R^n}`)."""
     from spinv.variational.solvers import LeastSquaresBlock, RegulariserBlock, pdhg
     from spinv.variational.tv import TV
@@ -231,7 +239,8 @@ def train_end_to_end(cfg: dict, train_images, operator, noise: float, device, pr
 @torch.no_grad()
 def plot_covariances(models: dict, x: torch.Tensor, path: Path, pixels=None) -> None:
     """Per covariance model at :math:`z` = encoder mean of ``x`` (one image): :math:`G(z)`, the
-    pixel standard deviations, correlation rows :math:`\\Sigma_{p\\cdot}/\\sqrt{\\Sigma_{pp}\\Sigma_{qq}}`
+    pixel standard deviations, correlation rows
+    :math:`\\Sigma_{p\\cdot}/\\sqrt{\\Sigma_{pp}\\Sigma_{qq}}`
     for a few pixels :math:`p` (red positive, blue negative) and the top eigen-images."""
     import matplotlib
 
@@ -354,8 +363,8 @@ def _markdown(table: dict, cfg: dict, lams: dict, meta: dict) -> str:
     for metric, fmt in (("psnr", "{:.2f} +- {:.2f}"), ("ssim", "{:.3f} +- {:.3f}")):
         lines += [f"## {metric.upper()}", "", head, "|" + "---|" * (len(keys) + 2)]
         for method in table:
-            cells = [fmt.format(table[method][k][f"{metric}_mean"], table[method][k][f"{metric}_std"])
-                     for k in keys]
+            row = table[method]
+            cells = [fmt.format(row[k][f"{metric}_mean"], row[k][f"{metric}_std"]) for k in keys]
             lam = lams.get(method)
             lines.append(f"| {method} | {'' if lam is None else f'{lam:g}'} | "
                          + " | ".join(cells) + " |")
@@ -389,7 +398,7 @@ def run_experiment(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(cfg["num_threads"]))
-    device = torch.device(cfg["device"])
+    device = _device(cfg["device"])
     t0 = time.time()
     d, mcfg, tcfg = cfg["data"], cfg["model"], cfg["train"]
     S = int(d["image_size"])

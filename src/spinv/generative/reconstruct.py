@@ -11,7 +11,8 @@ that :math:`\min_u \Phi = \min_u \tfrac1{2\sigma^2}\|Au-y\|^2 + \lambda R(u)`. T
 ``"alternating"``
     block-coordinate descent. The :math:`z`-step takes a few Adam steps on :math:`E(u,\cdot)`;
     the :math:`u`-step is exact, a linear solve
-    :math:`(\sigma^{-2}N + \lambda\Sigma(z)^{-1})u = \sigma^{-2}\mathrm{Re}A^*y + \lambda\Sigma(z)^{-1}G(z)`
+    :math:`(\sigma^{-2}N + \lambda\Sigma(z)^{-1})u
+    = \sigma^{-2}\mathrm{Re}A^*y + \lambda\Sigma(z)^{-1}G(z)`
     with :math:`N = \mathrm{Re}\,A^*A` on real images. For a subsampled Fourier operator
     :math:`N` is a circular convolution, diagonal in k-space (:class:`FourierDiagonalNormal`),
     so for :math:`\Sigma = \gamma I` (mean-only, identity) the solve is one FFT pair; for the

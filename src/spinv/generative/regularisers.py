@@ -21,7 +21,8 @@ talk 002 defines, on the slides "Generative Regularizers" and "Modelling the Cov
   reconstruction is searched in the range of :math:`G` only.
 
 Each regulariser exposes the joint energy :math:`E(u,z)` (per image, shape ``(B,)``), the
-Gaussian prior :math:`(G(z),\Sigma(z))` the :math:`u`-step needs, :meth:`~GenerativeRegulariser.value`
+Gaussian prior :math:`(G(z),\Sigma(z))` the :math:`u`-step needs,
+:meth:`~GenerativeRegulariser.value`
 (the infimum over :math:`z` by L-BFGS, for evaluation and tests) and, by Danskin's theorem,
 :math:`\nabla R(u) = \nabla_u E(u, z^*(u)) = \Sigma(z^*)^{-1}(u - G(z^*))`.
 
@@ -117,7 +118,8 @@ class GenerativeRegulariser:
 
     def prior(self, z: torch.Tensor) -> tuple[torch.Tensor, Covariance]:
         """The Gaussian :math:`(G(z), \\Sigma(z))` seen by the :math:`u`-step:
-        :math:`E(\\cdot,z)` is :math:`\\tfrac12\\|u-G(z)\\|^2_{\\Sigma^{-1}}` plus terms free of u."""
+        :math:`E(\\cdot,z)` is :math:`\\tfrac12\\|u-G(z)\\|^2_{\\Sigma^{-1}}` plus terms free of
+        u."""
         mean = self.model.decode_mean(z)
         return mean, ScaledIdentity(mean.new_zeros(()), tuple(mean.shape))
 

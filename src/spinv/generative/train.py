@@ -4,7 +4,8 @@ For an image :math:`u` the VAE maximises the evidence lower bound (talk 002, sli
 the Covariance": :math:`u\mid z\sim\mathcal N(G(z),\Sigma(z))`, :math:`z\sim\mathcal N(0,I)`)
 
 .. math:: \mathrm{ELBO}(u) = \mathbb E_{q(z\mid u)}\Big[-\tfrac12\|u-G(z)\|^2_{\Sigma(z)^{-1}}
-          - \tfrac12\log\det\Sigma(z)\Big] - \beta\,\mathrm{KL}\big(q(z\mid u)\,\|\,\mathcal N(0,I)\big)
+          - \tfrac12\log\det\Sigma(z)\Big]
+          - \beta\,\mathrm{KL}\big(q(z\mid u)\,\|\,\mathcal N(0,I)\big)
           - \tfrac n2\log 2\pi,
 
 with :math:`\mathrm{KL} = \tfrac12\sum_j(\mu_j^2+\sigma_j^2-1-\log\sigma_j^2)` and one
@@ -252,7 +253,9 @@ def load_vae(path, device=None) -> GaussianVAE:
     try:
         model.load_state_dict(ck.model_state, strict=True)
     except RuntimeError as err:
-        raise ValueError(f"checkpoint {str(ck.path)!r} does not match its VAE config: {err}") from None
+        raise ValueError(
+            f"checkpoint {str(ck.path)!r} does not match its VAE config: {err}"
+        ) from None
     if device is not None:
         model = model.to(device)
     return model.eval()
@@ -274,7 +277,9 @@ class ModelSpec:
     def __post_init__(self):
         for c in self.covariances:
             if c not in COVARIANCE_KINDS:
-                raise ValueError(f"model.covariances has {c!r}; expected items of {COVARIANCE_KINDS}")
+                raise ValueError(
+                    f"model.covariances has {c!r}; expected items of {COVARIANCE_KINDS}"
+                )
 
 
 def train_generative_models(
@@ -311,7 +316,9 @@ def train_generative_models(
         model = GaussianVAE(covariance=kind, **common)
         if device is not None:
             model = model.to(device)
-        state = {k2: v for k2, v in mean_model.state_dict().items() if not k2.startswith("cov_head")}
+        state = {
+            k2: v for k2, v in mean_model.state_dict().items() if not k2.startswith("cov_head")
+        }
         model.load_state_dict(state, strict=False)
         hist = train_vae(model, sampler, cov_settings, progress=progress)
         save_vae(out / f"vae-{kind}", model, hist, {"settings": asdict(cov_settings)})

@@ -98,7 +98,8 @@ class Covariance:
         raise NotImplementedError
 
     def sample_noise(self, eps: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        """Map standard normal ``eps`` (shape :meth:`noise_shape`) to :math:`\\Sigma^{1/2}`-noise."""
+        """Map standard normal ``eps`` (shape :meth:`noise_shape`) to noise of covariance
+        :math:`\\Sigma`."""
         raise NotImplementedError
 
     def noise_shape(self) -> tuple[int, ...]:
@@ -111,7 +112,8 @@ class Covariance:
 
     def nll(self, r: torch.Tensor) -> torch.Tensor:
         """Gaussian negative log-likelihood of the residual ``r``:
-        :math:`\\tfrac12 r^\\top\\Sigma^{-1}r + \\tfrac12\\log\\det\\Sigma + \\tfrac n2\\log 2\\pi`."""
+        :math:`\\tfrac12 r^\\top\\Sigma^{-1}r + \\tfrac12\\log\\det\\Sigma
+        + \\tfrac n2\\log 2\\pi`."""
         n = r[0].numel()
         return 0.5 * self.mahalanobis(r) + 0.5 * self.logdet() + 0.5 * n * math.log(2 * math.pi)
 
@@ -236,7 +238,8 @@ class Diagonal(Covariance):
 
 
 class LowRankPlusDiagonal(Covariance):
-    """:math:`\\Sigma = D + VV^\\top`, ``log_d`` ``(B,1,H,W)`` (so :math:`D = \\mathrm{diag}(e^{d})`)
+    """:math:`\\Sigma = D + VV^\\top`, ``log_d`` ``(B,1,H,W)``
+    (so :math:`D = \\mathrm{diag}(e^{d})`)
     and factor images ``factors`` ``(B, r, H, W)`` (the columns of :math:`V`).
 
     With the capacitance :math:`C = I_r + V^\\top D^{-1} V = R R^\\top` (Cholesky),
@@ -330,13 +333,15 @@ class CholeskyPrecision(Covariance):
     """:math:`\\Sigma^{-1} = LL^\\top` with a banded lower-triangular :math:`L` (raster order).
 
     ``log_diag`` ``(B,1,H,W)`` gives :math:`L_{pp} = e^{d_p}`; ``offdiag`` ``(B,K,H,W)``, with
-    :math:`K` = ``len(causal_offsets(radius))``, gives :math:`L_{p+o_k,\\,p} = w_k(p)` (entries whose
+    :math:`K` = ``len(causal_offsets(radius))``, gives :math:`L_{p+o_k,\\,p} = w_k(p)`
+    (entries whose
     row :math:`p+o_k` falls outside the image are ignored). Hence
 
     .. math:: (L^\\top r)_p = e^{d_p} r_p + \\sum_k w_k(p)\\, r_{p+o_k},\\qquad
               (Ls)_q = e^{d_q}s_q + \\sum_k w_k(q-o_k)\\, s_{q-o_k},
 
-    :math:`\\log\\det\\Sigma = -2\\sum_p d_p` and :math:`\\Sigma^{-1}r = L(L^\\top r)`. Products with
+    :math:`\\log\\det\\Sigma = -2\\sum_p d_p` and :math:`\\Sigma^{-1}r = L(L^\\top r)`.
+    Products with
     :math:`\\Sigma` itself (for plots and samples) use dense triangular solves.
     """
 

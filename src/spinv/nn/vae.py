@@ -52,7 +52,8 @@ def _levels(image_size: int) -> int:
 
 
 class Encoder(nn.Module):
-    """:math:`u\\mapsto(\\mu_\\phi(u), \\log\\sigma^2_\\phi(u))`, images ``(B,1,S,S)`` to ``(B,d)``."""
+    """:math:`u\\mapsto(\\mu_\\phi(u), \\log\\sigma^2_\\phi(u))`, images ``(B,1,S,S)`` to
+    ``(B,d)``."""
 
     def __init__(self, image_size: int, latent_dim: int, width: int = 16):
         super().__init__()
@@ -91,7 +92,11 @@ class Decoder(nn.Module):
                 nn.SiLU(),
             ]
             ch = out
-        layers += [nn.Conv2d(ch, ch, 3, padding=1), nn.SiLU(), nn.Conv2d(ch, out_channels, 3, padding=1)]
+        layers += [
+            nn.Conv2d(ch, ch, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(ch, out_channels, 3, padding=1),
+        ]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -172,7 +177,7 @@ class GaussianVAE(nn.Module):
         return self.decoder(z)
 
     def covariance(self, z: torch.Tensor) -> Covariance:
-        """The decoder covariance :math:`\\Sigma(z)` as a :class:`~spinv.nn.covariance.Covariance`."""
+        """The decoder covariance :math:`\\Sigma(z)` (a :class:`spinv.nn.covariance.Covariance`)."""
         B, S = z.shape[0], self.image_size
         shape = (B, 1, S, S)
         lg = self.log_gamma.to(z.dtype)
@@ -193,7 +198,8 @@ class GaussianVAE(nn.Module):
     def reparametrise(
         self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """:math:`z = \\mu + \\sigma\\odot\\varepsilon`, :math:`\\varepsilon\\sim\\mathcal N(0,I)`."""
+        """:math:`z = \\mu + \\sigma\\odot\\varepsilon` with
+        :math:`\\varepsilon\\sim\\mathcal N(0,I)`."""
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device="cpu").to(mu.device)
         return mu + torch.exp(0.5 * logvar) * eps
 
