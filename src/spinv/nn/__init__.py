@@ -20,3 +20,28 @@ __all__ = [
     "parse_group",
     "transform",
 ]
+
+# nonexpansive / averaged ODE networks and certificates (thesis ch. 3)
+from spinv.nn.dncnn import DnCNN  # noqa: E402
+from spinv.nn.nonexpansive import (  # noqa: E402
+    NonexpansiveDenoiser,
+    NonexpansiveResNet,
+    ODELayer,
+    composed_averagedness,
+)
+from spinv.nn.runge_kutta import (  # noqa: E402
+    ButcherTableau,
+    circle_contractivity_radius,
+)
+from spinv.nn.spectral import conv_norm_upper_bound  # noqa: E402
+
+__all__ += [
+    "ButcherTableau",
+    "DnCNN",
+    "NonexpansiveDenoiser",
+    "NonexpansiveResNet",
+    "ODELayer",
+    "circle_contractivity_radius",
+    "composed_averagedness",
+    "conv_norm_upper_bound",
+]
