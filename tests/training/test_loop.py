@@ -35,8 +35,20 @@ def test_training_reduces_validation_loss(tmp_path):
     assert res.validation["val_loss"] < 0.8 * validate(init, *val)["val_loss"]
 
 
-def test_resume_in_process_is_bit_identical(tmp_path):
-    cfg = parse_config(tiny_dict(train={"steps": 7, "checkpoint_every": 2}))
+PROBLEMS = {
+    "denoise": {},
+    "mri-rotated": {"problem": {"kind": "mri", "noise_sigma": 0.02,
+                                "mask": {"pattern": "random", "rate": 0.4}},
+                    "data": {"rotate_train": True}},
+    "ct-poisson": {"problem": {"kind": "ct", "n_angles": 8, "photons": 1000.0}},
+}
+
+
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+def test_resume_in_process_is_bit_identical(tmp_path, monkeypatch, problem):
+    monkeypatch.setenv("SPINV_CACHE", str(tmp_path / "cache"))
+    cfg = parse_config(tiny_dict(train={"steps": 7, "checkpoint_every": 2},
+                                 **PROBLEMS[problem]))
     train(cfg, tmp_path / "full")
     train(cfg, tmp_path / "part", max_steps=4)
     assert load_checkpoint(tmp_path / "part")[1]["step"] == 4
