@@ -17,6 +17,12 @@ to a fixed point (when one exists) with a nonincreasing fixed-point residual
 
 the :math:`x`-step solves :math:`(A^*A+\\rho I)x = A^*y + \\rho(z_k-w_k)` by conjugate gradients
 (warm-started). The residual recorded is :math:`\\|z_{k+1}-z_k\\| + \\|w_{k+1}-w_k\\|`.
+PnP-ADMM is Douglas--Rachford splitting; its iteration operator
+:math:`\\tfrac12(I + (2\\Phi - I)(2P - I))` (:math:`P` the data prox) is averaged when
+:math:`2\\Phi - I` is nonexpansive, i.e. :math:`\\Phi` *firmly* nonexpansive
+(:math:`\\tfrac12`-averaged), a stronger requirement than for Algorithm 6: e.g. the residual
+denoiser :math:`\\mathrm{id}-\\gamma\\Gamma` (``tied=True``) qualifies for :math:`\\gamma\\le 1`
+only, and a :math:`0.995`-averaged one can make ADMM diverge on CT while PGD converges.
 
 Complex MRI images (complex64, ``C=1``) are denoised with a real denoiser by stacking real and
 imaginary parts along the batch axis (``complex_mode="split"``, a block-diagonal action that
