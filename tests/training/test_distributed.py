@@ -29,6 +29,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
            "--out", str(tmp_path / "ddp")]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.count("step 6/6") == 1  # only rank 0 reports
     train(parse_config(d), tmp_path / "single")
     a, ma = load_checkpoint(tmp_path / "single")
     b, mb = load_checkpoint(tmp_path / "ddp")

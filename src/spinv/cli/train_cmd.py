@@ -40,7 +40,7 @@ def _train(
     if max_steps is not None and max_steps < 0:
         raise ValueError(f"--max-steps={max_steps}: expected a non-negative integer")
     result = train(cfg, out, max_steps=max_steps, resume=resume, progress=progress)
-    if result.step == 0 and max_steps != 0:  # pragma: no cover - nothing to do
+    if not result.is_main:  # one summary line per distributed run
         return
     parts = [f"step {result.step}/{cfg.train.steps}"]
     if result.final_loss is not None:

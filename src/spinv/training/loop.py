@@ -117,6 +117,7 @@ class TrainResult:
     images_per_s: float | None
     seconds: float
     validation: dict = field(default_factory=dict)
+    is_main: bool = True  # False on the non-zero ranks of a distributed run
 
 
 def _compatible(saved: dict, cfg: ExperimentConfig) -> None:
@@ -249,7 +250,7 @@ def _train(cfg, run: Path, stop: int, resume: bool, progress, images, val_images
     done = step - start
     result = TrainResult(run, step, loss_value,
                          (done * tc.batch_size / seconds) if done and seconds > 0 else rate,
-                         seconds, val_metrics)
+                         seconds, val_metrics, info.is_main)
     if info.is_main:
         atomic_write_json(run / "summary.json", {
             "step": step, "steps": tc.steps, "final_loss": loss_value,
