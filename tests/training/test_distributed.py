@@ -24,6 +24,8 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     cfg_path.write_text(yaml.safe_dump(d))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.pop("WORLD_SIZE", None)
+    if os.path.exists("/sys/class/net/lo"):  # keep gloo on loopback (no hostname lookup)
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
            "--nproc_per_node", "2", "-m", "spinv.cli", "train", str(cfg_path),
            "--out", str(tmp_path / "ddp")]
