@@ -46,3 +46,15 @@ def test_denoising_experiment_smoke(tmp_path):
         if name != "dncnn":
             assert m["certified_lipschitz"] <= 1 + 1.99 + 1e-9
     assert len(default_models(8, 3)) == 8
+
+
+def test_pnp_convergence_experiment_averaged_vs_unconstrained(tmp_path):
+    from spinv.experiments.denoising import pnp_convergence_experiment
+
+    r = pnp_convergence_experiment("ct", size=16, iterations=40, plot=tmp_path / "p.png",
+                                   out=tmp_path / "p.json")
+    runs = r["runs"]
+    avg = runs["averaged (tied, gamma=1.99)"]
+    assert avg["certified_averagedness"] == 0.995
+    assert avg["final_relative_residual"] < 1e-3 * avg["relative_residuals"][0]
+    assert (tmp_path / "p.png").is_file() and json.loads((tmp_path / "p.json").read_text())
