@@ -24,6 +24,7 @@ def test_run_ct_comparison_smoke(tmp_path):
         iterations=1,
         seed=0,
         out_dir=tmp_path,
+        bf16=True,
     )
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["results"]) == {"ordinary", "C4"}

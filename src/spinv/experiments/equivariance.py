@@ -101,8 +101,8 @@ def run_ct_comparison(
     ``bf16=True`` runs the networks under ``torch.autocast`` with bfloat16 and in
     ``channels_last`` layout (several times faster on CPUs with bf16 support; the operator and
     data term stay float32). ``progress(group, step, loss)`` is called every 10 steps if
-    given. Returns ``{"settings": ..., "results": {name: {...}}}`` with per-image and mean metrics for the
-    ``upright`` and ``rotated`` test sets, training losses and wall time.
+    given. Returns ``{"settings": ..., "results": {name: {...}}}`` with per-image and mean
+    metrics for the ``upright`` and ``rotated`` test sets, training losses and wall time.
     """
     from spinv.data.transforms import body_mask_ct, rotate
     from spinv.operators import ParallelBeamCT
