@@ -55,27 +55,21 @@ class UserError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``spinv`` console script."""
+    """Entry point of the ``spinv`` console script; returns the exit code.
+
+    Usage errors are reported by typer (exit code 2); bad input detected by the library
+    (``ValueError``, ``TypeError``, ``FileNotFoundError``, ``OSError``) is printed as one
+    ``error: ...`` line, exit code 2, without a traceback.
+    """
     _register_all()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="spinv", standalone_mode=True)
+    except SystemExit as ex:
+        code = ex.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except (ValueError, TypeError, FileNotFoundError, UserError, OSError) as err:
         typer.echo(f"error: {err}", err=True)
         return 2
-    except typer.Exit as ex:
-        return ex.exit_code
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return 1
-    except SystemExit as ex:  # click usage errors in non-standalone mode
-        return int(ex.code or 0)
-    except Exception as err:  # click.exceptions.UsageError etc.
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            return err.exit_code
-        raise
     return 0
 
 
