@@ -42,6 +42,18 @@ SETTINGS = {
 }
 
 
+def calibration_ms() -> float:
+    """Milliseconds for a fixed micro-workload (64^2 complex128: FFT pair + 4 products), to
+    document machine load (compare it between runs; lower is a less loaded machine)."""
+    x = torch.randn(1, 1, 64, 64, dtype=torch.complex128)
+    for _ in range(20):
+        torch.fft.ifft2(torch.fft.fft2(x) * x * x) * x * x
+    t0 = time.perf_counter()
+    for _ in range(200):
+        torch.fft.ifft2(torch.fft.fft2(x) * x * x) * x * x
+    return (time.perf_counter() - t0) / 200 * 1e3
+
+
 def machine_info() -> dict:
     info = {
         "python": sys.version.split()[0],
@@ -65,10 +77,22 @@ def _problem(size: int, n: int):
     return make_lower_level(train, reg, noise=0.02, eps=1e-2, seed=0)
 
 
-def bench_gradient(size: int, repeats: int = 3) -> dict:
-    ll = _problem(size, 1)
+def _patterns(size: int) -> dict:
+    from spinv.sampling import variable_density
+
     g = torch.Generator().manual_seed(0)
-    s = torch.rand(size, size, generator=g, dtype=torch.float64)  # an intermediate iterate
+    return {
+        "random weights in [0,1]": torch.rand(size, size, generator=g, dtype=torch.float64),
+        "binary variable density 25%": variable_density((size, size), 0.25, seed=0).double(),
+    }
+
+
+def bench_gradient(size: int, repeats: int = 3) -> list:
+    return [bench_gradient_pattern(size, name, s, repeats) for name, s in _patterns(size).items()]
+
+
+def bench_gradient_pattern(size: int, pattern: str, s: torch.Tensor, repeats: int) -> dict:
+    ll = _problem(size, 1)
     alpha = 2e-3
     ref = loss_and_gradient(ll, s, alpha, SolverOptions("newton", tol=1e-12, cg_tol=1e-12))
     gref = torch.cat([ref.grad_s.reshape(-1), torch.tensor([ref.grad_alpha * alpha])])
@@ -87,8 +111,8 @@ def bench_gradient(size: int, repeats: int = 3) -> dict:
             "lower_level_iterations": lg.inner_iterations,
             "adjoint_cg_iterations": lg.cg_iterations,
         }
-    return {"size": size, "alpha": alpha, "authors_seconds": AUTHORS_SECONDS.get(size),
-            "settings": rows}
+    return {"size": size, "pattern": pattern, "alpha": alpha,
+            "authors_seconds": AUTHORS_SECONDS.get(size), "settings": rows}
 
 
 def bench_learning(size: int, maxiter: int, beta: float) -> dict:
@@ -128,15 +152,19 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     result = {"machine": machine_info(), "gradient": [], "learning": None}
-    print(f"{'size':>5} {'setting':52s} {'time [s]':>9} {'rel. grad err':>14} {'speed-up':>9}")
+    result["machine"]["calibration_ms_start"] = calibration_ms()
+    print(f"calibration {result['machine']['calibration_ms_start']:.3f} ms "
+          f"(load average {result['machine'].get('load_average')})")
+    print(f"{'size':>5} {'pattern':28s} {'setting':52s} {'time [s]':>9} {'rel. grad err':>14} "
+          f"{'speed-up':>9}")
     for size in args.sizes:
-        r = bench_gradient(size, args.repeats)
-        result["gradient"].append(r)
-        for name, row in r["settings"].items():
-            sp = (AUTHORS_SECONDS.get(size) or float("nan")) / row["seconds_median"]
-            row["speedup_vs_authors"] = sp
-            print(f"{size:5d} {name:52s} {row['seconds_median']:9.3f} "
-                  f"{row['relative_gradient_error']:14.2e} {sp:8.1f}x", flush=True)
+        for r in bench_gradient(size, args.repeats):
+            result["gradient"].append(r)
+            for name, row in r["settings"].items():
+                sp = (AUTHORS_SECONDS.get(size) or float("nan")) / row["seconds_median"]
+                row["speedup_vs_authors"] = sp
+                print(f"{size:5d} {r['pattern']:28s} {name:52s} {row['seconds_median']:9.3f} "
+                      f"{row['relative_gradient_error']:14.2e} {sp:8.1f}x", flush=True)
     if args.learn_maxiter > 0:
         lr = bench_learning(args.learn_size, args.learn_maxiter, args.beta)
         result["learning"] = lr
@@ -145,6 +173,7 @@ def main(argv=None) -> int:
               f"{lr['effective_lower_level_solves']} effective lower-level solves, "
               f"rate {lr['sampling_rate']:.3f}")
     result["machine"]["load_average_end"] = os.getloadavg()
+    result["machine"]["calibration_ms_end"] = calibration_ms()
     save_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
