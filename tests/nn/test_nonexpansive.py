@@ -195,3 +195,20 @@ def test_device_and_dtype_follow_input():
     net = NonexpansiveDenoiser(2, width=4, depth=1, seed=0)
     x = torch.rand(1, 2, 5, 6, generator=_gen())
     assert net(x).shape == x.shape and net(x).dtype == x.dtype
+
+
+def test_custom_tableau_uses_its_radius_and_size_specific_certificate():
+    from spinv.nn.runge_kutta import RALSTON, circle_contractivity_radius
+
+    r = circle_contractivity_radius(RALSTON)
+    net = NonexpansiveDenoiser(1, width=4, depth=2, method=RALSTON, gamma=1.0, residual=False,
+                               certify_size=(10, 10), power_size=(10, 10), seed=2)
+    assert net.xi.layers[0].max_norm == pytest.approx((2 * r / 2.0) ** 0.5)
+    for name, bound in net.certified_norms().items():
+        conv = dict(net._convs())[name]
+        true = float(torch.linalg.matrix_norm(conv_dense_matrix(conv.weight.double(), 1,
+                                                                (10, 10)), ord=2))
+        assert true <= bound * (1 + 1e-9) and bound <= conv.max_norm
+    lip = net.certified_lipschitz()
+    assert lip <= 1.0 + 1e-12
+    assert random_pairs_lipschitz(net, (2, 1, 10, 10), n=8) <= lip
