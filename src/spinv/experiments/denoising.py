@@ -293,7 +293,8 @@ def denoising_experiment(sigma: float = 0.5, steps: int = 300, width: int = 16,
         spec = dict(spec)
         t0 = time.perf_counter()
         if spec.pop("kind", None) == "dncnn":
-            model = DnCNN(1, width=spec["width"], depth=spec["depth"], seed=seed)
+            model = DnCNN(1, width=spec["width"], depth=spec["depth"],
+                          batch_norm=spec.get("batch_norm", True), seed=seed)
         else:
             model = NonexpansiveDenoiser(1, power_size=(crop, crop), seed=seed, **spec)
         init_s = time.perf_counter() - t0
