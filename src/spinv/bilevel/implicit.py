@@ -53,7 +53,7 @@ class SolverOptions:
 
     method: str = "newton"
     tol: float = 1e-8
-    maxit: int = 100
+    maxit: int | None = None  # None: 100 Newton steps or 5000 PDHG iterations
     cg_tol: float = 1e-8
     cg_maxiter: int = 2000
     precondition: bool = True
@@ -61,6 +61,10 @@ class SolverOptions:
     def __post_init__(self):
         if self.method not in ("newton", "pdhg"):
             raise ValueError(f"method={self.method!r}: expected 'newton' or 'pdhg'")
+        if self.maxit is None:
+            self.maxit = 100 if self.method == "newton" else 5000
+        if self.maxit < 1:
+            raise ValueError(f"maxit={self.maxit!r}: expected a positive integer")
 
 
 @dataclass

@@ -99,8 +99,7 @@ def run_learning(cfg: SamplingConfig, out: str | Path | None = None, log=print) 
     reg = make_regulariser(cfg.regulariser, gamma=cfg.gamma)
     ll = make_lower_level(train, reg, noise=cfg.noise, eps=cfg.eps, seed=cfg.seed)
     lt = make_lower_level(test, reg, noise=cfg.noise, eps=cfg.eps, seed=cfg.seed + 1)
-    opts = SolverOptions(method=cfg.solver, tol=cfg.tol, cg_tol=cfg.cg_tol,
-                         maxit=100 if cfg.solver == "newton" else 5000)
+    opts = SolverOptions(method=cfg.solver, tol=cfg.tol, cg_tol=cfg.cg_tol)
     shape = (cfg.size, cfg.size)
     full = torch.ones(shape, dtype=torch.float64)
     log(f"data: {len(train)} training, {len(test)} held-out images of {cfg.size}x{cfg.size}; "

@@ -53,7 +53,11 @@ def evaluate_cmd(
     seed: int = typer.Option(0, "--seed", help="noise seed"),
     out: Path = typer.Option(None, "--out", help="write evaluation.json here"),
 ) -> None:
-    """Held-out PSNR/SSIM of a pattern (images resized to the pattern's size)."""
+    """Held-out PSNR/SSIM of a pattern (images resized to the pattern's size).
+
+    With a bundled dataset the held-out slices are its val + test splits; with a file, all
+    images (or, when alpha must be tuned, those after the first --n-train).
+    """
     import numpy as np
     import torch
 
@@ -76,6 +80,8 @@ def evaluate_cmd(
 
         test = resize(load_images(data), size)
         train = test[: min(n_train, len(test))]
+        if alpha is None and len(test) > len(train):
+            test = test[len(train):]  # tune alpha on the first slices, evaluate on the others
     else:
         train, test = training_and_test(data, size, n_train)
     if alpha is None:
