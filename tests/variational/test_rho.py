@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from spinv.variational.rho import HuberRho, QuadraticRho
+from spinv.variational.rho import HuberRho, QuadraticRho, Rho
 
 D = torch.float64
 
@@ -77,3 +77,17 @@ def test_no_boolean_indexing_and_dtype_preserved():
     for f in (rho.value, rho.derivative, rho.second_derivative, rho.phi, rho.psi):
         y = f(x)
         assert y.shape == x.shape and y.dtype == torch.float32
+
+
+@pytest.mark.parametrize("sigma,alpha", [(0.3, 0.01), (5.0, 0.2), (1e-3, 1.0)])
+def test_closed_form_dual_factor_matches_moreau(sigma, alpha):
+    rho = HuberRho(0.05)
+    r = torch.cat(
+        [torch.linspace(0, 3, 601, dtype=D), torch.tensor([sigma * 0.05 + alpha], dtype=D)]
+    )
+    fast = rho.dual_factor(r.clone(), sigma, alpha)
+    generic = Rho.dual_factor(rho, r.clone(), sigma, alpha)
+    # at r = 0 (q = 0) the factor is irrelevant; the closed form returns the limit 1 - 1/b
+    assert torch.allclose(fast[1:], generic[1:], atol=1e-12)
+    # the dual variable stays in the alpha-ball: |prox_{sigma F*}(q)| = f(r) r <= alpha
+    assert float((fast * r).max()) <= alpha * (1 + 1e-12)

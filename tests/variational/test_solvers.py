@@ -231,3 +231,25 @@ def test_bad_arguments():
         fista(lambda u: u.sum(), lambda u: u, f)
     with pytest.raises(ValueError, match="tau"):
         newton_cg(lambda u: u.sum(), lambda u: u, lambda u, v: v, f, tau=2.0)
+
+
+def test_fourier_block_matches_generic_least_squares_block():
+    from spinv.operators import SubsampledFourier
+    from spinv.variational.solvers import FourierDataBlock
+
+    g = torch.Generator().manual_seed(8)
+    mask = (torch.rand(12, 12, generator=g) < 0.4).to(D)
+    A = SubsampledFourier(mask)
+    x = torch.complex(
+        torch.rand(2, 1, 12, 12, generator=g, dtype=D), torch.zeros(2, 1, 12, 12, dtype=D)
+    )
+    y = A(x)
+    reg = RegulariserBlock(smoothed_tv(1e-2, 0.05))
+    kw = dict(epsilon=1e-2, iterations=3000, tol=1e-12)
+    u_f, hf = pdhg([FourierDataBlock(A.mask, y), reg], A.adjoint(y), **kw)
+    u_g, _ = pdhg([LeastSquaresBlock(A, y, op_norm=1.0), reg], A.adjoint(y), **kw)
+    assert hf.extra["rule"] == "strongly_convex"
+    assert (u_f - u_g).abs().max() < 1e-8
+    # the objective of the Fourier block is the data term 1/2 ||S F u - y||^2
+    blk = FourierDataBlock(A.mask, y)
+    assert torch.allclose(blk.value(u_f), 0.5 * batch_sum(abs2(A(u_f) - y)))

@@ -15,7 +15,9 @@ the least-squares data term on the measured data (CT: the low-dose sinogram; MRI
 * ``"tgv"`` -- :math:`\\mathrm{TGV}^2` with :math:`(\\alpha_1,\\alpha_0)=(\\alpha, 2\\alpha)`;
 * ``"dtv"`` -- directional TV with the ``reference`` image.
 
-The default solver is PDHG (Algorithm 1, step rule of :func:`~.solvers.pdhg.step_sizes`). The
+The default solver is PDHG (Algorithm 1, step rule of :func:`~.solvers.pdhg.step_sizes`). For
+``SubsampledFourier`` the data term uses the thesis' splitting :math:`K_1=I` with the
+closed-form prox of Eq. (1.11) (:class:`~.solvers.fourier_block.FourierDataBlock`); any other
 data operator is rescaled internally to unit norm (``A/s``, ``y/s``, weight :math:`s^2`; same
 minimiser) so that the primal-dual steps are balanced for CT, whose ray transform has norm
 :math:`\\gg\\|\\nabla\\|`.
@@ -54,6 +56,7 @@ from spinv.variational.regularisers import (
     wavelet_regulariser,
 )
 from spinv.variational.solvers.fista import fista
+from spinv.variational.solvers.fourier_block import FourierDataBlock
 from spinv.variational.solvers.history import History, check_iterations
 from spinv.variational.solvers.newton_cg import newton_cg
 from spinv.variational.solvers.pdhg import (
@@ -119,6 +122,14 @@ def _initial(operator, y: torch.Tensor) -> torch.Tensor:
     return operator.adjoint(y)
 
 
+def _is_subsampled_fourier(operator) -> bool:
+    try:
+        from spinv.operators.mri import SubsampledFourier
+    except ImportError:  # pragma: no cover
+        return False
+    return type(operator) is SubsampledFourier
+
+
 def _operator_norm(operator, u0: torch.Tensor) -> float:
     if isinstance(operator, Identity):
         return 1.0
@@ -179,9 +190,16 @@ def reconstruct_variational(
         u0 = _initial(operator, y)
     if nonnegative and u0.is_complex():
         raise ValueError("nonnegative=True: only for real images (got a complex u0)")
-    scale = float(op_norm) if op_norm is not None else _operator_norm(operator, u0)
-    scaled = ScaledOperator(operator, scale)
-    data = LeastSquaresBlock(scaled, y / scale, weight=scale**2, op_norm=1.0)
+    if _is_subsampled_fourier(operator) and op_norm is None:
+        scale = 1.0  # ||S F|| = max s_i <= 1
+        data = FourierDataBlock(operator.mask, y)
+        if not u0.is_complex():
+            u0 = u0.to(torch.complex128 if u0.dtype == torch.float64 else torch.complex64)
+    else:
+        scale = float(op_norm) if op_norm is not None else _operator_norm(operator, u0)
+        data = LeastSquaresBlock(
+            ScaledOperator(operator, scale), y / scale, weight=scale**2, op_norm=1.0
+        )
 
     g_prox = None
     if nonnegative:
@@ -282,10 +300,13 @@ def tv_pdhg_iterates(
     reg = TV(alpha)
     if u0 is None:
         u0 = _initial(operator, y)
-    scale = float(op_norm) if op_norm is not None else _operator_norm(operator, u0)
-    data = LeastSquaresBlock(
-        ScaledOperator(operator, scale), y / scale, weight=scale**2, op_norm=1.0
-    )
+    if _is_subsampled_fourier(operator) and op_norm is None:
+        data = FourierDataBlock(operator.mask, y)
+    else:
+        scale = float(op_norm) if op_norm is not None else _operator_norm(operator, u0)
+        data = LeastSquaresBlock(
+            ScaledOperator(operator, scale), y / scale, weight=scale**2, op_norm=1.0
+        )
     gen = pdhg_iterates([data, RegulariserBlock(reg)], u0, epsilon=epsilon)
     k = 0
     while iterations is None or k < iterations:
