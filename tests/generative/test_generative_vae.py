@@ -102,3 +102,13 @@ def test_load_rejects_foreign_checkpoint(tmp_path):
     save_checkpoint(tmp_path / "other", torch.nn.Linear(2, 2), None, step=0, config={"x": 1})
     with pytest.raises(ValueError, match="not a spinv generative VAE"):
         load_vae(tmp_path / "other")
+
+
+def test_lowrank_factors_receive_gradient_at_initialisation():
+    # V = 0 would be a stationary point of the likelihood; the head must start away from it
+    torch.manual_seed(0)
+    vae = GaussianVAE(image_size=16, latent_dim=3, width=4, covariance="lowrank", rank=2)
+    x = torch.rand(4, 1, 16, 16)
+    elbo_terms(vae, x, torch.Generator().manual_seed(0), "covariance")["loss"].backward()
+    grad = vae.cov_head.body[-1].weight.grad
+    assert float(grad[1:].abs().max()) > 0

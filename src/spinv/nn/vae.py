@@ -161,10 +161,15 @@ class GaussianVAE(nn.Module):
             "precision": 1 + len(causal_offsets(radius)),
         }[covariance]
         self.cov_head = Decoder(image_size, latent_dim, channels, width) if channels else None
-        if self.cov_head is not None:  # start at Sigma = gamma I: zero last layer
+        if self.cov_head is not None:  # start (almost) at Sigma = gamma I
             last = self.cov_head.body[-1]
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
+            if covariance == "lowrank":
+                # V = 0 is a stationary point of the likelihood (it depends on V only through
+                # V V^T), so the factor channels start small but non-zero.
+                with torch.no_grad():
+                    last.weight[1:].normal_(0.0, 1e-3)
 
     # --------------------------------------------------------------------------------------
     def encode(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
