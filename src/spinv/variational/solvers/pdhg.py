@@ -356,6 +356,7 @@ def pdhg(
         theta=theta,
         op_norm=op_norm,
         v0=v0,
+        compute_objective=track_objective,
     )
     for k in range(iterations):
         x, v, res, obj = next(gen)
