@@ -152,12 +152,14 @@ class Regulariser:
     def is_none(self) -> bool:
         return self.kind == "none"
 
-    def smoothness(self) -> float:
-        """Smoothness constant of :math:`J` (Eq. 1.15):
-        :math:`\\tfrac32\\sqrt{2M}\\sup|\\phi'(x)x|+\\sup|\\phi|`."""
+    def smoothness(self, bound: str = "thesis") -> float:
+        """Smoothness constant of :math:`J` for :math:`z=Au`: Eq. (1.15),
+        :math:`\\tfrac32\\sqrt{2M}\\sup|\\phi'(x)x|+\\sup|\\phi|` (``bound="thesis"``), or
+        the tight :math:`\\max(\\sup\\rho'',\\sup\\phi)` (eigenvalues of the pointwise
+        Hessian, ``bound="tight"``)."""
         if self.is_none:
             return 0.0
-        return self.rho.smoothness(components=2 * self.op.M, bound="thesis")
+        return self.rho.smoothness(components=2 * self.op.M, bound=bound)
 
 
 def make_regulariser(

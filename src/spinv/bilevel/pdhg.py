@@ -54,13 +54,19 @@ class PDHGResult:
     criterion: float
 
 
-def pdhg_parameters(ll: LowerLevel, s: torch.Tensor, alpha: float) -> tuple[float, float, float]:
-    """Step sizes ``(tau, sigma, theta)`` of App. 1.C.2 for the linear rate."""
+def pdhg_parameters(
+    ll: LowerLevel, s: torch.Tensor, alpha: float, bound: str = "thesis"
+) -> tuple[float, float, float]:
+    """Step sizes ``(tau, sigma, theta)`` of App. 1.C.2 for the linear rate.
+
+    ``bound`` selects the smoothness constant of :math:`F_2` (App. 1.C.3 or the tight one,
+    see :meth:`Regulariser.smoothness`); a smaller constant gives a larger :math:`\\mu`.
+    """
     smax2 = float(s.max()) ** 2
     if ll.reg.is_none or alpha == 0:
         lnorm, c = 0.0, 0.0
     else:
-        lnorm, c = ll.reg.op.norm_bound, alpha * ll.reg.smoothness()
+        lnorm, c = ll.reg.op.norm_bound, alpha * ll.reg.smoothness(bound)
     eta = max(smax2, c, 1e-12)
     eps = ll.eps
     mu = 2 * math.sqrt(eps / ((1 + lnorm**2) * eta))
@@ -81,16 +87,17 @@ def pdhg(
     tol: float = 1e-6,
     check_every: int = 10,
     steps: tuple[float, float, float] | None = None,
+    bound: str = "thesis",
 ) -> PDHGResult:
     """Solve Eq. (1.3) with Algorithm 1. ``state=(u, v1_hat, v2)`` warm-starts.
 
     ``steps=(tau, sigma, theta)`` overrides App. 1.C.2 (must satisfy
-    :math:`\\tau\\sigma(1+L^2)\\le1`). Without ``state`` the start is the zero-filled
-    reconstruction :math:`F^{-1}S^2y` with zero duals.
+    :math:`\\tau\\sigma(1+L^2)\\le1`); ``bound`` as in :func:`pdhg_parameters`. Without
+    ``state`` the start is the zero-filled reconstruction :math:`F^{-1}S^2y` with zero duals.
     """
     if maxit < 1:
         raise ValueError(f"maxit={maxit!r}: expected a positive integer")
-    tau, sigma, theta = steps if steps is not None else pdhg_parameters(ll, s, alpha)
+    tau, sigma, theta = steps if steps is not None else pdhg_parameters(ll, s, alpha, bound)
     sf = ll.fft_pattern(s)
     s2 = sf * sf
     y = ll.y_fft
