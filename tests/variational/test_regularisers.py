@@ -21,6 +21,7 @@ from spinv.variational.tv import (
     symmetric_gradient_stack,
     symmetric_gradient_stack_adjoint,
 )
+from spinv.variational.wavelets import WaveletTransform
 
 D = torch.float64
 
@@ -195,3 +196,23 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="eta"):
         DirectionalTV(1.0, torch.zeros(1, 1, 4, 4), eta=0.0)
     assert math.isclose(smoothed_tv(2.0, 0.5).smoothness, 2.0 * 2 / 0.5)
+
+
+def test_thesis_smoothness_bound_eq_1_15():
+    # Eq. (1.15): L = 3/2 sqrt(2M) sup|phi'(x)| x + sup phi, with sup|phi'|x = 1/gamma and
+    # sup phi = 2/gamma for rho_gamma; M = 2 for the gradient -> 5/gamma,
+    # M = 1 for W -> (3/2 sqrt2 + 2)/gamma
+    gamma, alpha = 0.05, 0.3
+    R = SmoothRegulariser(alpha, HuberRho(gamma), smoothness_bound="thesis")
+    assert R.smoothness == pytest.approx(alpha * 5 / gamma)
+    Rw = SmoothRegulariser(alpha, HuberRho(gamma), WaveletTransform(2), smoothness_bound="thesis")
+    assert Rw.smoothness == pytest.approx(alpha * (1.5 * math.sqrt(2) + 2) / gamma)
+    # both dominate the exact Hessian bound measured by power iteration on random points
+    u = _rand((1, 1, 12, 12), 20)
+    v = _rand((1, 1, 12, 12), 21)
+    tight = smoothed_tv(alpha, gamma)
+    for _ in range(100):
+        v = tight.hvp(u, v)
+        lam = float(v.norm())
+        v = v / lam
+    assert lam <= tight.smoothness * 8 * (1 + 1e-9) <= R.smoothness * 8

@@ -153,10 +153,15 @@ class SmoothRegulariser(Regulariser):
     * prox of :math:`F_2` (Appendix 1.C.1): :math:`C(|z|,\\tau\\alpha)\\,z/|z|`; by Moreau,
       :math:`\\operatorname{prox}_{\\sigma F_2^*}(q) = q - \\sigma\\operatorname{prox}_{F_2/\\sigma}
       (q/\\sigma)`;
-    * ``smoothness`` :math:`=\\alpha\\max(\\sup\\rho'',\\sup\\phi)` (tight form of Eq. 1.15).
+    * ``smoothness`` :math:`=\\alpha\\max(\\sup\\rho'',\\sup\\phi)` (``smoothness_bound="tight"``,
+      exact for :math:`\\rho(|z|)`; :math:`2\\alpha/\\gamma` for :math:`\\rho_\\gamma`) or the
+      thesis' bound :math:`c(p)=\\alpha L` of Eq. (1.15) (``"thesis"``, :math:`5\\alpha/\\gamma`
+      for the gradient); it enters the PDHG step sizes of Appendix 1.C.2.
     """
 
-    def __init__(self, alpha: float, rho: Rho, operator="gradient") -> None:
+    def __init__(
+        self, alpha: float, rho: Rho, operator="gradient", smoothness_bound: str = "tight"
+    ) -> None:
         self.alpha = check_alpha(alpha)
         if not isinstance(rho, Rho):
             raise TypeError(f"rho={rho!r}: expected a spinv.variational.rho.Rho")
@@ -176,7 +181,9 @@ class SmoothRegulariser(Regulariser):
                 f"operator={operator!r}: expected 'gradient' or a WaveletTransform instance"
             )
         self.operator = operator
-        self.smoothness = self.alpha * rho.smoothness(bound="tight")
+        # thesis Eq. (1.15) counts M complex components: M = 2 for the gradient, 1 for W
+        m = 2 if self.group_dim == 2 else 1
+        self.smoothness = self.alpha * rho.smoothness(components=2 * m, bound=smoothness_bound)
 
     def __repr__(self) -> str:
         op = "gradient" if self.group_dim == 2 else repr(self.operator)
