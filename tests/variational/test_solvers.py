@@ -253,3 +253,15 @@ def test_fourier_block_matches_generic_least_squares_block():
     # the objective of the Fourier block is the data term 1/2 ||S F u - y||^2
     blk = FourierDataBlock(A.mask, y)
     assert torch.allclose(blk.value(u_f), 0.5 * batch_sum(abs2(A(u_f) - y)))
+
+
+def test_objective_tracking_does_not_change_the_iterates():
+    f = _f((2, 1, 8, 8), 9)
+    blocks = [LeastSquaresBlock(Identity(), f), RegulariserBlock(smoothed_tv(0.2, 0.1))]
+    a, ha = pdhg(blocks, f, epsilon=0.1, iterations=40, tol=0.0, track_objective=True)
+    b, hb = pdhg(blocks, f, epsilon=0.1, iterations=40, tol=0.0, track_objective=False)
+    assert torch.allclose(a, b, atol=1e-12)
+    assert np.allclose(ha.residual, hb.residual, rtol=1e-8)
+    assert np.isnan(hb.objective).all() and np.isfinite(ha.objective).all()
+    # the objective decreases overall towards the minimum
+    assert ha.objective[-1] < ha.objective[0]

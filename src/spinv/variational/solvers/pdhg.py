@@ -11,8 +11,9 @@ and :math:`G(u)=\\tfrac\\varepsilon2\\|u\\|^2`. One iteration (Algorithm 1) is
 
 stopped when :math:`\\|x^{k+1}-x^k\\|/\\|x^k\\| + \\|v^{k+1}-v^k\\|/\\|v^k\\|\\le`
 ``tol`` (for every image of the batch). :math:`K\\bar x` is formed from :math:`Kx^{k+1}` and
-:math:`Kx^k` by linearity, so an iteration costs one :math:`K` and one :math:`K^*` and the objective
-:math:`F(Kx^{k+1})+G(x^{k+1})` comes for free.
+:math:`Kx^k` by linearity when the objective :math:`F(Kx^{k+1})+G(x^{k+1})` is tracked (it
+then comes for free), else :math:`K` is applied to :math:`\\bar x` directly; either way an
+iteration costs one :math:`K` and one :math:`K^*`.
 
 Step rules (``step_rule``):
 
@@ -297,12 +298,18 @@ def pdhg_iterates(
         if accelerated:
             theta_k = 1.0 / math.sqrt(1.0 + 2.0 * epsilon * tau_k)
             tau_k, sigma_k = theta_k * tau_k, sigma_k / theta_k
-        kx_new = [b.op(x_new) for b in blocks]
-        kxbar = [torch.add(a, a - c, alpha=theta_k) for a, c in zip(kx_new, kx, strict=True)]
+        diff = _map(torch.sub, x_new, x)
+        if compute_objective:  # K x^{k+1} is needed anyway: K xbar by linearity
+            kx_new = [b.op(x_new) for b in blocks]
+            kxbar = [torch.add(a, a - c, alpha=theta_k) for a, c in zip(kx_new, kx, strict=True)]
+        else:  # one K application on xbar = x^{k+1} + theta (x^{k+1} - x^k)
+            xbar = _map(lambda a, d, t=theta_k: torch.add(a, d, alpha=t), x_new, diff)
+            kx_new = None
+            kxbar = [b.op(xbar) for b in blocks]
         # Algorithm 1 residual; the norms of the new iterates are reused next iteration
         x_new_norm, v_new_norm = _pnorm(x_new), _dual_norm(v_new)
         dv = _dual_norm([a - c for a, c in zip(v_new, v, strict=True)])
-        residual = _bdist(x_new, x) / x_norm.clamp(min=tiny) + dv / v_norm.clamp(min=tiny)
+        residual = _pnorm(diff) / x_norm.clamp(min=tiny) + dv / v_norm.clamp(min=tiny)
         x_norm, v_norm = x_new_norm, v_new_norm
         x, v, kx = x_new, v_new, kx_new
         if compute_objective:
