@@ -127,7 +127,7 @@ def loss_and_gradient(
         curv = None
     else:
         curv = ll.curvature(u)
-    pre = ll.preconditioner(u, s, alpha) if opts.precondition else None
+    pre = ll.preconditioner(u, s, alpha, curvature=curv) if opts.precondition else None
     w, info = conjugate_gradient(
         lambda v: ll.hvp(u, v, s, alpha, curvature=curv),
         diff,
@@ -165,7 +165,7 @@ class _LowerLevelSolve(torch.autograd.Function):
         ll, opts, alpha = ctx.ll, ctx.opts, ctx.alpha
         with torch.no_grad():
             curv = None if ll.reg.is_none or alpha == 0 else ll.curvature(u)
-            pre = ll.preconditioner(u, s, alpha) if opts.precondition else None
+            pre = ll.preconditioner(u, s, alpha, curvature=curv) if opts.precondition else None
             w, _ = conjugate_gradient(
                 lambda v: ll.hvp(u, v, s, alpha, curvature=curv),
                 grad_u.to(u.dtype),

@@ -357,7 +357,9 @@ class LowerLevel:
             da = _rdot(w, self.reg_gradient(u))
         return ds, da
 
-    def preconditioner(self, u: torch.Tensor, s: torch.Tensor, alpha: float):
+    def preconditioner(
+        self, u: torch.Tensor, s: torch.Tensor, alpha: float, curvature: tuple | None = None
+    ):
         """A k-space diagonal approximation :math:`M\\approx D_u^2E` for preconditioned CG.
 
         :math:`M=F^{-1}\\mathrm{diag}(s^2+\\varepsilon+\\alpha\\bar\\phi\\,\\lambda)F`, with
@@ -368,7 +370,7 @@ class LowerLevel:
         sf = self.fft_pattern(s)
         diag = (sf * sf + self.eps).expand(u.shape[0], 1, *self.shape)
         if not self.reg.is_none and alpha != 0:
-            _, ph, _ = self.curvature(u)
+            _, ph, _ = curvature if curvature is not None else self.curvature(u)
             mean_phi = ph.reshape(u.shape[0], -1).mean(1).reshape(-1, 1, 1, 1)
             lam = torch.fft.ifftshift(
                 self.reg.op.symbol(self.shape, sf.dtype, sf.device), dim=(-2, -1)

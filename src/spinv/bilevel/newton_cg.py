@@ -120,7 +120,7 @@ def newton_cg(
             k -= 1
             break
         curv = ll.curvature(u)
-        pre = ll.preconditioner(u, s, alpha) if precondition else None
+        pre = ll.preconditioner(u, s, alpha, curvature=curv) if precondition else None
         forcing = min(0.1, (gn / g0).max().sqrt().item())
         d, info = conjugate_gradient(
             lambda w, u=u, curv=curv: ll.hvp(u, w, s, alpha, curvature=curv),
