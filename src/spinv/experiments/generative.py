@@ -57,8 +57,8 @@ DEFAULTS: dict[str, Any] = {
                 "mask_seed": 0},
     "recon": {"method": "alternating", "iterations": 15, "z_steps": 5, "z_lr": 0.05,
               "n_inits": 2, "logdet_weight": 1.0, "cg_iterations": 20},
-    "tuning": {"mean": [30.0, 100.0, 300.0, 1000.0], "covariance": [0.3, 1.0, 3.0],
-               "range": [0.1, 1.0, 10.0], "tv": [1.0, 3.0, 10.0, 30.0]},
+    "tuning": {"mean": [3.0, 10.0, 30.0, 100.0], "covariance": [0.05, 0.1, 0.3, 1.0],
+               "range": [0.1, 1.0, 10.0], "tv": [10.0, 30.0, 100.0, 300.0]},
     "tv": {"iterations": 200},
     "end_to_end": {"steps": 800, "batch_size": 16, "lr": 1.0e-3, "width": 32, "depth": 6},
 }
@@ -345,7 +345,7 @@ def _metrics(u: torch.Tensor, x: torch.Tensor) -> tuple[list[float], list[float]
     return psnr(u, x, data_range=1.0).tolist(), ssim(u, x, data_range=1.0).tolist()
 
 
-def _markdown(table: dict, cfg: dict, lams: dict, meta: dict) -> str:
+def _markdown(table: dict, cfg: dict, lams: dict, meta: dict, tuning: dict | None = None) -> str:
     rates = [float(r) for r in cfg["problem"]["rates"]]
     noises = [float(s) for s in cfg["problem"]["noise"]]
     ts = cfg["problem"]["train_setting"]
@@ -368,6 +368,17 @@ def _markdown(table: dict, cfg: dict, lams: dict, meta: dict) -> str:
             lam = lams.get(method)
             lines.append(f"| {method} | {'' if lam is None else f'{lam:g}'} | "
                          + " | ".join(cells) + " |")
+        lines.append("")
+    if tuning:
+        lines += ["## Weight tuning (mean validation PSNR per weight)", ""]
+        for method, scores in tuning.items():
+            if len(scores) < 2:
+                continue
+            best = max(scores, key=scores.get)
+            edge = " (best at the edge of the grid)" if best in (next(iter(scores)),
+                                                                 list(scores)[-1]) else ""
+            lines.append(f"- {method}: " + ", ".join(f"{k}: {v:.2f}" for k, v in scores.items())
+                         + edge)
         lines.append("")
     lines += [f"Wall time: {meta['seconds']:.0f} s ({meta['threads']} thread(s), device "
               f"{meta['device']})", ""]
@@ -492,7 +503,7 @@ def run_experiment(
                "per_image": per_image, "meta": meta,
                "vae_gamma": float(models["identity"].log_gamma.exp())}
     _atomic_text(out / "results.json", json.dumps(summary, indent=1))
-    _atomic_text(out / "results.md", _markdown(table, cfg, lams, meta))
+    _atomic_text(out / "results.md", _markdown(table, cfg, lams, meta, tuning))
     plot_generalisation(table, cfg, out / "psnr_vs_rate.png")
     for k, ex in examples.items():
         plot_examples(ex, out / f"examples_{k.replace(',', '_').replace('=', '')}.png", k)
