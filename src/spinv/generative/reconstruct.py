@@ -209,9 +209,13 @@ def reconstruct_generative(
     """Minimise :math:`\\Phi(u,z)` (module docstring) for data ``y`` of ``operator``.
 
     ``lam`` is :math:`\\lambda`, ``noise_std`` :math:`\\sigma`; ``method`` in :data:`METHODS`
-    (ignored for the range constraint, which always optimises :math:`z` only, with
-    ``iterations * z_steps`` Adam steps); ``u_init`` defaults to the real part of the
-    zero-filled image :math:`\\mathrm{Re}A^*y`.
+    (ignored for the range constraint, which always optimises :math:`z` only). ``"alternating"``
+    runs ``iterations`` rounds of ``z_steps`` Adam steps on :math:`z` (rate ``z_lr``) followed
+    by the exact :math:`u`-step (``cg_iterations`` PCG steps when :math:`\\Sigma` is not a
+    multiple of :math:`I`); ``"joint"`` and the range constraint take ``iterations * z_steps``
+    Adam steps (rates ``u_lr`` for :math:`u`, ``z_lr`` for :math:`z`). ``u_init`` defaults to the
+    real part of the zero-filled image :math:`\\mathrm{Re}A^*y`; ``n_inits`` latent starts run as
+    one batch (:func:`initial_latents`, seeded by ``seed``).
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r}; expected one of {METHODS}")
