@@ -27,6 +27,7 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,7 +35,15 @@ import torch.nn.functional as F
 
 from spinv.learned import LearnedProximalGradient
 
-__all__ = ["run_ct_comparison", "load_ct_slices"]
+__all__ = [
+    "CTData",
+    "image_metrics",
+    "load_ct_slices",
+    "prepare_ct_data",
+    "reconstruct_all",
+    "run_ct_comparison",
+    "train_lpg",
+]
 
 
 def load_ct_slices(split: str, count: int | None, image_size: int) -> torch.Tensor:
@@ -64,11 +73,18 @@ def _autocast(enabled: bool, like: torch.Tensor):
     return torch.autocast(like.device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def _evaluate(model, y: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, bf16: bool) -> dict:
+def reconstruct_all(model, y: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+    """Apply ``model`` to each measurement in ``y`` (one at a time, no gradients)."""
+    with torch.no_grad(), _autocast(bf16, y):
+        return torch.cat([model(y[i : i + 1]) for i in range(len(y))]).float()
+
+
+def image_metrics(rec: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> dict:
+    """Per-image and mean PSNR/SSIM (data range 1) of ``rec`` against ``x``, on the whole image
+    and inside ``mask`` (keys ``psnr``, ``ssim``, ``psnr_roi``, ``ssim_roi``, ``mean_*``)."""
     from spinv.metrics import psnr, ssim
 
-    with torch.no_grad(), _autocast(bf16, y):
-        rec = torch.cat([model(y[i : i + 1]) for i in range(len(y))]).float()
+    rec = rec.abs() if rec.is_complex() else rec
     out = {
         "psnr": psnr(rec, x, data_range=1.0).tolist(),
         "ssim": ssim(rec, x, data_range=1.0).tolist(),
@@ -77,6 +93,100 @@ def _evaluate(model, y: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, bf16:
     }
     out.update({f"mean_{k}": sum(v) / len(v) for k, v in list(out.items())})
     return out
+
+
+@dataclass
+class CTData:
+    """Training and test data of the CT experiment (all image tensors ``(N, 1, n, n)``)."""
+
+    operator: torch.nn.Module
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    x_rot: torch.Tensor
+    y_rot: torch.Tensor
+    mask_test: torch.Tensor
+    mask_rot: torch.Tensor
+    angles: torch.Tensor
+
+
+def prepare_ct_data(
+    n_train: int, image_size: int = 64, n_test: int = 8, n_angles: int = 50, seed: int = 0
+) -> CTData:
+    """Ground truths, low-dose sinograms and body masks of the CT experiment (steps 1 and 3 of
+    the module docstring); the test images upright and rotated by random angles in [-180, 180)."""
+    from spinv.data.transforms import body_mask_ct, rotate
+    from spinv.operators import ParallelBeamCT
+    from spinv.operators.ct import simulate_ct
+
+    if not isinstance(n_train, int) or isinstance(n_train, bool) or n_train < 1:
+        raise ValueError(f"n_train={n_train!r}: expected a positive integer")
+    gen = torch.Generator().manual_seed(seed)
+    x_train = load_ct_slices("train", n_train, image_size)
+    x_test = load_ct_slices("test", n_test, image_size)
+    angles = (torch.rand(len(x_test), generator=gen, dtype=torch.float64) * 2 - 1) * 180.0
+    x_rot = rotate(x_test, angles).clamp(0, 1)
+    return CTData(
+        operator=ParallelBeamCT(image_size, n_angles),
+        x_train=x_train,
+        y_train=simulate_ct(x_train, n_angles, seed=seed + 1),
+        x_test=x_test,
+        y_test=simulate_ct(x_test, n_angles, seed=seed + 2),
+        x_rot=x_rot,
+        y_rot=simulate_ct(x_rot, n_angles, seed=seed + 3),
+        mask_test=body_mask_ct(x_test),
+        mask_rot=body_mask_ct(x_rot),
+        angles=angles,
+    )
+
+
+def train_lpg(
+    data: CTData,
+    group: str | None,
+    steps: int,
+    width: int = 96,
+    iterations: int = 8,
+    lr: float = 5e-4,
+    batch_size: int = 1,
+    clip_grad_norm: float | None = 1.0,
+    bf16: bool = False,
+    seed: int = 0,
+    progress=None,
+) -> tuple[LearnedProximalGradient, list[float], float]:
+    """Train one LPG model on ``data`` (step 2 of the module docstring); returns
+    ``(model, losses, seconds)``. Every model sees the same minibatches for the same ``seed``;
+    ``progress(name, step, loss)`` is called after every step."""
+    name = group or "ordinary"
+    for key, value in (("steps", steps), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{key}={value!r}: expected a positive integer")
+    if not lr > 0:
+        raise ValueError(f"lr={lr!r}: expected a positive learning rate")
+    x_train, y_train = data.x_train, data.y_train
+    model = LearnedProximalGradient(
+        data.operator, group=group, width=width, iterations=iterations, seed=seed
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    order = torch.Generator().manual_seed(seed + 4)  # same minibatches for every model
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(steps):
+        idx = torch.randint(0, len(x_train), (batch_size,), generator=order)
+        opt.zero_grad(set_to_none=True)
+        with _autocast(bf16, y_train):
+            rec = model(y_train[idx])
+        loss = (rec.float() - x_train[idx]).square().mean()
+        loss.backward()
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        opt.step()
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]):
+            raise FloatingPointError(f"{name}: loss became {losses[-1]} at step {step}")
+        if progress is not None:
+            progress(name, step, losses[-1])
+    return model, losses, time.perf_counter() - t0
 
 
 def run_ct_comparison(
@@ -95,6 +205,7 @@ def run_ct_comparison(
     bf16: bool = False,
     n_angles: int = 50,
     progress=None,
+    return_models: bool = False,
 ) -> dict:
     """Train and compare ordinary/equivariant LPG models; see the module docstring.
 
@@ -102,54 +213,18 @@ def run_ct_comparison(
     ``channels_last`` layout (several times faster on CPUs with bf16 support; the operator and
     data term stay float32). ``progress(group, step, loss)`` is called every 10 steps if
     given. Returns ``{"settings": ..., "results": {name: {...}}}`` with per-image and mean
-    metrics for the ``upright`` and ``rotated`` test sets, training losses and wall time.
+    metrics for the ``upright`` and ``rotated`` test sets, training losses and wall time; with
+    ``return_models=True`` returns ``(payload, models, data)``.
     """
-    from spinv.data.transforms import body_mask_ct, rotate
-    from spinv.operators import ParallelBeamCT
-    from spinv.operators.ct import simulate_ct
-
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("n_train", n_train)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}={value!r}: expected a positive integer")
-    if not lr > 0:
-        raise ValueError(f"lr={lr!r}: expected a positive learning rate")
-    gen = torch.Generator().manual_seed(seed)
-    x_train = load_ct_slices("train", n_train, image_size)
-    x_test = load_ct_slices("test", n_test, image_size)
-    angles = (torch.rand(len(x_test), generator=gen, dtype=torch.float64) * 2 - 1) * 180.0
-    x_rot = rotate(x_test, angles).clamp(0, 1)
-    y_train = simulate_ct(x_train, n_angles, seed=seed + 1)
-    y_test = simulate_ct(x_test, n_angles, seed=seed + 2)
-    y_rot = simulate_ct(x_rot, n_angles, seed=seed + 3)
-    mask_test, mask_rot = body_mask_ct(x_test), body_mask_ct(x_rot)
-    A = ParallelBeamCT(image_size, n_angles)
-
-    results = {}
+    data = prepare_ct_data(n_train, image_size, n_test, n_angles, seed)
+    results, models = {}, {}
     for group in groups:
         name = group or "ordinary"
-        model = LearnedProximalGradient(
-            A, group=group, width=width, iterations=iterations, seed=seed
+        model, losses, train_time = train_lpg(
+            data, group, steps, width, iterations, lr, batch_size, clip_grad_norm, bf16, seed,
+            progress,
         )
-        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
-        order = torch.Generator().manual_seed(seed + 4)  # same minibatches for every model
-        losses = []
-        t0 = time.perf_counter()
-        for step in range(steps):
-            idx = torch.randint(0, len(x_train), (batch_size,), generator=order)
-            opt.zero_grad(set_to_none=True)
-            with _autocast(bf16, y_train):
-                rec = model(y_train[idx])
-            loss = (rec.float() - x_train[idx]).square().mean()
-            loss.backward()
-            if clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-            opt.step()
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
-                raise FloatingPointError(f"{name}: loss became {losses[-1]} at step {step}")
-            if progress is not None and step % 10 == 0:
-                progress(name, step, losses[-1])
-        train_time = time.perf_counter() - t0
+        models[name] = model
         results[name] = {
             "group": group,
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -157,13 +232,15 @@ def run_ct_comparison(
             "loss_first_10": sum(losses[:10]) / len(losses[:10]),
             "loss_last_10": sum(losses[-10:]) / len(losses[-10:]),
             "losses": losses,
-            "upright": _evaluate(model, y_test, x_test, mask_test, bf16),
-            "rotated": _evaluate(model, y_rot, x_rot, mask_rot, bf16),
+            "upright": image_metrics(reconstruct_all(model, data.y_test, bf16), data.x_test,
+                                     data.mask_test),
+            "rotated": image_metrics(reconstruct_all(model, data.y_rot, bf16), data.x_rot,
+                                     data.mask_rot),
         }
     payload = {
         "settings": {
             "n_train": n_train,
-            "n_test": len(x_test),
+            "n_test": len(data.x_test),
             "groups": [g or "ordinary" for g in groups],
             "steps": steps,
             "image_size": image_size,
@@ -175,7 +252,7 @@ def run_ct_comparison(
             "bf16": bf16,
             "n_angles": n_angles,
             "seed": seed,
-            "test_angles_deg": angles.tolist(),
+            "test_angles_deg": data.angles.tolist(),
             "torch_threads": torch.get_num_threads(),
         },
         "results": results,
@@ -184,6 +261,8 @@ def run_ct_comparison(
         out = Path(out_dir)
         _write(out / "results.json", json.dumps(payload, indent=2))
         _write(out / "results.md", format_table(payload))
+    if return_models:
+        return payload, models, data
     return payload
 
 
