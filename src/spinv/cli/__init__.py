@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "spinv.cli.sampling_cmd",
     "spinv.cli.lipschitz_cmd",
     "spinv.cli.generative_cmd",
+    "spinv.cli.equivariance_cmd",
 ]
 
 _registered = False
