@@ -212,3 +212,30 @@ def test_custom_tableau_uses_its_radius_and_size_specific_certificate():
     lip = net.certified_lipschitz()
     assert lip <= 1.0 + 1e-12
     assert random_pairs_lipschitz(net, (2, 1, 10, 10), n=8) <= lip
+
+
+def test_power_only_norm_control_can_violate_what_certified_control_guarantees():
+    # the thesis' rule (rescale by a warm-started one-step power estimate) lags behind large
+    # optimiser steps; the certified rule never lets a bound exceed its target
+    worst = {}
+    for mode in ("power", "certified"):
+        net = NonexpansiveDenoiser(1, width=6, depth=2, method="euler", gamma=1.0,
+                                   residual=False, power_size=(12, 12), norm_control=mode,
+                                   seed=0)
+        opt = torch.optim.Adam(net.parameters(), lr=0.05)
+        g = _gen(3)
+        ratios = []
+        for _ in range(3):
+            x = torch.rand(4, 1, 12, 12, generator=g)
+            loss = ((net(x + 0.2 * torch.randn(x.shape, generator=g)) - x) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            net.enforce_constraints()
+            convs = dict(net._convs())
+            ratios += [b / convs[k].max_norm for k, b in net.certified_norms().items()]
+        worst[mode] = max(ratios)
+    assert worst["certified"] <= 1.0
+    assert worst["power"] > 1.1
+    with pytest.raises(ValueError, match="norm_control"):
+        NonexpansiveDenoiser(1, width=2, depth=1, norm_control="spectral")

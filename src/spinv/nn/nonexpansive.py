@@ -294,7 +294,10 @@ class NonexpansiveDenoiser(nn.Module):
     ``tied`` (:math:`A_{project} = A_{lift}^T`); ``certify_size`` (``None``: bounds valid for
     every image size; ``(H, W)``: valid for images up to that size, tighter);
     ``certify_grid`` (DFT grid of the size-independent bound); ``power_size`` (image size of
-    the warm-started power iteration); ``seed``.
+    the warm-started power iteration); ``norm_control`` (``"certified"``: rescale by the
+    certified bound, default; ``"power"``: the thesis' rule, rescale by the power-iteration
+    estimate only -- kept for comparison, :meth:`certified_lipschitz` then reports the true
+    certificate of the resulting weights, which may exceed the nominal one); ``seed``.
 
     Call :meth:`enforce_constraints` after every optimiser step; it is also called at
     construction (about a second at the thesis' width 64 on one loaded CPU core; see
@@ -306,7 +309,8 @@ class NonexpansiveDenoiser(nn.Module):
                  residual: bool = True, alpha: float | None = None, averaging: str = "relaxation",
                  tied: bool = False, activation: str = "relu", kernel_size: int = 3,
                  certify_size: tuple[int, int] | None = None, certify_grid: int = 16,
-                 power_size: tuple[int, int] = (32, 32), seed: int | None = 0) -> None:
+                 power_size: tuple[int, int] = (32, 32), norm_control: str = "certified",
+                 seed: int | None = 0) -> None:
         super().__init__()
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels={in_channels!r}: expected a positive integer")
@@ -320,7 +324,10 @@ class NonexpansiveDenoiser(nn.Module):
                            residual=residual, alpha=alpha, averaging=averaging, tied=tied,
                            activation=activation, kernel_size=kernel_size,
                            certify_size=list(certify_size) if certify_size else None,
-                           certify_grid=certify_grid, power_size=list(power_size))
+                           certify_grid=certify_grid, power_size=list(power_size),
+                           norm_control=norm_control)
+        if norm_control not in ("certified", "power"):
+            raise ValueError(f"norm_control={norm_control!r}: expected 'certified' or 'power'")
         if not isinstance(method, str):
             self.config["method_tableau"] = {"a": [list(r) for r in method.a], "b": list(method.b)}
         ctx = torch.random.fork_rng() if seed is not None else _nullcontext()
@@ -342,6 +349,7 @@ class NonexpansiveDenoiser(nn.Module):
         self.tied = bool(tied)
         self.certify_size = tuple(certify_size) if certify_size is not None else None
         self.certify_grid = int(certify_grid)
+        self.norm_control = norm_control
         self.enforce_constraints(power_iterations=5)
 
     # -- forward ---------------------------------------------------------------------------
@@ -374,7 +382,7 @@ class NonexpansiveDenoiser(nn.Module):
         thesis' estimate, stored for monitoring), then a certified upper bound ``U``; if
         ``U > max_norm`` the weight is multiplied by ``max_norm / U`` (slightly less), so the
         certified bound of the new weight, ``U * factor``, is below ``max_norm``. Returns the
-        certified norms after projection.
+        certified norms after projection (the power estimates with ``norm_control="power"``).
         """
         out = {}
         for name, conv in self._convs():
@@ -382,6 +390,13 @@ class NonexpansiveDenoiser(nn.Module):
             u = getattr(self, _buf(name))
             sigma, u_new = power_iteration_step(w, u, conv.padding, power_iterations)
             u.copy_(u_new)
+            if self.norm_control == "power":  # the thesis' rule: rescale by the estimate
+                if sigma > conv.max_norm:
+                    w.mul_(conv.max_norm / sigma)
+                    sigma = conv.max_norm
+                out[name] = sigma
+                getattr(self, _buf(name, "sigma")).fill_(sigma)
+                continue
             before = float(w.detach().norm())
             bound = project_conv_norm(w, conv.max_norm, conv.padding, self.certify_size,
                                       self.certify_grid)
