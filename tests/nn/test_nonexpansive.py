@@ -239,3 +239,17 @@ def test_power_only_norm_control_can_violate_what_certified_control_guarantees()
     assert worst["power"] > 1.1
     with pytest.raises(ValueError, match="norm_control"):
         NonexpansiveDenoiser(1, width=2, depth=1, norm_control="spectral")
+
+
+def test_euler_layer_beyond_step_rule_obeys_cocoercivity_bound():
+    # h ||A||^2 L = 3 > 2: the certificate uses max(1, h beta - 1) = 2, which must hold
+    layer = _layer_at_bound(EULER, 2.0, 1.5)
+    net = NonexpansiveResNet(2, depth=1, hidden=3, method="euler", step=2.0).double()
+    lip, _ = net.certificate([1.5 ** 0.5])
+    assert lip == pytest.approx(2.0)
+    with torch.no_grad():
+        worst = max(float((layer(x) - layer(y)).norm() / (x - y).norm())
+                    for x, y in _pairs((3, 2, 6, 6), n=10))
+    f = lambda z: layer(z.double()).float()  # noqa: E731
+    worst = max(worst, adversarial_lipschitz(f, (1, 2, 6, 6), starts=3, steps=30, lr=0.05))
+    assert worst <= lip + 1e-5
