@@ -1,0 +1,71 @@
+"""``spinv equivariance``: the experiments of thesis §2.5 (thin wrappers around
+:mod:`spinv.experiments.equivariance_sweeps` and :mod:`spinv.experiments.equivariance_depth`).
+
+Each command reads ``CONFIG`` (``configs/equivariance-*.yaml``; section ``--scale``), trains
+with a progress bar over the training steps and writes ``results.json``, ``results.md`` and PNG
+figures to ``--out``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+equivariance_app = typer.Typer(
+    help="Ordinary vs equivariant learned proximal gradient (thesis §2.5, Figs 2.7-2.12).",
+    no_args_is_help=True,
+)
+
+_CONFIG = typer.Argument(..., help="YAML config (configs/equivariance-*.yaml).")
+_OUT = typer.Option(..., "--out", help="Output directory (results.json, results.md, PNGs).")
+_SCALE = typer.Option("small", "--scale", help="Config section: small (CPU) or paper (GPU).")
+_SEED = typer.Option(None, "--seed", help="Override the config's seed.")
+_QUIET = typer.Option(False, "--quiet", help="No progress bars.")
+
+
+def _run(command: str, config: Path, out: Path, scale: str, seed: int | None, quiet: bool):
+    from spinv.experiments.equivariance_config import load_config
+
+    cfg = load_config(config, command, scale)
+    if seed is not None:
+        if seed < 0:
+            raise ValueError(f"--seed {seed}: expected an integer >= 0")
+        cfg["seed"] = seed
+    if command == "depth":
+        from spinv.experiments.equivariance_depth import run_depth as run
+    else:
+        from spinv.experiments import equivariance_sweeps as sweeps
+
+        run = sweeps.run_sweep_n if command == "sweep-n" else sweeps.run_groups
+    payload = run(cfg, out, progress=not quiet)
+    typer.echo((out / "results.md").read_text())
+    for note in payload["notes"]:
+        typer.echo(f"note: {note}")
+    typer.echo(f"wrote {out}")
+
+
+@equivariance_app.command("sweep-n")
+def sweep_n(config: Path = _CONFIG, out: Path = _OUT, scale: str = _SCALE, seed: int = _SEED,
+            quiet: bool = _QUIET) -> None:
+    """Training-set-size sweep, ordinary vs C4, upright and rotated tests (Figs 2.8-2.11)."""
+    _run("sweep-n", config, out, scale, seed, quiet)
+
+
+@equivariance_app.command("groups")
+def groups(config: Path = _CONFIG, out: Path = _OUT, scale: str = _SCALE, seed: int = _SEED,
+           quiet: bool = _QUIET) -> None:
+    """Group-order sweep m in {1, 2, 3, 4, 6, 8} at fixed N (Fig. 2.7)."""
+    _run("groups", config, out, scale, seed, quiet)
+
+
+@equivariance_app.command("depth")
+def depth(config: Path = _CONFIG, out: Path = _OUT, scale: str = _SCALE, seed: int = _SEED,
+          quiet: bool = _QUIET) -> None:
+    """Learned iterations run past their trained depth vs TV-PDHG iterates (Fig. 2.12)."""
+    _run("depth", config, out, scale, seed, quiet)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``equivariance`` sub-app to the ``spinv`` command."""
+    app.add_typer(equivariance_app, name="equivariance")

@@ -1,0 +1,244 @@
+"""Data and training for the equivariance sweeps of thesis §2.5 (CT and MRI).
+
+Data (§2.5.1, at reduced size): slices of a bundled dataset, area-downsampled to
+``image_size``², with
+
+* **CT** (``ct-head``): low-dose post-log sinograms of a 50-view parallel-beam ray transform,
+  simulated on a twice finer grid (:func:`spinv.operators.ct.simulate_ct`); ROI = body mask
+  (:func:`spinv.data.transforms.body_mask_ct`, the thesis uses lung masks);
+* **MRI** (``brain-t1``): :math:`y = S(Fu + \\varepsilon)` with a Cartesian variable-density
+  line pattern :math:`S` (:func:`spinv.sampling.variable_density_lines`, ~20 % as in Fig. 2.6)
+  and complex white Gaussian noise :math:`\\varepsilon`; the complex image is handled by the
+  learned method as 2 real channels. ROI = convex hull of the thresholded foreground
+  (:func:`spinv.data.transforms.roi_mask_mri`, §2.5.4).
+
+Held-out slices are tested upright and rotated by uniform random angles in [-180°, 180°): the
+ground truth is rotated first (:func:`spinv.data.transforms.rotate`), then simulated.
+
+Training (§2.5.2): empirical risk :math:`\\frac1N\\sum_i \\|u_i^* - \\Phi(y_i)\\|_2^2`
+minimised by Adam with minibatches; for complex reconstructions the modulus of the error is
+squared. Data noise is drawn once and kept fixed.
+
+>>> d = prepare_data("mri", n_train=2, image_size=16, n_test=2, seed=0)
+>>> tuple(d.x_train.shape), d.y_train.dtype, tuple(d.mask_rot.shape)
+((2, 1, 16, 16), torch.complex64, (2, 1, 16, 16))
+>>> round(d.operator.sampling_rate, 2)
+0.19
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from spinv.experiments.equivariance import CTData, load_ct_slices
+from spinv.learned import LearnedProximalGradient
+
+__all__ = [
+    "DATASETS",
+    "available",
+    "data_to",
+    "load_slices",
+    "prepare_ct_split_data",
+    "prepare_data",
+    "prepare_mri_data",
+    "train_model",
+]
+
+DATASETS = {"ct": "ct-head", "mri": "brain-t1"}
+
+
+def available(problem: str, split: str) -> int:
+    """Number of slices of the dataset of ``problem`` (``ct``/``mri``) in ``split``."""
+    from spinv.data import load_dataset
+
+    if problem not in DATASETS:
+        raise ValueError(f"problem={problem!r}: expected one of {sorted(DATASETS)}")
+    return len(load_dataset(DATASETS[problem], split))
+
+
+def load_slices(problem: str, split: str, count: int, image_size: int) -> torch.Tensor:
+    """``(count, 1, image_size, image_size)`` float32 slices in [0, 1] (area downsampling)."""
+    if problem == "ct":
+        return load_ct_slices(split, count, image_size)
+    from spinv.data import load_dataset
+
+    arr = load_dataset(DATASETS[problem], split)
+    if not isinstance(count, int) or count < 1 or count > len(arr):
+        raise ValueError(f"count={count!r}: expected 1..{len(arr)} slices of split {split!r}")
+    x = torch.from_numpy(arr[:count])[:, None]
+    if x.shape[-1] != image_size or x.shape[-2] != image_size:
+        x = F.interpolate(x, size=(image_size, image_size), mode="area")
+    return x.clamp(0, 1).contiguous()
+
+
+def _random_angles(n: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * 180.0
+
+
+def prepare_mri_data(
+    n_train: int,
+    image_size: int = 64,
+    n_test: int = 8,
+    rate: float = 0.2,
+    noise: float = 0.02,
+    seed: int = 0,
+    test_split: str = "test",
+) -> CTData:
+    """MRI counterpart of :func:`spinv.experiments.equivariance.prepare_ct_data` (same
+    container, fields ``operator, x_*, y_*, mask_*, angles``; ground truths real float32,
+    measurements complex64). The sampling pattern is drawn with ``seed``."""
+    from spinv.data.transforms import roi_mask_mri, rotate
+    from spinv.operators import SubsampledFourier
+    from spinv.sampling import variable_density_lines
+
+    if not isinstance(n_train, int) or isinstance(n_train, bool) or n_train < 1:
+        raise ValueError(f"n_train={n_train!r}: expected a positive integer")
+    if not 0 < rate <= 1:
+        raise ValueError(f"rate={rate!r}: expected a sampling rate in (0, 1]")
+    if not noise >= 0:
+        raise ValueError(f"noise={noise!r}: expected a noise level >= 0")
+    op = SubsampledFourier(variable_density_lines((image_size, image_size), rate, seed=seed))
+    x_train = load_slices("mri", "train", n_train, image_size)
+    x_test = load_slices("mri", test_split, n_test, image_size)
+    angles = _random_angles(len(x_test), seed)
+    x_rot = rotate(x_test, angles).clamp(0, 1)
+
+    def simulate(x: torch.Tensor, s: int) -> torch.Tensor:
+        return op.measure(x, sigma=noise, seed=s).to(torch.complex64)
+
+    return CTData(
+        operator=op,
+        x_train=x_train,
+        y_train=simulate(x_train, seed + 1),
+        x_test=x_test,
+        y_test=simulate(x_test, seed + 2),
+        x_rot=x_rot,
+        y_rot=simulate(x_rot, seed + 3),
+        mask_test=roi_mask_mri(x_test),
+        mask_rot=roi_mask_mri(x_rot),
+        angles=angles,
+    )
+
+
+def prepare_ct_split_data(
+    n_train: int,
+    image_size: int = 64,
+    n_test: int = 8,
+    n_angles: int = 50,
+    photons: float = 1e4,
+    seed: int = 0,
+    test_split: str = "test",
+) -> CTData:
+    """As :func:`spinv.experiments.equivariance.prepare_ct_data`, with a choice of held-out
+    split (``test`` or ``val``) and photon count."""
+    from spinv.data.transforms import body_mask_ct, rotate
+    from spinv.operators import ParallelBeamCT
+    from spinv.operators.ct import simulate_ct
+
+    if not isinstance(n_train, int) or isinstance(n_train, bool) or n_train < 1:
+        raise ValueError(f"n_train={n_train!r}: expected a positive integer")
+    x_train = load_slices("ct", "train", n_train, image_size)
+    x_test = load_slices("ct", test_split, n_test, image_size)
+    angles = _random_angles(len(x_test), seed)
+    x_rot = rotate(x_test, angles).clamp(0, 1)
+
+    def simulate(x: torch.Tensor, s: int) -> torch.Tensor:
+        return simulate_ct(x, n_angles, photons=photons, seed=s)
+
+    return CTData(
+        operator=ParallelBeamCT(image_size, n_angles),
+        x_train=x_train,
+        y_train=simulate(x_train, seed + 1),
+        x_test=x_test,
+        y_test=simulate(x_test, seed + 2),
+        x_rot=x_rot,
+        y_rot=simulate(x_rot, seed + 3),
+        mask_test=body_mask_ct(x_test),
+        mask_rot=body_mask_ct(x_rot),
+        angles=angles,
+    )
+
+
+def prepare_data(
+    problem: str,
+    n_train: int,
+    image_size: int,
+    n_test: int,
+    seed: int = 0,
+    test_split: str = "test",
+    n_angles: int = 50,
+    photons: float = 1e4,
+    rate: float = 0.2,
+    noise: float = 0.02,
+) -> CTData:
+    """CT or MRI data of the experiment (see the module docstring)."""
+    if problem == "ct":
+        return prepare_ct_split_data(n_train, image_size, n_test, n_angles, photons, seed,
+                                     test_split)
+    if problem == "mri":
+        return prepare_mri_data(n_train, image_size, n_test, rate, noise, seed, test_split)
+    raise ValueError(f"problem={problem!r}: expected 'ct' or 'mri'")
+
+
+def data_to(data: CTData, device: torch.device) -> CTData:
+    """A copy of ``data`` with every tensor (and the operator) on ``device``."""
+    fields = {k: (v.to(device) if isinstance(v, torch.Tensor | torch.nn.Module) else v)
+              for k, v in vars(data).items()}
+    fields["angles"] = data.angles  # bookkeeping, stays on the CPU
+    return CTData(**fields)
+
+
+def train_model(
+    data: CTData,
+    group: str | None,
+    steps: int,
+    width: int = 32,
+    iterations: int = 8,
+    memory: int = 5,
+    lr: float = 5e-4,
+    batch_size: int = 1,
+    clip_grad_norm: float | None = 1.0,
+    bf16: bool = False,
+    seed: int = 0,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[LearnedProximalGradient, list[float], float]:
+    """Train one learned proximal gradient model (Algorithm 5) on ``data``; returns
+    ``(model, losses, seconds)``. Same weights initialisation seed and the same minibatch order
+    for every model with the same ``seed``; ``progress(step, loss)`` after every step."""
+    for key, value in (("steps", steps), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{key}={value!r}: expected a positive integer")
+    if not lr > 0:
+        raise ValueError(f"lr={lr!r}: expected a positive learning rate")
+    x_train, y_train = data.x_train, data.y_train
+    device = x_train.device
+    model = LearnedProximalGradient(
+        data.operator, group=group, width=width, iterations=iterations, memory=memory, seed=seed
+    ).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    order = torch.Generator().manual_seed(seed + 4)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(steps):
+        idx = torch.randint(0, len(x_train), (batch_size,), generator=order).to(device)
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            rec = model(y_train[idx])
+        err = rec - x_train[idx] if rec.is_complex() else rec.float() - x_train[idx]
+        loss = (err.abs().square() if err.is_complex() else err.square()).mean()
+        loss.backward()
+        if clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        opt.step()
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]):
+            raise FloatingPointError(f"{group or 'ordinary'}: loss became {losses[-1]} at {step}")
+        if progress is not None:
+            progress(step, losses[-1])
+    return model, losses, time.perf_counter() - t0

@@ -1,0 +1,221 @@
+"""Learned iterations applied past their trained depth vs TV-PDHG (thesis §2.6, Fig. 2.12).
+
+The thesis repeatedly applies the learned proximal gradient method (Algorithm 5), not only for
+the :math:`it` iterations it was trained with, and records the iterates
+:math:`\\hat u^k_{\\text{learned iterative}}`; with blocks :math:`\\widehat{\\mathrm{prox}}_i`,
+:math:`i = 0, \\dots, it-1`, iteration :math:`k \\ge 1` is
+
+.. math:: (u_k, s_k) = \\widehat{\\mathrm{prox}}_{j(k)}\\big(u_{k-1}, s_{k-1},
+          \\tau\\nabla E_y(u_{k-1})\\big), \\qquad
+          j(k) = (k-1) \\bmod it \\;\\; (\\texttt{reuse="cycle"}),
+
+i.e. applying the whole method again from its own output and memory state (the cause of the
+periodic spikes at :math:`k \\equiv 0 \\bmod it` of Fig. 2.12); ``reuse="last"`` instead keeps
+applying the last block, :math:`j(k) = \\min(k, it) - 1`. For :math:`k \\le it` both equal the
+trained method, so :math:`u_{it} = \\Phi(y)`.
+
+The comparison is TV regularisation (Eq. (1.3) with TV) solved by PDHG (Algorithm 1,
+:func:`spinv.variational.reconstruct.tv_pdhg_iterates`), with :math:`\\alpha` tuned for the
+mean PSNR on training slices (:func:`spinv.variational.reconstruct.tune_alpha`).
+
+>>> import torch
+>>> from spinv.operators import Identity
+>>> from spinv.learned import LearnedProximalGradient
+>>> model = LearnedProximalGradient(Identity(), width=4, iterations=3, seed=0)
+>>> y = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+>>> us = list(lpg_iterates(model, y, 7))
+>>> len(us), bool(torch.allclose(us[2], model(y), atol=1e-6))
+(7, True)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spinv.experiments.equivariance_sweeps import (
+    _capped,
+    _n_test,
+    _settings,
+    load_run_data,
+    setup_run,
+    train_and_time,
+    write_text,
+)
+from spinv.nn.cnn_blocks import estimate_step_size, physics_precision
+
+__all__ = ["lpg_iterates", "run_depth"]
+
+
+@torch.no_grad()
+def lpg_iterates(
+    model, y: torch.Tensor, total: int, reuse: str = "cycle"
+) -> Iterator[torch.Tensor]:
+    """Yield the iterates :math:`u_1, \\dots, u_{total}` of ``model`` (a
+    :class:`~spinv.learned.LearnedProximalGradient`) run past its depth (module docstring)."""
+    if not isinstance(total, int) or isinstance(total, bool) or total < 1:
+        raise ValueError(f"total={total!r}: expected a positive integer")
+    if reuse not in ("cycle", "last"):
+        raise ValueError(f"reuse={reuse!r}: expected 'cycle' or 'last'")
+    A = model.operator
+    with physics_precision(y):
+        aty = A.adjoint(y)
+    if torch.isnan(model.step_size):
+        estimate_step_size(model, shape=tuple(aty.shape))
+    real = model.images.real_dtype(aty)
+    tau = model.step_size.to(real)
+    to_real, to_image = model.images.to_real, model.images.to_image
+    c = model.images.channels
+    neg_aty = -to_real(aty)
+    b, _, h, w = neg_aty.shape
+    u = neg_aty.new_zeros(b, c, h, w)
+    s = neg_aty.new_zeros(b, model.memory, h, w)
+    depth = len(model.blocks)
+    for k in range(1, total + 1):
+        j = (k - 1) % depth if reuse == "cycle" else min(k, depth) - 1
+        if k == 1:
+            grad = neg_aty
+        else:
+            with physics_precision(y):
+                grad = to_real(A.normal(to_image(u.to(real).contiguous()))) + neg_aty
+        x = torch.cat([u.to(real), s.to(real), tau * grad], dim=1)
+        if model.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = model.blocks[j](x)
+        u, s = out[:, :c], out[:, c:]
+        yield to_image(u.to(real).contiguous())
+
+
+def _roi_psnr(u: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> list[float]:
+    from spinv.metrics import psnr
+
+    u = u.abs() if u.is_complex() else u
+    return psnr(u.float().cpu(), x.cpu(), mask=mask.cpu(), data_range=1.0).tolist()
+
+
+def _tune(cfg: dict[str, Any], data, device: torch.device) -> tuple[float, dict]:
+    from spinv.variational.reconstruct import tune_alpha
+
+    k = min(cfg["tune_images"], len(data.x_train))
+    x, y = data.x_train[:k], data.y_train[:k]
+
+    def simulate(images: torch.Tensor):
+        return data.operator, y  # the measurements of these same slices (fixed noise)
+
+    return tune_alpha(simulate, x, method="tv", grid=cfg["alpha_grid"],
+                      golden_iterations=cfg["golden_iterations"], return_history=True,
+                      iterations=cfg["tune_iterations"])
+
+
+def run_depth(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
+              progress: bool = False) -> dict[str, Any]:
+    """Train the model(s) of ``groups`` on ``n_train`` slices, run them for
+    ``total_iterations`` iterations on ``n_show`` test slices, and compare the ROI PSNR of
+    every iterate with the TV-PDHG iterates. Returns ``{"experiment", "settings", "notes",
+    "alpha", "results": {"learned": {model: {"psnr_roi": [[...] per iterate]}}, "pdhg": ...}}``.
+    """
+    device = setup_run(cfg)
+    notes: list[str] = []
+    (n,) = _capped(cfg, [cfg["n_train"]], notes)
+    n_test = _n_test(cfg, notes)
+    data = load_run_data(cfg, n, n_test, device)
+    n_show = min(cfg["n_show"], n_test)
+    x, y, mask = data.x_test[:n_show], data.y_test[:n_show], data.mask_test[:n_show]
+    total = cfg["total_iterations"]
+    learned: dict[str, dict] = {}
+    for group in cfg["groups"]:
+        name = group or "ordinary"
+        model, losses, secs = train_and_time(cfg, data, group, f"depth {name}", progress)
+        model.eval()
+        per_iter = []
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg["bf16"]):
+            for u in lpg_iterates(model, y, total, cfg["reuse"]):
+                per_iter.append(_roi_psnr(u.float() if not u.is_complex() else u, x, mask))
+        mean = [float(np.mean(v)) for v in per_iter]
+        learned[name] = {
+            "train_time_s": secs,
+            "loss_last_10": sum(losses[-10:]) / len(losses[-10:]),
+            "psnr_roi": per_iter,
+            "mean_psnr_roi": mean,
+            "at_depth": mean[cfg["iterations"] - 1] if total >= cfg["iterations"] else None,
+            "best_iteration": int(np.argmax(mean)) + 1,
+            "final": mean[-1],
+        }
+    alpha, history = _tune(cfg, data, device)
+    from spinv.variational.reconstruct import tv_pdhg_iterates
+
+    k_pdhg = cfg["pdhg_iterations"] or total
+    pdhg = [_roi_psnr(u, x, mask) for u in
+            tv_pdhg_iterates(data.operator, y, alpha, iterations=k_pdhg)]
+    pdhg_mean = [float(np.mean(v)) for v in pdhg]
+    payload = {
+        "experiment": "depth",
+        "settings": _settings(cfg, ("groups", "n_train", "total_iterations", "reuse",
+                                    "pdhg_iterations", "alpha_grid", "tune_images",
+                                    "tune_iterations", "n_show")),
+        "n_train_used": n,
+        "notes": notes,
+        "alpha": alpha,
+        "alpha_search": history,
+        "results": {
+            "learned": learned,
+            "pdhg": {"psnr_roi": pdhg, "mean_psnr_roi": pdhg_mean, "final": pdhg_mean[-1]},
+        },
+    }
+    if out_dir is not None:
+        write_depth_outputs(payload, Path(out_dir))
+    return payload
+
+
+def format_depth_markdown(payload: dict[str, Any]) -> str:
+    s, r = payload["settings"], payload["results"]
+    lines = [
+        f"# equivariance depth ({s['problem']}, {s['dataset']}, scale {s['scale']})",
+        "",
+        f"Trained depth {s['iterations']}, applied for {s['total_iterations']} iterations "
+        f"(reuse: {s['reuse']}); TV-PDHG with alpha = {payload['alpha']:.3g} (tuned on "
+        f"{s['tune_images']} training slices). Mean ROI PSNR over {s['n_show']} test slices.",
+        "",
+        "| method | PSNR at trained depth | best (iteration) | final |",
+        "|---|---|---|---|",
+    ]
+    for name, e in r["learned"].items():
+        at = "n/a" if e["at_depth"] is None else f"{e['at_depth']:.2f}"
+        lines.append(f"| learned {name} | {at} | {max(e['mean_psnr_roi']):.2f} "
+                     f"({e['best_iteration']}) | {e['final']:.2f} |")
+    p = r["pdhg"]["mean_psnr_roi"]
+    lines.append(f"| TV-PDHG | - | {max(p):.2f} ({int(np.argmax(p)) + 1}) | {p[-1]:.2f} |")
+    if payload["notes"]:
+        lines += ["", "Notes:", *[f"- {n}" for n in payload["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def write_depth_outputs(payload: dict[str, Any], out: Path) -> list[Path]:
+    """``results.json``, ``results.md`` and ``psnr_vs_iteration.png``."""
+    import json
+
+    from spinv.report import _plt, save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "results.json", json.dumps(payload, indent=2) + "\n")
+    write_text(out / "results.md", format_depth_markdown(payload))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    for name, e in payload["results"]["learned"].items():
+        k = np.arange(1, len(e["mean_psnr_roi"]) + 1)
+        ax.plot(k, e["mean_psnr_roi"], marker=".", label=f"learned ({name})")
+    p = payload["results"]["pdhg"]["mean_psnr_roi"]
+    ax.plot(np.arange(1, len(p) + 1), p, label="TV-PDHG")
+    depth = payload["settings"]["iterations"]
+    ax.axvline(depth, color="gray", ls=":", lw=1, label=f"trained depth {depth}")
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("PSNR in ROI (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return [out / "results.json", out / "results.md",
+            save_figure(fig, out / "psnr_vs_iteration.png")]

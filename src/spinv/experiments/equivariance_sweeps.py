@@ -1,0 +1,277 @@
+"""Equivariance experiments of thesis §2.5: training-set-size sweep and group-order sweep.
+
+* :func:`run_sweep_n` (§2.5.3/§2.5.4, Figs 2.8-2.11): for each training-set size
+  :math:`N` and each model (ordinary, i.e. translation equivariant, and equivariant with
+  :math:`H = \\mathbb{Z}_4`, Prop. 2.4.1), train the learned proximal gradient method
+  (Algorithm 5, proximal blocks of Eq. (2.12)) on the first :math:`N` training slices and test
+  it on held-out slices, upright and randomly rotated, with PSNR/SSIM inside the ROI (the SSIM
+  map averaged over the mask, §2.5.2 "Performance measures"). Every :math:`N` uses the same
+  number of Adam steps, as in the thesis. :math:`N` is capped at the training slices available
+  (``ct-head``: 60, ``brain-t1``: 84); the cap is recorded in ``notes``.
+* :func:`run_groups` (§2.5.2, Fig. 2.7): at fixed :math:`N`, the equivariant method with the
+  groups :math:`H = \\mathbb{Z}_m` (``"C<m>"``), evaluated on the validation split.
+
+Data and training: :mod:`spinv.experiments.equivariance_data`; settings:
+:mod:`spinv.experiments.equivariance_config`. Results are returned as a dict and, with
+``out_dir``, written atomically as ``results.json``, ``results.md`` and violin plots (PNG) of
+the per-image ROI PSNR/SSIM (top and bottom 5 % trimmed, :func:`spinv.report.violin_figure`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spinv.experiments.equivariance import image_metrics
+from spinv.experiments.equivariance_data import available, data_to, prepare_data, train_model
+
+__all__ = [
+    "evaluate_model",
+    "reconstruct_all",
+    "run_groups",
+    "run_sweep_n",
+    "setup_run",
+    "write_text",
+]
+
+SETS = ("upright", "rotated")
+METRICS = (("psnr_roi", "PSNR in ROI (dB)"), ("ssim_roi", "SSIM in ROI"))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file, then rename)."""
+    from spinv.training.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), text.encode())
+
+
+def setup_run(cfg: dict[str, Any]) -> torch.device:
+    """Apply ``threads`` and resolve ``device`` (``auto``: CUDA if available, else CPU)."""
+    if cfg["threads"] is not None:
+        torch.set_num_threads(cfg["threads"])
+    name = cfg["device"]
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"config key 'device': got {name!r}; expected auto, cpu, cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"config key 'device': {name!r} requested but CUDA is not available")
+    return device
+
+
+def _capped(cfg: dict[str, Any], values: list[int], notes: list[str]) -> list[int]:
+    have = available(cfg["problem"], "train")
+    out: list[int] = []
+    for n in values:
+        if n > have:
+            notes.append(f"N={n} capped at the {have} training slices of the dataset")
+            n = have
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def _n_test(cfg: dict[str, Any], notes: list[str]) -> int:
+    have = available(cfg["problem"], cfg["eval_split"])
+    if cfg["n_test"] > have:
+        notes.append(f"n_test={cfg['n_test']} capped at the {have} slices of split "
+                     f"{cfg['eval_split']!r}")
+        return have
+    return cfg["n_test"]
+
+
+def load_run_data(cfg: dict[str, Any], n_train: int, n_test: int, device: torch.device):
+    """The data of one training-set size, on ``device``."""
+    data = prepare_data(cfg["problem"], n_train, cfg["image_size"], n_test, seed=cfg["seed"],
+                        test_split=cfg["eval_split"], n_angles=cfg["n_angles"],
+                        photons=cfg["photons"], rate=cfg["rate"], noise=cfg["noise"])
+    return data_to(data, device)
+
+
+def _progress_bar(enabled: bool, total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, disable=not enabled, leave=False, mininterval=1.0)
+
+    def update(step: int, loss: float) -> None:
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss:.2e}", refresh=False)
+
+    return bar, update
+
+
+def train_and_time(cfg: dict[str, Any], data, group: str | None, desc: str, progress: bool):
+    """Train one model with the settings of ``cfg`` (tqdm bar over the steps if ``progress``)."""
+    bar, update = _progress_bar(progress, cfg["steps"], desc)
+    try:
+        return train_model(data, group, cfg["steps"], cfg["width"], cfg["iterations"],
+                           cfg["memory"], cfg["lr"], cfg["batch_size"], cfg["clip_grad_norm"],
+                           cfg["bf16"], cfg["seed"], update)
+    finally:
+        bar.close()
+
+
+def reconstruct_all(model, y: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+    """``model`` applied to each measurement of ``y`` (no gradients). Unlike
+    :func:`spinv.experiments.equivariance.reconstruct_all`, complex (MRI) reconstructions stay
+    complex, so that the metrics see their modulus rather than their real part."""
+    with torch.no_grad(), torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = torch.cat([model(y[i : i + 1]) for i in range(len(y))])
+    return out if out.is_complex() else out.float()
+
+
+def evaluate_model(model, data, bf16: bool = False) -> dict[str, dict]:
+    """ROI and whole-image metrics on the upright and rotated held-out sets."""
+    model.eval()
+    return {
+        "upright": image_metrics(reconstruct_all(model, data.y_test, bf16).cpu(),
+                                 data.x_test.cpu(), data.mask_test.cpu()),
+        "rotated": image_metrics(reconstruct_all(model, data.y_rot, bf16).cpu(),
+                                 data.x_rot.cpu(), data.mask_rot.cpu()),
+    }
+
+
+def _entry(model, losses: list[float], seconds: float, metrics: dict, n_train: int) -> dict:
+    k = min(10, len(losses))
+    return {
+        "group": model.group.name if model.group is not None else None,
+        "n_train": n_train,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_time_s": seconds,
+        "loss_first_10": sum(losses[:k]) / k,
+        "loss_last_10": sum(losses[-k:]) / k,
+        "losses": losses,
+        **metrics,
+    }
+
+
+def _settings(cfg: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    common = ("problem", "image_size", "n_test", "width", "iterations", "memory", "steps", "lr",
+              "batch_size", "clip_grad_norm", "bf16", "seed", "eval_split")
+    extra = ("n_angles", "photons") if cfg["problem"] == "ct" else ("rate", "noise")
+    out = {k: cfg[k] for k in (*common, *extra, *keys)}
+    out.update(command=cfg["command"], scale=cfg["scale"], torch_threads=torch.get_num_threads(),
+               dataset={"ct": "ct-head", "mri": "brain-t1"}[cfg["problem"]])
+    return out
+
+
+def run_sweep_n(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
+                progress: bool = False) -> dict[str, Any]:
+    """Training-set-size sweep (Figs 2.8/2.10); see the module docstring.
+
+    Returns ``{"experiment", "settings", "notes", "results": {"N=<n>": {model: entry}}}``
+    where an entry holds ``upright``/``rotated`` metrics (per image and ``mean_*``), training
+    losses and wall time.
+    """
+    device = setup_run(cfg)
+    notes: list[str] = []
+    sizes = _capped(cfg, cfg["n_train_values"], notes)
+    n_test = _n_test(cfg, notes)
+    results: dict[str, dict] = {}
+    for n in sizes:
+        data = load_run_data(cfg, n, n_test, device)
+        row = {}
+        for group in cfg["groups"]:
+            name = group or "ordinary"
+            model, losses, secs = train_and_time(cfg, data, group, f"N={n} {name}", progress)
+            row[name] = _entry(model, losses, secs, evaluate_model(model, data, cfg["bf16"]), n)
+        results[f"N={n}"] = row
+    payload = {"experiment": "sweep-n", "settings": _settings(cfg, ("groups",)),
+               "n_train_values": sizes, "notes": notes, "test_angles_deg": data.angles.tolist(),
+               "results": results}
+    if out_dir is not None:
+        write_outputs(payload, Path(out_dir))
+    return payload
+
+
+def run_groups(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
+               progress: bool = False) -> dict[str, Any]:
+    """Group-order sweep (Fig. 2.7): equivariant models with :math:`H=\\mathbb{Z}_m` for each
+    ``m`` in ``orders`` (``m = 1``: the trivial group), trained on the same ``n_train`` slices.
+    Returns ``{"experiment", "settings", "notes", "results": {"m=<m>": entry}}``."""
+    device = setup_run(cfg)
+    notes: list[str] = []
+    (n,) = _capped(cfg, [cfg["n_train"]], notes)
+    n_test = _n_test(cfg, notes)
+    data = load_run_data(cfg, n, n_test, device)
+    results: dict[str, dict] = {}
+    for m in cfg["orders"]:
+        model, losses, secs = train_and_time(cfg, data, f"C{m}", f"m={m}", progress)
+        results[f"m={m}"] = _entry(model, losses, secs, evaluate_model(model, data, cfg["bf16"]),
+                                   n)
+    payload = {"experiment": "groups", "settings": _settings(cfg, ("orders",)),
+               "n_train_used": n, "notes": notes, "test_angles_deg": data.angles.tolist(),
+               "results": results}
+    if out_dir is not None:
+        write_outputs(payload, Path(out_dir))
+    return payload
+
+
+def _flat_entries(payload: dict[str, Any]) -> list[tuple[str, dict]]:
+    """(label, entry) pairs: ``"N=10 C4"`` for sweep-n, ``"m=4"`` for groups."""
+    out = []
+    for key, value in payload["results"].items():
+        if payload["experiment"] == "sweep-n":
+            out.extend((f"{key} {name}", entry) for name, entry in value.items())
+        else:
+            out.append((key, value))
+    return out
+
+
+def _stat(values: list[float], digits: int) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
+
+
+def format_markdown(payload: dict[str, Any]) -> str:
+    """Markdown table: mean ± std over test images of ROI and whole-image PSNR/SSIM."""
+    s = payload["settings"]
+    lines = [
+        f"# equivariance {payload['experiment']} ({s['problem']}, {s['dataset']}, "
+        f"scale {s['scale']})",
+        "",
+        f"{s['image_size']}² images, width {s['width']}, {s['iterations']} iterations, "
+        f"{s['steps']} Adam steps (lr {s['lr']}, batch {s['batch_size']}), "
+        f"evaluated on {s['n_test']} {s['eval_split']} slices, seed {s['seed']}, "
+        f"{s['torch_threads']} torch thread(s).",
+        "",
+        "| model | set | PSNR ROI | SSIM ROI | PSNR | SSIM | final loss | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, e in _flat_entries(payload):
+        for split in SETS:
+            m = e[split]
+            lines.append(
+                f"| {label} | {split} | {_stat(m['psnr_roi'], 2)} | {_stat(m['ssim_roi'], 4)} | "
+                f"{_stat(m['psnr'], 2)} | {_stat(m['ssim'], 4)} | {e['loss_last_10']:.2e} | "
+                f"{e['train_time_s']:.0f} |"
+            )
+    if payload["notes"]:
+        lines += ["", "Notes:", *[f"- {n}" for n in payload["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(payload: dict[str, Any], out: Path) -> list[Path]:
+    """``results.json``, ``results.md`` and one violin plot per test set and ROI metric."""
+    from spinv.report import save_figure, violin_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "results.json", json.dumps(payload, indent=2) + "\n")
+    write_text(out / "results.md", format_markdown(payload))
+    written = [out / "results.json", out / "results.md"]
+    entries = _flat_entries(payload)
+    for split in SETS:
+        for key, ylabel in METRICS:
+            fig = violin_figure({label: e[split][key] for label, e in entries}, ylabel)
+            fig.axes[0].set_title(f"{payload['settings']['problem'].upper()}: {split} test images",
+                                  fontsize=9)
+            written.append(save_figure(fig, out / f"violin_{split}_{key}.png"))
+    return written
