@@ -8,7 +8,9 @@ batch 5, float32, one thread) measures for Euler, Heun and RK4 denoisers and a D
 * train step: forward + backward + Adam step (loss ||Phi(y) - x||^2), seconds;
 * ``enforce_constraints()``: one warm-started power iteration per convolution plus the certified
   bound (per-frequency SVDs on a 16^2 DFT grid) and rescaling, seconds;
-* the certified Lipschitz bound and the ratio certified / power-iteration norm per layer.
+* the certified Lipschitz bound and the ratio certified / power-iteration norm per layer;
+* ``euler-power``: the same Euler network with the thesis' rule (rescale by the one-step power
+  estimate only, no certificate), to price the certification.
 
 Models are timed round-robin (one repetition of each in turn); median and minimum are reported
 (the minimum is the least contaminated by other processes on a shared machine).
@@ -59,8 +61,10 @@ def machine_info() -> dict:
 def build(kind: str, width: int, depth: int, crop: int):
     if kind == "dncnn":
         return DnCNN(1, width=width, depth=depth, seed=0)
-    return NonexpansiveDenoiser(1, width=width, depth=depth, method=kind, gamma=1.99,
-                                residual=True, power_size=(crop, crop), seed=0)
+    method, _, control = kind.partition("-")
+    return NonexpansiveDenoiser(1, width=width, depth=depth, method=method, gamma=1.99,
+                                residual=True, power_size=(crop, crop), seed=0,
+                                norm_control=control or "certified")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default=str(RESULTS))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    kinds = ["euler", "heun", "rk4", "dncnn"]
+    kinds = ["euler", "euler-power", "heun", "rk4", "dncnn"]
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(a.batch, 1, a.crop, a.crop, generator=gen)
     y = x + 0.5 * torch.randn(x.shape, generator=gen)
@@ -126,14 +130,14 @@ def main(argv: list[str] | None = None) -> dict:
         rows[k]["step_ratio_vs_dncnn_min"] = rows[k]["train_step_min"] / base
 
     out = {"config": vars(a), "machine": machine_info(), "results": rows}
-    hdr = (f"{'model':8s} {'init s':>8s} {'step med':>9s} {'step min':>9s} {'enforce':>8s} "
+    hdr = (f"{'model':11s} {'init s':>8s} {'step med':>9s} {'step min':>9s} {'enforce':>8s} "
            f"{'x DnCNN':>8s} {'cert Lip':>9s}")
     print(f"width {a.width}, depth {a.depth}, batch {a.batch} x {a.crop}^2, "
           f"{a.threads} thread(s), {a.repeats} repeats")
     print(hdr)
     for k, r in rows.items():
         lip = r.get("certified_lipschitz", r.get("lipschitz_upper_bound"))
-        print(f"{k:8s} {r['init_seconds']:8.3f} {r['train_step_median']:9.3f} "
+        print(f"{k:11s} {r['init_seconds']:8.3f} {r['train_step_median']:9.3f} "
               f"{r['train_step_min']:9.3f} {r.get('enforce_median', 0.0):8.3f} "
               f"{r['step_ratio_vs_dncnn_min']:8.2f} {lip:9.3g}")
     path = Path(a.out)
