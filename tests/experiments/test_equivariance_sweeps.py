@@ -50,6 +50,7 @@ def test_sweep_n_smoke_end_to_end(tmp_path):
         for key in ("psnr_roi", "ssim_roi"):
             png = tmp_path / f"violin_{split}_{key}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / f"examples_{split}.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
 
 

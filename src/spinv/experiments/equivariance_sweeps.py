@@ -29,6 +29,7 @@ import torch
 
 from spinv.experiments.equivariance import image_metrics
 from spinv.experiments.equivariance_data import available, data_to, prepare_data, train_model
+from spinv.report import save_figure, violin_figure
 
 __all__ = [
     "evaluate_model",
@@ -128,15 +129,18 @@ def reconstruct_all(model, y: torch.Tensor, bf16: bool = False) -> torch.Tensor:
     return out if out.is_complex() else out.float()
 
 
-def evaluate_model(model, data, bf16: bool = False) -> dict[str, dict]:
-    """ROI and whole-image metrics on the upright and rotated held-out sets."""
+def evaluate_model(model, data, bf16: bool = False, keep: dict | None = None) -> dict[str, dict]:
+    """ROI and whole-image metrics on the upright and rotated held-out sets; with a dict
+    ``keep``, the reconstructions (moduli, CPU) are stored in it under ``upright``/``rotated``."""
     model.eval()
-    return {
-        "upright": image_metrics(reconstruct_all(model, data.y_test, bf16).cpu(),
-                                 data.x_test.cpu(), data.mask_test.cpu()),
-        "rotated": image_metrics(reconstruct_all(model, data.y_rot, bf16).cpu(),
-                                 data.x_rot.cpu(), data.mask_rot.cpu()),
-    }
+    out = {}
+    for split, y, x, mask in (("upright", data.y_test, data.x_test, data.mask_test),
+                              ("rotated", data.y_rot, data.x_rot, data.mask_rot)):
+        rec = reconstruct_all(model, y, bf16).cpu()
+        out[split] = image_metrics(rec, x.cpu(), mask.cpu())
+        if keep is not None:
+            keep[split] = rec.abs() if rec.is_complex() else rec
+    return out
 
 
 def _entry(model, losses: list[float], seconds: float, metrics: dict, n_train: int) -> dict:
@@ -178,18 +182,52 @@ def run_sweep_n(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
     results: dict[str, dict] = {}
     for n in sizes:
         data = load_run_data(cfg, n, n_test, device)
-        row = {}
+        row, recs = {}, {}
         for group in cfg["groups"]:
             name = group or "ordinary"
             model, losses, secs = train_and_time(cfg, data, group, f"N={n} {name}", progress)
-            row[name] = _entry(model, losses, secs, evaluate_model(model, data, cfg["bf16"]), n)
+            recs[name] = {}
+            metrics = evaluate_model(model, data, cfg["bf16"], keep=recs[name])
+            row[name] = _entry(model, losses, secs, metrics, n)
         results[f"N={n}"] = row
     payload = {"experiment": "sweep-n", "settings": _settings(cfg, ("groups",)),
                "n_train_values": sizes, "notes": notes, "test_angles_deg": data.angles.tolist(),
                "results": results}
     if out_dir is not None:
         write_outputs(payload, Path(out_dir))
+        for split in SETS:  # Figs 2.9/2.11: examples at the largest N
+            fig = examples_figure(data, recs, row, split, f"N={sizes[-1]}, {split}")
+            save_figure(fig, Path(out_dir) / f"examples_{split}.png")
     return payload
+
+
+def examples_figure(data, recs: dict, row: dict, split: str, title: str, k: int = 4):
+    """Ground truth and each model's reconstruction of the first ``k`` held-out slices, with
+    ROI SSIM (top) and PSNR (bottom), as in Figs 2.9/2.11."""
+    from spinv.report import _plt
+
+    plt = _plt()
+    x = (data.x_test if split == "upright" else data.x_rot).cpu()
+    k = min(k, len(x))
+    names = list(recs)
+    fig, axes = plt.subplots(k, 1 + len(names), figsize=(2.2 * (1 + len(names)), 2.2 * k),
+                             squeeze=False)
+    for i in range(k):
+        images = [("ground truth", x[i, 0], None)]
+        images += [(n, recs[n][split][i, 0], row[n][split]) for n in names]
+        for j, (name, img, m) in enumerate(images):
+            ax = axes[i, j]
+            ax.imshow(img.clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            if m is not None:
+                ax.text(0.02, 0.98, f"{m['ssim_roi'][i]:.3f}\n{m['psnr_roi'][i]:.2f} dB",
+                        transform=ax.transAxes, va="top", ha="left", fontsize=7, color="yellow",
+                        bbox={"facecolor": "black", "alpha": 0.5, "pad": 1.2, "lw": 0})
+    fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def run_groups(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
@@ -261,8 +299,6 @@ def format_markdown(payload: dict[str, Any]) -> str:
 
 def write_outputs(payload: dict[str, Any], out: Path) -> list[Path]:
     """``results.json``, ``results.md`` and one violin plot per test set and ROI metric."""
-    from spinv.report import save_figure, violin_figure
-
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "results.json", json.dumps(payload, indent=2) + "\n")
     write_text(out / "results.md", format_markdown(payload))
