@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/spinv demo --out runs/demo
 
 test: $(TSTAMP)
-	$(PY) -m pytest -n 2
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2
 
 lint: $(TSTAMP)
 	$(PY) -m ruff check src tests benchmarks tools
