@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "spinv.cli.lipschitz_cmd",
     "spinv.cli.generative_cmd",
     "spinv.cli.equivariance_cmd",
+    "spinv.cli.nonexpansive_cmd",
 ]
 
 _registered = False
