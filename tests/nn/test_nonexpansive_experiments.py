@@ -49,7 +49,7 @@ def test_denoising_experiment_smoke(tmp_path):
 
 
 def test_pnp_convergence_experiment_averaged_vs_unconstrained(tmp_path):
-    from spinv.experiments.denoising import pnp_convergence_experiment
+    from spinv.experiments.pnp import pnp_convergence_experiment
 
     r = pnp_convergence_experiment("ct", size=16, iterations=40, plot=tmp_path / "p.png",
                                    out=tmp_path / "p.json")

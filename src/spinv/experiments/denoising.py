@@ -11,10 +11,10 @@ DnCNN and nonexpansive Euler/Heun/RK4 denoisers (Fig. 3.2, Table 3.1) at small s
   :math:`\\alpha` tuned on training images), DnCNN (residual, Eq. 3.6 with :math:`\\gamma=1`), and
   :class:`~spinv.nn.nonexpansive.NonexpansiveDenoiser` trained by Eq. 3.5 (non-residual) or
   Eq. 3.6 (residual), Adam with constraint enforcement after every step.
-
-Run small experiments from the shell (in the background for anything beyond a smoke test)::
-
-    python -m spinv.experiments.denoising --steps 400 --width 16 --out results.json
+- :func:`run_toy`, :func:`run_denoise`: the config-driven runs behind ``spinv nonexpansive toy``
+  and ``spinv nonexpansive denoise`` (``configs/nonexpansive-*.yaml``, see
+  :mod:`spinv.experiments.nonexpansive_config`), writing ``results.json``, ``results.md`` and
+  PNG figures. The PnP experiments live in :mod:`spinv.experiments.pnp`.
 
 >>> r = toy_absolute_value(steps=30, seed=0)
 >>> r["nonexpansive_max_slope"] <= 1.0 + 1e-5
@@ -23,14 +23,13 @@ True
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import platform
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +46,9 @@ __all__ = [
     "evaluate_denoiser",
     "denoising_experiment",
     "default_models",
-    "pnp_convergence_experiment",
+    "machine_info",
+    "run_toy",
+    "run_denoise",
 ]
 
 
@@ -66,33 +67,35 @@ class _PlainResNet(nn.Module):
 
 
 def _atomic_json(path: str | os.PathLike, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2)
-    os.replace(tmp, path)
+    from spinv.training.checkpoint import atomic_write_json
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, obj)
 
 
 def toy_absolute_value(n_points: int = 6, steps: int = 2000, lr: float = 1e-2, seed: int = 0,
-                       plot: str | os.PathLike | None = None) -> dict:
+                       plot: str | os.PathLike | None = None, depth: int = 10,
+                       hidden: int = 10, step: float = 2.0,
+                       callback: Callable[[int], None] | None = None) -> dict:
     """Fig. 3.1: approximate :math:`|x|` on [-1, 1] from ``n_points`` random samples.
 
-    Both networks are trained with Adam on the squared error; the nonexpansive one is
-    projected onto its certified constraints after every step. Returns a dict with the
-    training points, a grid, both fitted curves, final training losses and the largest slope
-    of each curve on the grid.
+    Both networks (``depth`` layers, :math:`A_i\\in\\mathbb R^{hidden\\times 1}`, step ``h``)
+    are trained with Adam on the squared error; the nonexpansive one is projected onto its
+    certified constraints after every step. Returns a dict with the training points, a grid,
+    both fitted curves, final training losses and the largest slope of each curve on the grid.
+    ``callback(1)`` is called after every optimiser step (progress bars).
     """
     gen = torch.Generator().manual_seed(seed)
     xs = torch.rand(n_points, 1, generator=gen) * 2 - 1
     ys = xs.abs()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        xi = NonexpansiveResNet(1, depth=10, hidden=10, method="euler", step=2.0, kernel_size=1)
-        plain = _PlainResNet(10, 10)
+        xi = NonexpansiveResNet(1, depth=depth, hidden=hidden, method="euler", step=step,
+                                kernel_size=1)
+        plain = _PlainResNet(depth, hidden)
     xi.enforce_constraints()
 
-    def xi_fn(x):  # scalars as (B, 1, 1, 1) images, A_i a 1x1 convolution 1 -> 10 channels
+    def xi_fn(x):  # scalars as (B, 1, 1, 1) images, A_i a 1x1 convolution 1 -> hidden channels
         return xi(x.view(-1, 1, 1, 1)).view(-1, 1)
 
     losses = {}
@@ -105,6 +108,8 @@ def toy_absolute_value(n_points: int = 6, steps: int = 2000, lr: float = 1e-2, s
             opt.step()
             if model is xi:
                 xi.enforce_constraints()
+            if callback is not None:
+                callback(1)
         with torch.no_grad():
             losses[name] = float(((fn(xs) - ys) ** 2).mean())
     grid = torch.linspace(-2, 2, 801).view(-1, 1)
@@ -122,31 +127,10 @@ def toy_absolute_value(n_points: int = 6, steps: int = 2000, lr: float = 1e-2, s
         "certified_lipschitz": xi.certified_lipschitz(),
     }
     if plot is not None:
-        _plot_toy(out, plot)
+        from spinv.experiments.nonexpansive_report import plot_toy
+
+        plot_toy(out, plot)
     return out
-
-
-def _plot_toy(r: dict, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    g = np.asarray(r["grid"])
-    ax.plot(g, np.abs(g), "k:", label="|x|")
-    ax.plot(g, r["nonexpansive"], label="nonexpansive ResNet")
-    ax.plot(g, r["unconstrained"], label="unconstrained ResNet")
-    ax.plot(r["train_x"], r["train_y"], "ko", label="training points")
-    ax.legend()
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------ denoising
@@ -166,20 +150,27 @@ def _psnr(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return psnr(x, ref, data_range=1.0)
 
 
-def tune_tv_alpha(clean: torch.Tensor, noisy: torch.Tensor, grid=None) -> tuple[float, float]:
+def tune_tv_alpha(clean: torch.Tensor, noisy: torch.Tensor, grid=None,
+                  iterations: int = 200) -> tuple[float, float]:
     """Grid search (log-spaced, then refined) of the TV weight maximising mean PSNR."""
     grid = list(np.logspace(-3, 0, 7)) if grid is None else list(grid)
-    scores = {a: float(_psnr(tv_denoise(noisy, a), clean).mean()) for a in grid}
+
+    def score(a: float) -> float:
+        return float(_psnr(tv_denoise(noisy, a, iterations), clean).mean())
+
+    scores = {float(a): score(float(a)) for a in grid}
     best = max(scores, key=scores.get)
     for a in np.exp(np.linspace(math.log(best) - 0.6, math.log(best) + 0.6, 5)):
-        scores[float(a)] = float(_psnr(tv_denoise(noisy, float(a)), clean).mean())
+        scores[float(a)] = score(float(a))
     best = max(scores, key=scores.get)
     return float(best), scores[best]
 
 
 def _crops(images: torch.Tensor, n: int, size: int, gen: torch.Generator) -> torch.Tensor:
-    idx = torch.randint(images.shape[0], (n,), generator=gen)
     h, w = images.shape[-2:]
+    if size > min(h, w):
+        raise ValueError(f"crop={size}: expected at most the image size {min(h, w)}")
+    idx = torch.randint(images.shape[0], (n,), generator=gen)
     top = torch.randint(h - size + 1, (n,), generator=gen)
     left = torch.randint(w - size + 1, (n,), generator=gen)
     return torch.stack([images[i, :, t:t + size, l_:l_ + size]
@@ -189,51 +180,83 @@ def _crops(images: torch.Tensor, n: int, size: int, gen: torch.Generator) -> tor
 
 def train_denoiser(model: nn.Module, images: torch.Tensor, sigma: float, steps: int,
                    batch_size: int = 5, crop: int = 32, lr: float = 1e-3, seed: int = 0,
-                   residual_target: bool = False, gamma: float = 1.0) -> dict:
+                   residual_target: bool = False, gamma: float = 1.0,
+                   lr_schedule: str = "constant",
+                   callback: Callable[[int], None] | None = None) -> dict:
     """Adam on random crops with fresh noise; ``enforce_constraints()`` after each step.
 
     The loss is :math:`\\|\\Phi(y)-u^*\\|^2` for the denoiser :math:`\\Phi` = ``model(y)``;
     for the residual variant of Eq. 3.6 this equals :math:`\\|\\gamma\\Gamma(y)-(y-u^*)\\|^2`.
+    Crops and noise are drawn on the CPU from ``seed`` and moved to ``images``' device.
+    ``lr_schedule`` ``"cosine"`` anneals the rate to 0 over ``steps``. ``callback(1)`` is
+    called after every step. (``residual_target`` and ``gamma`` are unused, kept for
+    compatibility: the residual form is built into the model.)
     """
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule={lr_schedule!r}: expected 'constant' or 'cosine'")
     gen = torch.Generator().manual_seed(seed)
+    cpu_images = images.detach().cpu()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+             if lr_schedule == "cosine" else None)
     enforce = getattr(model, "enforce_constraints", None)
     model.train()
     losses, t0 = [], time.perf_counter()
     for _ in range(steps):
-        clean = _crops(images, batch_size, crop, gen)
+        clean = _crops(cpu_images, batch_size, crop, gen)
         noisy = clean + sigma * torch.randn(clean.shape, generator=gen)
+        clean, noisy = clean.to(images.device), noisy.to(images.device)
         loss = ((model(noisy) - clean) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         if callable(enforce):
             enforce()
         losses.append(float(loss.detach()))
+        if callback is not None:
+            callback(1)
     model.eval()
-    return {"train_seconds": time.perf_counter() - t0, "final_loss": float(np.mean(losses[-20:])),
-            "steps": steps}
+    return {"train_seconds": time.perf_counter() - t0,
+            "final_loss": float(np.mean(losses[-20:])) if losses else None, "steps": steps}
 
 
 @torch.no_grad()
 def evaluate_denoiser(fn, clean: torch.Tensor, noisy: torch.Tensor) -> dict:
     """Mean, std and per-image PSNR (dB, data range 1) of ``fn(noisy)`` against ``clean``."""
     p = torch.cat([_psnr(fn(noisy[i:i + 1]), clean[i:i + 1]) for i in range(clean.shape[0])])
+    p = p.cpu()
     return {"psnr_mean": float(p.mean()), "psnr_std": float(p.std()) if len(p) > 1 else 0.0,
             "psnr": p.tolist()}
 
 
-def default_models(width: int, depth: int, gammas=(1.0, 1.5, 1.99)) -> dict[str, dict]:
-    """The model grid of Fig. 3.2 / Table 3.1: Euler with every gamma, residual and not;
-    Heun and RK4 residual with gamma = 1.99; DnCNN (20 layers) is added by the experiment."""
+def default_models(width: int, depth: int, gammas=(1.0, 1.5, 1.99), residual=(True, False),
+                   higher_order=("heun", "rk4"), step: float = 2.0) -> dict[str, dict]:
+    """The model grid of Fig. 3.2 / Table 3.1: Euler with every gamma, residual (R, Eq. 3.6)
+    and/or not (NR, Eq. 3.5); the ``higher_order`` methods residual with the last gamma.
+    DnCNN is added by the experiment.
+
+    >>> list(default_models(8, 2, gammas=[1.99], residual=[True]))
+    ['euler-R-g1.99', 'heun-R-g1.99', 'rk4-R-g1.99']
+    """
+    gammas = list(gammas)
     models = {}
     for g in gammas:
-        for res in (True, False):
+        for res in residual:
             models[f"euler-{'R' if res else 'NR'}-g{g}"] = dict(method="euler", gamma=g,
                                                                  residual=res)
-    for m in ("heun", "rk4"):
+    for m in higher_order:
         models[f"{m}-R-g{gammas[-1]}"] = dict(method=m, gamma=gammas[-1], residual=True)
-    return {k: dict(v, width=width, depth=depth) for k, v in models.items()}
+    return {k: dict(v, width=width, depth=depth, step=step) for k, v in models.items()}
+
+
+def machine_info() -> dict:
+    """Where a run happened (results are only comparable on the same machine and load)."""
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "load_average": list(os.getloadavg())
+            if hasattr(os, "getloadavg") else None}
 
 
 def denoising_experiment(sigma: float = 0.5, steps: int = 300, width: int = 16,
@@ -241,33 +264,46 @@ def denoising_experiment(sigma: float = 0.5, steps: int = 300, width: int = 16,
                          batch_size: int = 5, lr: float = 1e-3, test_size: int | None = 128,
                          models: dict[str, dict] | None = None, include_dncnn: bool = True,
                          include_tv: bool = True, seed: int = 0,
-                         out: str | os.PathLike | None = None, log=print) -> dict:
+                         out: str | os.PathLike | None = None, log=print, *,
+                         dncnn_width: int | None = None, dncnn_batch_norm: bool = True,
+                         lr_schedule: str = "constant", n_test: int | None = None,
+                         tv_iterations: int = 200, tv_tune_crops: int = 8,
+                         device: torch.device | str | None = None,
+                         callback: Callable[[int], None] | None = None) -> dict:
     """Train and test every denoiser; returns (and writes to ``out``, atomically, after each
     model) a JSON-able dict of PSNRs, certificates and timings.
 
-    ``test_size``: centre crop of the test images (``None``: full 256 x 256).
+    ``test_size``: centre crop of the test images (``None``: full 256 x 256); ``n_test``: the
+    first test images used (``None``: all). ``models`` defaults to :func:`default_models`.
     """
     from spinv.data import load_dataset
 
     if sigma <= 0 or steps < 0 or width < 1 or depth < 1:
         raise ValueError(f"sigma={sigma}, steps={steps}, width={width}, depth={depth}: expected "
                          "sigma > 0, steps >= 0, width >= 1, depth >= 1")
+    device = torch.device("cpu") if device is None else torch.device(device)
     train = torch.from_numpy(load_dataset("natural", "train"))[:, None]
     test = torch.from_numpy(load_dataset("natural", "test"))[:, None]
+    if n_test is not None:
+        test = test[:n_test]
     if test_size is not None:
         h, w = test.shape[-2:]
+        if test_size > min(h, w):
+            raise ValueError(f"test_size={test_size}: expected at most {min(h, w)}")
         t, l_ = (h - test_size) // 2, (w - test_size) // 2
         test = test[..., t:t + test_size, l_:l_ + test_size]
     gen = torch.Generator().manual_seed(seed + 12345)
     noisy_test = test + sigma * torch.randn(test.shape, generator=gen)
-    result = {
+    train, test, noisy_test = train.to(device), test.to(device), noisy_test.to(device)
+    dncnn_width = width if dncnn_width is None else dncnn_width
+    result: dict[str, Any] = {
         "config": dict(sigma=sigma, steps=steps, width=width, depth=depth, crop=crop,
-                       batch_size=batch_size, lr=lr, test_size=test_size, seed=seed,
-                       dncnn_depth=dncnn_depth, n_train=int(train.shape[0]),
-                       n_test=int(test.shape[0])),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__},
+                       batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+                       test_size=test_size, seed=seed, dncnn_depth=dncnn_depth,
+                       dncnn_width=dncnn_width, dncnn_batch_norm=dncnn_batch_norm,
+                       n_train=int(train.shape[0]), n_test=int(test.shape[0]),
+                       device=str(device)),
+        "machine": machine_info(),
         "noisy": evaluate_denoiser(lambda y: y, test, noisy_test),
         "models": {},
     }
@@ -278,17 +314,20 @@ def denoising_experiment(sigma: float = 0.5, steps: int = 300, width: int = 16,
 
     if include_tv:
         g2 = torch.Generator().manual_seed(seed + 1)
-        tr = _crops(train, 8, 96, g2)
-        alpha, train_psnr = tune_tv_alpha(tr, tr + sigma * torch.randn(tr.shape, generator=g2))
+        tr = _crops(train.cpu(), tv_tune_crops, min(96, *train.shape[-2:]), g2)
+        tr_noisy = tr + sigma * torch.randn(tr.shape, generator=g2)
+        alpha, train_psnr = tune_tv_alpha(tr.to(device), tr_noisy.to(device),
+                                          iterations=tv_iterations)
         t0 = time.perf_counter()
-        ev = evaluate_denoiser(lambda y: tv_denoise(y, alpha), test, noisy_test)
+        ev = evaluate_denoiser(lambda y: tv_denoise(y, alpha, tv_iterations), test, noisy_test)
         result["models"]["tv"] = dict(ev, alpha=alpha, train_psnr=train_psnr,
                                       eval_seconds=time.perf_counter() - t0)
         log(f"tv alpha={alpha:.4g}: {ev['psnr_mean']:.2f} dB")
         save()
     specs = dict(default_models(width, depth) if models is None else models)
     if include_dncnn:
-        specs = {"dncnn": dict(kind="dncnn", width=width, depth=dncnn_depth), **specs}
+        specs = {"dncnn": dict(kind="dncnn", width=dncnn_width, depth=dncnn_depth,
+                               batch_norm=dncnn_batch_norm), **specs}
     for name, spec in specs.items():
         spec = dict(spec)
         t0 = time.perf_counter()
@@ -297,8 +336,10 @@ def denoising_experiment(sigma: float = 0.5, steps: int = 300, width: int = 16,
                           batch_norm=spec.get("batch_norm", True), seed=seed)
         else:
             model = NonexpansiveDenoiser(1, power_size=(crop, crop), seed=seed, **spec)
+        model = model.to(device)
         init_s = time.perf_counter() - t0
-        info = train_denoiser(model, train, sigma, steps, batch_size, crop, lr, seed)
+        info = train_denoiser(model, train, sigma, steps, batch_size, crop, lr, seed,
+                              lr_schedule=lr_schedule, callback=callback)
         ev = evaluate_denoiser(model, test, noisy_test)
         cert = (model.certified_lipschitz() if hasattr(model, "certified_lipschitz")
                 else model.lipschitz_upper_bound())
@@ -311,87 +352,103 @@ def denoising_experiment(sigma: float = 0.5, steps: int = 300, width: int = 16,
     return result
 
 
-def pnp_convergence_experiment(problem: str = "ct", size: int = 32, iterations: int = 100,
-                               denoisers: dict | None = None, seed: int = 0,
-                               plot: str | os.PathLike | None = None,
-                               out: str | os.PathLike | None = None) -> dict:
-    """Fixed-point residual of PnP-PGD (Algorithm 6) with averaged vs unconstrained denoisers.
-
-    ``problem`` ``"ct"`` (:class:`~spinv.operators.ParallelBeamCT`, ``size // 2`` angles) or
-    ``"mri"`` (:class:`~spinv.operators.SubsampledFourier`, 30 % random mask), ground truth a
-    centre crop of the first natural test image. ``denoisers`` maps names to callables; the
-    default compares a certified :math:`\\gamma/2`-averaged residual denoiser (``tied=True``,
-    :math:`\\gamma = 1.99`), the untied residual nonexpansive denoiser (Lipschitz
-    :math:`1+\\gamma`, not averaged) and a DnCNN, all untrained (seeded) weights.
-    """
-    from spinv.data import load_dataset
-    from spinv.learned.pnp import compare_fixed_point_residuals
-
-    img = torch.from_numpy(load_dataset("natural", "test"))[:1, None]
-    h, w = img.shape[-2:]
-    x = img[..., (h - size) // 2:(h + size) // 2, (w - size) // 2:(w + size) // 2].contiguous()
-    gen = torch.Generator().manual_seed(seed)
-    if problem == "ct":
-        from spinv.operators import ParallelBeamCT
-
-        op = ParallelBeamCT(size, n_angles=max(size // 2, 4))
-        y = op(x)
-        y = y + 0.01 * y.abs().max() * torch.randn(y.shape, generator=gen)
-    elif problem == "mri":
-        from spinv.operators import SubsampledFourier
-
-        op = SubsampledFourier((torch.rand(size, size, generator=gen) < 0.3).float())
-        y = op(x)
-    else:
-        raise ValueError(f"problem={problem!r}: expected 'ct' or 'mri'")
-    if denoisers is None:
-        denoisers = {
-            "averaged (tied, gamma=1.99)": NonexpansiveDenoiser(
-                1, width=8, depth=4, tied=True, alpha=0.5, gamma=1.99, seed=seed).eval(),
-            "nonexpansive Gamma, residual (untied)": NonexpansiveDenoiser(
-                1, width=8, depth=4, gamma=1.99, seed=seed).eval(),
-            "DnCNN (unconstrained)": DnCNN(1, width=8, depth=8, seed=seed).eval(),
-        }
-    results = compare_fixed_point_residuals(op, y, denoisers, path=plot, method="pgd",
-                                            iterations=iterations)
-    summary = {"problem": problem, "size": size, "iterations": iterations, "seed": seed,
-               "runs": {}}
-    for name, r in results.items():
-        d = denoisers[name]
-        finite = [v if math.isfinite(v) else None for v in r.relative_residuals]
-        summary["runs"][name] = {
-            "relative_residuals": finite,  # None where the iteration overflowed (inf / nan)
-            "final_relative_residual": finite[-1],
-            "certified_averagedness": getattr(d, "certified_averagedness", lambda: None)(),
-        }
-    if out is not None:
-        _atomic_json(out, summary)
-    return summary
+# ------------------------------------------------------------------ config-driven commands
 
 
-def main(argv: list[str] | None = None) -> None:  # pragma: no cover - CLI wrapper
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sigma", type=float, default=0.5)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument("--depth", type=int, default=10)
-    p.add_argument("--dncnn-depth", type=int, default=20)
-    p.add_argument("--crop", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=5)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--test-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--toy-plot", default=None)
-    p.add_argument("--out", required=True)
-    a = p.parse_args(argv)
-    if a.toy_plot:
-        r = toy_absolute_value(plot=a.toy_plot, seed=a.seed)
-        print(f"toy: slopes nonexpansive {r['nonexpansive_max_slope']:.3f}, unconstrained "
-              f"{r['unconstrained_max_slope']:.3f}; losses {r['train_loss']}")
-    denoising_experiment(a.sigma, a.steps, a.width, a.depth, a.dncnn_depth, a.crop,
-                         a.batch_size, a.lr, a.test_size, seed=a.seed, out=a.out,
-                         log=lambda s: print(s, flush=True))
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+def _setup(cfg: dict):
+    from spinv.experiments.nonexpansive_config import resolve_device
+
+    if cfg.get("threads") is not None:
+        torch.set_num_threads(cfg["threads"])
+    return resolve_device(cfg.get("device", "auto"))
+
+
+def run_toy(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dict:
+    """``spinv nonexpansive toy``: :func:`toy_absolute_value` with the settings of ``cfg``
+    (section ``toy`` of :mod:`~spinv.experiments.nonexpansive_config`); writes
+    ``results.json``, ``results.md`` and ``toy_fit.png`` to ``out``."""
+    from spinv.experiments.nonexpansive_report import markdown_table
+    from spinv.training.checkpoint import atomic_write_text
+
+    _setup(cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with _progress(2 * cfg["steps"], "toy |x|", progress) as bar:
+        r = toy_absolute_value(cfg["n_points"], cfg["steps"], cfg["lr"], cfg["seed"],
+                               plot=out / "toy_fit.png", depth=cfg["depth"],
+                               hidden=cfg["hidden"], step=cfg["step"], callback=bar.update)
+    payload = {"command": "toy", "config": cfg, "machine": machine_info(),
+               "seconds": time.perf_counter() - t0, "result": r}
+    _atomic_json(out / "results.json", payload)
+    rows = [["nonexpansive Xi (Algorithm 7)", r["train_loss"]["nonexpansive"],
+             r["nonexpansive_max_slope"], r["certified_lipschitz"]],
+            ["unconstrained ResNet", r["train_loss"]["unconstrained"],
+             r["unconstrained_max_slope"], None]]
+    md = ["# Toy |x| fit (thesis Fig. 3.1)", "",
+          f"{cfg['n_points']} random points in [-1, 1], {cfg['steps']} Adam steps each, "
+          f"seed {cfg['seed']}. Max slope measured on a grid of 801 points in [-2, 2] "
+          "(a lower bound of the Lipschitz constant).", "",
+          markdown_table(["network", "train MSE", "max slope", "certified Lipschitz"],
+                         [[n, f"{a:.2e}", b, c] for n, a, b, c in rows]), "",
+          "![fit](toy_fit.png)", ""]
+    atomic_write_text(out / "results.md", "\n".join(md))
+    return payload
+
+
+def run_denoise(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dict:
+    """``spinv nonexpansive denoise``: :func:`denoising_experiment` with the settings of
+    ``cfg`` (section ``denoise``); writes ``results.json`` (after every model),
+    ``results.md`` (Table 3.1-style) and ``psnr.png`` (Fig. 3.2-style) to ``out``."""
+    from spinv.experiments.nonexpansive_report import markdown_table, plot_psnr
+    from spinv.training.checkpoint import atomic_write_text
+
+    device = _setup(cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    models = default_models(cfg["width"], cfg["depth"], cfg["gammas"], cfg["residual"],
+                            cfg["higher_order"], cfg["step"])
+    n_nets = len(models) + int(cfg["include_dncnn"])
+    lines: list[str] = []
+    with _progress(n_nets * cfg["steps"], "denoise", progress) as bar:
+        def log(s: str) -> None:
+            lines.append(s)
+            if progress:
+                bar.write(s)
+
+        r = denoising_experiment(
+            cfg["sigma"], cfg["steps"], cfg["width"], cfg["depth"], cfg["dncnn_depth"],
+            cfg["crop"], cfg["batch_size"], cfg["lr"], cfg["test_size"], models=models,
+            include_dncnn=cfg["include_dncnn"], include_tv=cfg["include_tv"],
+            seed=cfg["seed"], out=out / "results.json", log=log,
+            dncnn_width=cfg["dncnn_width"], dncnn_batch_norm=cfg["dncnn_batch_norm"],
+            lr_schedule=cfg["lr_schedule"], n_test=cfg["n_test"],
+            tv_iterations=cfg["tv_iterations"], tv_tune_crops=cfg["tv_tune_crops"],
+            device=device, callback=bar.update)
+    payload = {"command": "denoise", "settings": cfg, **r}
+    _atomic_json(out / "results.json", payload)
+    plot_psnr(r["models"], r["noisy"], out / "psnr.png",
+              title=f"natural test crops, sigma = {cfg['sigma']}")
+    rows = [["noisy input", r["noisy"]["psnr_mean"], r["noisy"]["psnr_std"], None, None, None]]
+    for name, m in r["models"].items():
+        rows.append([name, m["psnr_mean"], m["psnr_std"], m.get("certified_lipschitz"),
+                     m.get("steps"), m.get("train_seconds", m.get("eval_seconds"))])
+    c = r["config"]
+    md = ["# Denoising natural images (thesis Fig. 3.2, Table 3.1)", "",
+          f"sigma = {c['sigma']}, {c['n_train']} training images (random {c['crop']}x"
+          f"{c['crop']} crops, batch {c['batch_size']}, fresh noise each step), {c['n_test']} "
+          f"test images ({c['test_size'] or 'full'} px centre crops); width {c['width']}, "
+          f"depth {c['depth']}, {c['steps']} Adam steps (lr {c['lr']}, {c['lr_schedule']}), "
+          f"seed {c['seed']}, device {c['device']}, {r['machine']['torch_threads']} torch "
+          "thread(s). R: residual id - gamma Gamma (Eq. 3.6); NR: gamma Gamma (Eq. 3.5). "
+          "'certified Lip' is a provable bound (DnCNN: loose product of layer norms).", "",
+          markdown_table(["method", "PSNR mean (dB)", "std", "certified Lip", "steps",
+                          "seconds"], rows), "", "![psnr](psnr.png)", ""]
+    atomic_write_text(out / "results.md", "\n".join(md))
+    return payload
