@@ -74,9 +74,11 @@ def _autocast(enabled: bool, like: torch.Tensor):
 
 
 def reconstruct_all(model, y: torch.Tensor, bf16: bool = False) -> torch.Tensor:
-    """Apply ``model`` to each measurement in ``y`` (one at a time, no gradients)."""
+    """Apply ``model`` to each measurement in ``y`` (one at a time, no gradients); real output
+    as float32, complex output (MRI) as complex64."""
     with torch.no_grad(), _autocast(bf16, y):
-        return torch.cat([model(y[i : i + 1]) for i in range(len(y))]).float()
+        rec = torch.cat([model(y[i : i + 1]) for i in range(len(y))])
+    return rec.to(torch.complex64) if rec.is_complex() else rec.float()
 
 
 def image_metrics(rec: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> dict:
@@ -176,7 +178,8 @@ def train_lpg(
         opt.zero_grad(set_to_none=True)
         with _autocast(bf16, y_train):
             rec = model(y_train[idx])
-        loss = (rec.float() - x_train[idx]).square().mean()
+        err = (rec.to(torch.complex64) if rec.is_complex() else rec.float()) - x_train[idx]
+        loss = err.abs().square().mean()
         loss.backward()
         if clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
