@@ -1,5 +1,5 @@
 """``spinv nonexpansive``: the experiments of thesis ch. 3 (thin wrappers around
-:mod:`spinv.experiments.denoising` and :mod:`spinv.experiments.pnp`).
+:mod:`spinv.experiments.nonexpansive_runs` and :mod:`spinv.experiments.pnp`).
 
 Each command reads ``[CONFIG]`` (``configs/nonexpansive-*.yaml``, the section named like the
 command; no config: the defaults of :mod:`spinv.experiments.nonexpansive_config`), shows a
@@ -45,7 +45,7 @@ def _finish(out: Path) -> None:
 def toy(config: Path = _CONFIG, out: Path = _OUT, seed: int = _SEED,
         quiet: bool = _QUIET) -> None:
     """Fit |x| from 6 points: nonexpansive vs unconstrained ResNet (Fig. 3.1)."""
-    from spinv.experiments.denoising import run_toy
+    from spinv.experiments.nonexpansive_runs import run_toy
 
     run_toy(_config("toy", config, seed), out, progress=not quiet)
     _finish(out)
@@ -55,7 +55,7 @@ def toy(config: Path = _CONFIG, out: Path = _OUT, seed: int = _SEED,
 def denoise(config: Path = _CONFIG, out: Path = _OUT, seed: int = _SEED,
             quiet: bool = _QUIET) -> None:
     """PSNR of TV, DnCNN and nonexpansive Euler/Heun/RK4 denoisers (Fig. 3.2, Table 3.1)."""
-    from spinv.experiments.denoising import run_denoise
+    from spinv.experiments.nonexpansive_runs import run_denoise
 
     run_denoise(_config("denoise", config, seed), out, progress=not quiet)
     _finish(out)
@@ -67,8 +67,9 @@ def pnp(config: Path = _CONFIG, out: Path = _OUT, seed: int = _SEED,
             None, "--denoiser", help="Run directory of a denoiser trained with `spinv train` "
                                      "(replaces the averaged denoiser trained here)."),
         quiet: bool = _QUIET) -> None:
-    """PnP proximal gradient (Algorithm 6) on a held-out CT or MRI slice: averaged vs
-    unconstrained denoiser, PSNR/SSIM per iterate and fixed-point residuals."""
+    """PnP-PGD (Algorithm 6) on a held-out CT/MRI slice: averaged vs unconstrained denoiser.
+
+    Reports PSNR/SSIM per iterate and the fixed-point residual curves."""
     from spinv.experiments.pnp import run_pnp
 
     cfg = _config("pnp", config, seed)

@@ -11,10 +11,9 @@ DnCNN and nonexpansive Euler/Heun/RK4 denoisers (Fig. 3.2, Table 3.1) at small s
   :math:`\\alpha` tuned on training images), DnCNN (residual, Eq. 3.6 with :math:`\\gamma=1`), and
   :class:`~spinv.nn.nonexpansive.NonexpansiveDenoiser` trained by Eq. 3.5 (non-residual) or
   Eq. 3.6 (residual), Adam with constraint enforcement after every step.
-- :func:`run_toy`, :func:`run_denoise`: the config-driven runs behind ``spinv nonexpansive toy``
-  and ``spinv nonexpansive denoise`` (``configs/nonexpansive-*.yaml``, see
-  :mod:`spinv.experiments.nonexpansive_config`), writing ``results.json``, ``results.md`` and
-  PNG figures. The PnP experiments live in :mod:`spinv.experiments.pnp`.
+
+The config-driven commands (``spinv nonexpansive toy|denoise``) are in
+:mod:`spinv.experiments.nonexpansive_runs`; the PnP experiments in :mod:`spinv.experiments.pnp`.
 
 >>> r = toy_absolute_value(steps=30, seed=0)
 >>> r["nonexpansive_max_slope"] <= 1.0 + 1e-5
@@ -47,8 +46,6 @@ __all__ = [
     "denoising_experiment",
     "default_models",
     "machine_info",
-    "run_toy",
-    "run_denoise",
 ]
 
 
@@ -269,12 +266,15 @@ def denoising_experiment(sigma: float = 0.5, steps: int = 300, width: int = 16,
                          lr_schedule: str = "constant", n_test: int | None = None,
                          tv_iterations: int = 200, tv_tune_crops: int = 8,
                          device: torch.device | str | None = None,
-                         callback: Callable[[int], None] | None = None) -> dict:
+                         callback: Callable[[int], None] | None = None,
+                         on_save: Callable[[dict], None] | None = None) -> dict:
     """Train and test every denoiser; returns (and writes to ``out``, atomically, after each
     model) a JSON-able dict of PSNRs, certificates and timings.
 
     ``test_size``: centre crop of the test images (``None``: full 256 x 256); ``n_test``: the
     first test images used (``None``: all). ``models`` defaults to :func:`default_models`.
+    ``callback(1)`` is called after every training step, ``on_save(result)`` after every
+    method (e.g. to refresh a report while a long run goes on).
     """
     from spinv.data import load_dataset
 
@@ -311,6 +311,8 @@ def denoising_experiment(sigma: float = 0.5, steps: int = 300, width: int = 16,
     def save():
         if out is not None:
             _atomic_json(out, result)
+        if on_save is not None:
+            on_save(result)
 
     if include_tv:
         g2 = torch.Generator().manual_seed(seed + 1)
@@ -350,105 +352,3 @@ def denoising_experiment(sigma: float = 0.5, steps: int = 300, width: int = 16,
             f"{cert:.4g}, {info['train_seconds']:.0f} s")
         save()
     return result
-
-
-# ------------------------------------------------------------------ config-driven commands
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
-
-
-def _setup(cfg: dict):
-    from spinv.experiments.nonexpansive_config import resolve_device
-
-    if cfg.get("threads") is not None:
-        torch.set_num_threads(cfg["threads"])
-    return resolve_device(cfg.get("device", "auto"))
-
-
-def run_toy(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dict:
-    """``spinv nonexpansive toy``: :func:`toy_absolute_value` with the settings of ``cfg``
-    (section ``toy`` of :mod:`~spinv.experiments.nonexpansive_config`); writes
-    ``results.json``, ``results.md`` and ``toy_fit.png`` to ``out``."""
-    from spinv.experiments.nonexpansive_report import markdown_table
-    from spinv.training.checkpoint import atomic_write_text
-
-    _setup(cfg)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with _progress(2 * cfg["steps"], "toy |x|", progress) as bar:
-        r = toy_absolute_value(cfg["n_points"], cfg["steps"], cfg["lr"], cfg["seed"],
-                               plot=out / "toy_fit.png", depth=cfg["depth"],
-                               hidden=cfg["hidden"], step=cfg["step"], callback=bar.update)
-    payload = {"command": "toy", "config": cfg, "machine": machine_info(),
-               "seconds": time.perf_counter() - t0, "result": r}
-    _atomic_json(out / "results.json", payload)
-    rows = [["nonexpansive Xi (Algorithm 7)", r["train_loss"]["nonexpansive"],
-             r["nonexpansive_max_slope"], r["certified_lipschitz"]],
-            ["unconstrained ResNet", r["train_loss"]["unconstrained"],
-             r["unconstrained_max_slope"], None]]
-    md = ["# Toy |x| fit (thesis Fig. 3.1)", "",
-          f"{cfg['n_points']} random points in [-1, 1], {cfg['steps']} Adam steps each, "
-          f"seed {cfg['seed']}. Max slope measured on a grid of 801 points in [-2, 2] "
-          "(a lower bound of the Lipschitz constant).", "",
-          markdown_table(["network", "train MSE", "max slope", "certified Lipschitz"],
-                         [[n, f"{a:.2e}", b, c] for n, a, b, c in rows]), "",
-          "![fit](toy_fit.png)", ""]
-    atomic_write_text(out / "results.md", "\n".join(md))
-    return payload
-
-
-def run_denoise(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dict:
-    """``spinv nonexpansive denoise``: :func:`denoising_experiment` with the settings of
-    ``cfg`` (section ``denoise``); writes ``results.json`` (after every model),
-    ``results.md`` (Table 3.1-style) and ``psnr.png`` (Fig. 3.2-style) to ``out``."""
-    from spinv.experiments.nonexpansive_report import markdown_table, plot_psnr
-    from spinv.training.checkpoint import atomic_write_text
-
-    device = _setup(cfg)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    models = default_models(cfg["width"], cfg["depth"], cfg["gammas"], cfg["residual"],
-                            cfg["higher_order"], cfg["step"])
-    n_nets = len(models) + int(cfg["include_dncnn"])
-    lines: list[str] = []
-    with _progress(n_nets * cfg["steps"], "denoise", progress) as bar:
-        def log(s: str) -> None:
-            lines.append(s)
-            if progress:
-                bar.write(s)
-
-        r = denoising_experiment(
-            cfg["sigma"], cfg["steps"], cfg["width"], cfg["depth"], cfg["dncnn_depth"],
-            cfg["crop"], cfg["batch_size"], cfg["lr"], cfg["test_size"], models=models,
-            include_dncnn=cfg["include_dncnn"], include_tv=cfg["include_tv"],
-            seed=cfg["seed"], out=out / "results.json", log=log,
-            dncnn_width=cfg["dncnn_width"], dncnn_batch_norm=cfg["dncnn_batch_norm"],
-            lr_schedule=cfg["lr_schedule"], n_test=cfg["n_test"],
-            tv_iterations=cfg["tv_iterations"], tv_tune_crops=cfg["tv_tune_crops"],
-            device=device, callback=bar.update)
-    payload = {"command": "denoise", "settings": cfg, **r}
-    _atomic_json(out / "results.json", payload)
-    plot_psnr(r["models"], r["noisy"], out / "psnr.png",
-              title=f"natural test crops, sigma = {cfg['sigma']}")
-    rows = [["noisy input", r["noisy"]["psnr_mean"], r["noisy"]["psnr_std"], None, None, None]]
-    for name, m in r["models"].items():
-        rows.append([name, m["psnr_mean"], m["psnr_std"], m.get("certified_lipschitz"),
-                     m.get("steps"), m.get("train_seconds", m.get("eval_seconds"))])
-    c = r["config"]
-    md = ["# Denoising natural images (thesis Fig. 3.2, Table 3.1)", "",
-          f"sigma = {c['sigma']}, {c['n_train']} training images (random {c['crop']}x"
-          f"{c['crop']} crops, batch {c['batch_size']}, fresh noise each step), {c['n_test']} "
-          f"test images ({c['test_size'] or 'full'} px centre crops); width {c['width']}, "
-          f"depth {c['depth']}, {c['steps']} Adam steps (lr {c['lr']}, {c['lr_schedule']}), "
-          f"seed {c['seed']}, device {c['device']}, {r['machine']['torch_threads']} torch "
-          "thread(s). R: residual id - gamma Gamma (Eq. 3.6); NR: gamma Gamma (Eq. 3.5). "
-          "'certified Lip' is a provable bound (DnCNN: loose product of layer norms).", "",
-          markdown_table(["method", "PSNR mean (dB)", "std", "certified Lip", "steps",
-                          "seconds"], rows), "", "![psnr](psnr.png)", ""]
-    atomic_write_text(out / "results.md", "\n".join(md))
-    return payload

@@ -36,13 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from spinv.experiments.denoising import (
-    _atomic_json,
-    _progress,
-    _setup,
-    machine_info,
-    train_denoiser,
-)
+from spinv.experiments.denoising import _atomic_json, machine_info, train_denoiser
+from spinv.experiments.nonexpansive_runs import _progress, _setup
 from spinv.nn.dncnn import DnCNN
 from spinv.nn.nonexpansive import NonexpansiveDenoiser
 
