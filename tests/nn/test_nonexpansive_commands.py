@@ -80,7 +80,7 @@ def test_pnp_mri_with_trained_denoiser_run(tmp_path):
                  "--max-steps", "3", "--no-progress"]) == 0
     cfg = tmp_path / "mri.yaml"
     cfg.write_text("pnp: {problem: mri, image_size: 16, rate: 0.3, iterations: 6, "
-                   "include_dncnn: false, threads: 1}\n")
+                   "include_dncnn: false, denoiser_weight: 0.5, threads: 1}\n")
     out = tmp_path / "out"
     assert _run("pnp", str(cfg), "--out", str(out), "--denoiser", str(run)) == 0
     r = _outputs(out, ["convergence.png", "reconstructions.png"])
@@ -102,6 +102,7 @@ def test_pnp_missing_denoiser_dir_is_an_error(tmp_path, capsys):
     ("denoise: {steps: -1}\n", "'denoise.steps'"),
     ("denoise: {gammas: [1.0, zero]}\n", "'denoise.gammas'"),
     ("toy: {steps: 10}\n", "no 'denoise' section"),
+    ("denoise: {sigma: 1.0e4}\n", "'denoise.sigma'"),
 ])
 def test_config_validation(tmp_path, capsys, text, needle):
     cfg = tmp_path / "c.yaml"

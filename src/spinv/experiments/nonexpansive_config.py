@@ -83,6 +83,8 @@ SCHEMAS: dict[str, dict[str, tuple[str, Any, str]]] = {
         "iterations": ("int+", 100, "PnP proximal-gradient iterations (Algorithm 6)"),
         "step": ("opt-float+", None, "step tau (null: 1 / ||A||^2)"),
         "init": ("choice:analytic|adjoint|zeros", "analytic", "u_0: FBP / zero filling, A*y, 0"),
+        "denoiser_weight": ("float+", 1.0, "lambda in (0, 1]: PnP uses (1-lambda) id + "
+                            "lambda Phi (lambda alpha-averaged)"),
         "denoiser_sigma": ("float+", 0.05, "noise level the denoisers are trained for"),
         "train_steps": ("int0", 300, "Adam steps per denoiser"),
         "width": ("int+", 16, "channels of the averaged denoiser's Xi"),
@@ -192,6 +194,8 @@ def load_config(source: str | os.PathLike | dict | None, command: str) -> dict[s
         cfg.setdefault(key, list(default) if isinstance(default, list) else default)
     if command == "pnp" and cfg["gamma"] >= 2.0:
         raise _fail("pnp.gamma", cfg["gamma"], "a value in (0, 2) (averaged denoiser)")
+    if command == "pnp" and cfg["denoiser_weight"] > 1.0:
+        raise _fail("pnp.denoiser_weight", cfg["denoiser_weight"], "a value in (0, 1]")
     if command == "pnp" and cfg["rate"] > 1.0:
         raise _fail("pnp.rate", cfg["rate"], "a value in (0, 1]")
     return cfg

@@ -143,7 +143,10 @@ def run_pnp(cfg: dict, out: str | os.PathLike, progress: bool = True,
     noisy sampled k-space), trains the certified averaged denoiser (tied, ``alpha=0.5``,
     residual, ``gamma``) and, optionally, a DnCNN on the training split with Gaussian noise
     ``denoiser_sigma`` -- or uses ``denoiser`` (e.g. loaded from a ``spinv train`` run) instead
-    of the averaged one -- and runs Algorithm 6 with each. Writes ``results.json``,
+    of the averaged one -- and runs Algorithm 6 with each, with the relaxed denoiser
+    :math:`\\Phi_\\lambda=(1-\\lambda)\\mathrm{id}+\\lambda\\Phi` (``denoiser_weight``
+    :math:`\\lambda`; :math:`\\lambda\\alpha`-averaged if :math:`\\Phi` is
+    :math:`\\alpha`-averaged, Definition 3.2.3). Writes ``results.json``,
     ``results.md``, ``convergence.png`` and ``reconstructions.png`` to ``out``.
     """
     from spinv.experiments.nonexpansive_report import (
@@ -219,7 +222,9 @@ def run_pnp(cfg: dict, out: str | os.PathLike, progress: bool = True,
                                            f"{result['analytic']['ssim']:.3f}"}
         for name, d in denoisers.items():
             t0 = time.perf_counter()
-            r = pnp_pgd_with_metrics(problem.operator, y, d, truth, x0=x0, step=cfg["step"],
+            lam = cfg["denoiser_weight"]
+            phi = d if lam == 1.0 else (lambda v, d=d, lam=lam: (1 - lam) * v + lam * d(v))
+            r = pnp_pgd_with_metrics(problem.operator, y, phi, truth, x0=x0, step=cfg["step"],
                                      iterations=cfg["iterations"], callback=bar.update)
             x = r.pop("x")
             mag = (x.abs() if x.is_complex() else x).float()
@@ -250,7 +255,8 @@ def run_pnp(cfg: dict, out: str | os.PathLike, progress: bool = True,
              else f"{cfg['mask']} mask, rate {cfg['rate']}, noise {cfg['noise']}")
     md = [f"# PnP reconstruction, {what} ({dataset})", "",
           f"Test slice {cfg['test_index']} of {dataset} at {n}x{n}; {setup}; "
-          f"{cfg['iterations']} PnP-PGD iterations (Algorithm 6), step "
+          f"{cfg['iterations']} PnP-PGD iterations (Algorithm 6), denoiser weight "
+          f"{cfg['denoiser_weight']}, step "
           f"{next(iter(result['runs'].values()))['step']:.3g}, init {cfg['init']}. Denoisers "
           f"trained {train_steps or cfg['train_steps']} steps at sigma {cfg['denoiser_sigma']} "
           f"on the {dataset} training split; seed {cfg['seed']}. Certified averagedness "
