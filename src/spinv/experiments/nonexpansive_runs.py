@@ -114,6 +114,8 @@ def run_denoise(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dic
         def log(s: str) -> None:
             if progress:
                 bar.write(s)
+            else:
+                print(s, flush=True)
 
         def on_save(partial: dict) -> None:
             _atomic_json(out / "results.json", {"command": "denoise", "settings": cfg,
