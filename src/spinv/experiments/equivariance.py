@@ -155,10 +155,13 @@ def train_lpg(
     bf16: bool = False,
     seed: int = 0,
     progress=None,
+    *,
+    memory: int = 5,
 ) -> tuple[LearnedProximalGradient, list[float], float]:
-    """Train one LPG model on ``data`` (step 2 of the module docstring); returns
-    ``(model, losses, seconds)``. Every model sees the same minibatches for the same ``seed``;
-    ``progress(name, step, loss)`` is called after every step."""
+    """Train one LPG model on ``data`` (step 2 of the module docstring) on the device of
+    ``data.x_train``; returns ``(model, losses, seconds)``. Every model sees the same minibatches
+    for the same ``seed``; ``progress(name, step, loss)`` is called after every step. The loss is
+    the mean squared (complex: squared modulus) error."""
     name = group or "ordinary"
     for key, value in (("steps", steps), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -166,15 +169,16 @@ def train_lpg(
     if not lr > 0:
         raise ValueError(f"lr={lr!r}: expected a positive learning rate")
     x_train, y_train = data.x_train, data.y_train
+    device = x_train.device
     model = LearnedProximalGradient(
-        data.operator, group=group, width=width, iterations=iterations, seed=seed
-    )
+        data.operator, group=group, width=width, iterations=iterations, memory=memory, seed=seed
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
     order = torch.Generator().manual_seed(seed + 4)  # same minibatches for every model
     losses: list[float] = []
     t0 = time.perf_counter()
     for step in range(steps):
-        idx = torch.randint(0, len(x_train), (batch_size,), generator=order)
+        idx = torch.randint(0, len(x_train), (batch_size,), generator=order).to(device)
         opt.zero_grad(set_to_none=True)
         with _autocast(bf16, y_train):
             rec = model(y_train[idx])

@@ -28,14 +28,12 @@ squared. Data noise is drawn once and kept fixed.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from spinv.experiments.equivariance import CTData, load_ct_slices
+from spinv.experiments.equivariance import CTData, load_ct_slices, train_lpg
 from spinv.learned import LearnedProximalGradient
 
 __all__ = [
@@ -211,34 +209,6 @@ def train_model(
     """Train one learned proximal gradient model (Algorithm 5) on ``data``; returns
     ``(model, losses, seconds)``. Same weights initialisation seed and the same minibatch order
     for every model with the same ``seed``; ``progress(step, loss)`` after every step."""
-    for key, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{key}={value!r}: expected a positive integer")
-    if not lr > 0:
-        raise ValueError(f"lr={lr!r}: expected a positive learning rate")
-    x_train, y_train = data.x_train, data.y_train
-    device = x_train.device
-    model = LearnedProximalGradient(
-        data.operator, group=group, width=width, iterations=iterations, memory=memory, seed=seed
-    ).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    order = torch.Generator().manual_seed(seed + 4)
-    losses: list[float] = []
-    t0 = time.perf_counter()
-    for step in range(steps):
-        idx = torch.randint(0, len(x_train), (batch_size,), generator=order).to(device)
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            rec = model(y_train[idx])
-        err = rec - x_train[idx] if rec.is_complex() else rec.float() - x_train[idx]
-        loss = (err.abs().square() if err.is_complex() else err.square()).mean()
-        loss.backward()
-        if clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-        opt.step()
-        losses.append(loss.item())
-        if not math.isfinite(losses[-1]):
-            raise FloatingPointError(f"{group or 'ordinary'}: loss became {losses[-1]} at {step}")
-        if progress is not None:
-            progress(step, losses[-1])
-    return model, losses, time.perf_counter() - t0
+    report = None if progress is None else (lambda _name, step, loss: progress(step, loss))
+    return train_lpg(data, group, steps, width, iterations, lr, batch_size, clip_grad_norm,
+                     bf16, seed, report, memory=memory)
