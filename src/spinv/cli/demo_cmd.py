@@ -10,7 +10,7 @@ import typer
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="output folder (report, figures)"),
     n_train: int = typer.Option(10, "--n-train", help="training slices (thesis: N)"),
-    steps: int = typer.Option(300, "--steps", help="Adam steps per learned model"),
+    steps: int = typer.Option(1000, "--steps", help="Adam steps per learned model"),
     image_size: int = typer.Option(64, "--image-size", help="image side in pixels"),
     n_test: int = typer.Option(14, "--n-test", help="held-out slices (at most 14)"),
     width: int = typer.Option(96, "--width", help="|H| x channels of the learned proxes"),

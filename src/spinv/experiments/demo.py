@@ -70,7 +70,7 @@ def _tv_reconstructions(data: CTData, iterations: int, n_tune: int) -> tuple[dic
 def run_demo(
     out_dir: str | Path,
     n_train: int = 10,
-    steps: int = 300,
+    steps: int = 1000,
     image_size: int = 64,
     n_test: int = 14,
     width: int = 96,
