@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
+from _machine import machine_info as _machine_info
 
+from spinv.atomic import atomic_write_json
 from spinv.bilevel.data import make_lower_level, training_and_test
 from spinv.bilevel.implicit import SolverOptions, loss_and_gradient
 from spinv.bilevel.learn import learn, tune_alpha
 from spinv.bilevel.lower_level import make_regulariser
 from spinv.bilevel.parametrisations import FreePattern
-from spinv.bilevel.pipeline import save_json
 
 AUTHORS_SECONDS = {64: 5.65, 128: 21.1}
 
@@ -55,20 +54,7 @@ def calibration_ms() -> float:
 
 
 def machine_info() -> dict:
-    info = {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "dtype": "float64 / complex128",
-    }
-    try:
-        info["load_average"] = os.getloadavg()
-    except OSError:
-        pass
-    return info
+    return _machine_info(dtype="float64 / complex128")
 
 
 def _problem(size: int, n: int):
@@ -174,7 +160,7 @@ def main(argv=None) -> int:
               f"rate {lr['sampling_rate']:.3f}")
     result["machine"]["load_average_end"] = os.getloadavg()
     result["machine"]["calibration_ms_end"] = calibration_ms()
-    save_json(args.out, result)
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

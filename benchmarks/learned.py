@@ -29,18 +29,15 @@ Prints a table and writes ``benchmarks/results/learned.json`` (atomically).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _machine import machine_info as _machine_info
 
+from spinv.atomic import atomic_write_json
 from spinv.learned import LearnedProximalGradient
 from spinv.operators import ParallelBeamCT, SubsampledFourier
 from spinv.sampling import variable_density_lines
@@ -192,33 +189,7 @@ def expansion_cpu_time(model, repeats: int = 10) -> float:
 
 
 def machine_info(threads: int) -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": threads,
-        "torch": torch.__version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "load_average_at_start": load,
-        "note": "shared machine (2 cores, several engineers working concurrently)",
-    }
-
-
-def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.replace(tmp, path)
+    return _machine_info(threads)
 
 
 def main(argv=None) -> int:
@@ -291,7 +262,7 @@ def main(argv=None) -> int:
         "summary": summary,
         "results": rows,
     }
-    write_json(args.out, payload)
+    atomic_write_json(args.out, payload)
     print(f"\nwrote {args.out}")
     for key, value in summary.items():
         print(f"{key}: {value:.2f}x")

@@ -22,17 +22,14 @@ Writes benchmarks/results/nonexpansive.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _machine import machine_info as _machine_info
 
+from spinv.atomic import atomic_write_json
 from spinv.nn.dncnn import DnCNN
 from spinv.nn.nonexpansive import NonexpansiveDenoiser
 from spinv.nn.spectral import conv_norm_upper_bound, conv_power_norm
@@ -41,21 +38,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "nonexpansive.json"
 
 
 def machine_info() -> dict:
-    info = {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "dtype": "float32 (certificates in float64)",
-        "note": "shared machine: 2 cores used by several processes at once",
-    }
-    try:
-        info["load_average"] = os.getloadavg()
-    except OSError:
-        pass
-    return info
+    return _machine_info(dtype="float32 (certificates in float64)")
 
 
 def build(kind: str, width: int, depth: int, crop: int):
@@ -141,11 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['train_step_min']:9.3f} {r.get('enforce_median', 0.0):8.3f} "
               f"{r['step_ratio_vs_dncnn_min']:8.2f} {lip:9.3g}")
     path = Path(a.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(out, fh, indent=2)
-    os.replace(tmp, path)
+    atomic_write_json(path, out)
     print(f"wrote {path}")
     return out
 

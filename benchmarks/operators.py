@@ -16,13 +16,8 @@ back-projection. astra / deepinv are timed too when importable.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
-import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +27,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _machine import machine_info  # noqa: E402
+
+from spinv.atomic import atomic_write_json  # noqa: E402
 from spinv.operators import ParallelBeamCT, SubsampledFourier  # noqa: E402
 from spinv.operators import ct as ct_module  # noqa: E402
 from spinv.sampling import variable_density_lines  # noqa: E402
@@ -47,33 +45,11 @@ def _median_ms(fn, repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _machine(threads: int) -> dict:
     import scipy
     import skimage
 
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "skimage": skimage.__version__,
-        "torch_threads": threads,
-        "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return machine_info(threads, scipy=scipy.__version__, skimage=skimage.__version__)
 
 
 def _phantom(n: int, batch: int) -> torch.Tensor:
@@ -180,20 +156,6 @@ def bench_mri(sizes, batches, repeats: int) -> list[dict]:
     return rows
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -228,7 +190,7 @@ def main(argv=None) -> int:
     for r in mri_rows:
         print(f"{r['image_size']:>5} {r['batch']:>3} {r['forward_ms_per_image']:>11.3f} "
               f"{r['adjoint_ms_per_image']:>11.3f}")
-    _write_json(args.out, {"machine": machine, "ct": ct_rows, "mri": mri_rows})
+    atomic_write_json(args.out, {"machine": machine, "ct": ct_rows, "mri": mri_rows})
     print(f"wrote {args.out}")
     return 0
 

@@ -32,17 +32,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import platform
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _machine import machine_info as _machine_info
 
+from spinv.atomic import atomic_write_json
 from spinv.operators import SubsampledFourier
 from spinv.sampling import uniform_random
 from spinv.variational import smoothed_tv
@@ -138,31 +135,7 @@ def bench_one(
 
 
 def machine() -> dict:
-    info = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "cpu_count": os.cpu_count(),
-    }
-    try:
-        info["loadavg"] = list(os.getloadavg())
-    except OSError:  # pragma: no cover
-        info["loadavg"] = None
-    return info
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    return _machine_info()
 
 
 def main(argv=None) -> int:
@@ -223,7 +196,7 @@ def main(argv=None) -> int:
                 flush=True,
             )
     after = machine()
-    write_json(
+    atomic_write_json(
         args.out,
         {
             "benchmark": "smoothed-TV MRI lower-level problem, PDHG (thesis Eq. 1.3, Algorithm 1)",

@@ -30,9 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import hashlib
-import io
-import json
-import os
 import plistlib
 import shutil
 import subprocess
@@ -45,6 +42,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from spinv.atomic import atomic_save_npz, atomic_write_json  # noqa: E402
+
 DEFAULT_OUT = REPO / "src" / "spinv" / "data" / "bundled"
 
 CT_WINDOW = (-1000, 1000)
@@ -68,28 +68,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_save_npz(path, compressed=True, **arrays)
 
 
 def save_json(path: Path, obj: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    atomic_write_json(path, obj)
 
 
 def contiguous_splits(n: int) -> dict[str, list[int]]:

@@ -18,7 +18,6 @@ All files are written atomically (temporary name, then :func:`os.replace`).
 from __future__ import annotations
 
 import html
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from spinv.atomic import atomic_save_figure as save_figure  # noqa: F401  (public name)
 
 
 def _plt():
@@ -35,17 +36,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it."""
-    from spinv.training.checkpoint import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    _plt().close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
 
 
 def example_figure(ex: dict, title: str = "") -> Any:

@@ -39,13 +39,13 @@ locations (added proportionally to :math:`p`, removed uniformly among non-certai
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from spinv.atomic import atomic_save_npy
 
 __all__ = [
     "uniform_random",
@@ -342,14 +342,5 @@ def save_mask(path, mask) -> Path:
     if path.suffix != ".npy":
         raise ValueError(f"path must end in .npy, got {str(path)!r}")
     array = as_mask(mask).detach().cpu().numpy().astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp.npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_save_npy(path, array)
     return path

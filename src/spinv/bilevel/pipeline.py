@@ -11,15 +11,13 @@ written atomically.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from spinv.atomic import atomic_save_figure, atomic_save_npy, atomic_write_json
 from spinv.bilevel.baselines import gozcu_greedy_lines, knoll_density, uninformed_patterns
 from spinv.bilevel.config import SamplingConfig
 from spinv.bilevel.data import make_lower_level, training_and_test
@@ -28,40 +26,11 @@ from spinv.bilevel.learn import evaluate_pattern, learn, threshold_and_retune, t
 from spinv.bilevel.lower_level import make_regulariser
 from spinv.bilevel.parametrisations import CartesianLines, FixedPattern, FreePattern, sampling_rate
 
-__all__ = ["run_learning", "atomic_write_bytes", "save_npy", "save_json", "save_pattern_png"]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(array))
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def save_json(path: Path, obj: dict) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+__all__ = ["run_learning", "save_pattern_png"]
 
 
 def save_pattern_png(path: Path, patterns: dict[str, np.ndarray]) -> None:
     """One panel per pattern (grey scale, DC at the centre), titled with name and rate."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,10 +44,7 @@ def save_pattern_png(path: Path, patterns: dict[str, np.ndarray]) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_save_figure(fig, path, dpi=100)
 
 
 def _parametrisation(cfg: SamplingConfig, shape, alpha_scale, fixed_alpha):
@@ -195,13 +161,13 @@ def run_learning(cfg: SamplingConfig, out: str | Path | None = None, log=print) 
     }
     if out is not None:
         out = Path(out)
-        save_npy(out / "pattern.npy", pattern.numpy())
-        save_npy(out / "pattern_continuous.npy", res.pattern.numpy())
+        atomic_save_npy(out / "pattern.npy", pattern.numpy())
+        atomic_save_npy(out / "pattern_continuous.npy", res.pattern.numpy())
         save_pattern_png(out / "pattern.png", {"learned": pattern.numpy()})
         save_pattern_png(out / "patterns.png", patterns)
         for name, pat in patterns.items():
             if name != "learned":
-                save_npy(out / f"baseline_{name}.npy", pat)
-        save_json(out / "metrics.json", metrics)
+                atomic_save_npy(out / f"baseline_{name}.npy", pat)
+        atomic_write_json(out / "metrics.json", metrics)
         log(f"wrote {out}/pattern.npy, pattern.png, patterns.png, metrics.json")
     return metrics

@@ -3,35 +3,12 @@ command-line options, atomic output."""
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from spinv.problems import KINDS, Problem, ct_problem, denoising_problem, mri_problem
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json(path: Path, obj: object) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def read_ground_truth(path: str, index: int | None = None, size: int | None = None) -> torch.Tensor:
@@ -100,7 +77,3 @@ def save_array_image(path: Path, x: torch.Tensor) -> None:
     save_image(path, arr.numpy())
 
 
-def save_npz(path: Path, **arrays) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(Path(path), buf.getvalue())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import typer
+
+from spinv.atomic import atomic_save_figure
 
 data_app = typer.Typer(
     name="data",
@@ -91,17 +91,7 @@ def _show(
         ax.set_title(f"{name}[{i}]", fontsize=8)
     fig.suptitle(f"{name} ({split or 'all'})", fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_save_figure(fig, out, dpi=100)
     typer.echo(f"wrote {out} ({len(idx)} images of {name})")
 
 

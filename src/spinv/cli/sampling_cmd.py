@@ -61,10 +61,10 @@ def evaluate_cmd(
     import numpy as np
     import torch
 
+    from spinv.atomic import atomic_write_json
     from spinv.bilevel.data import make_lower_level, resize, training_and_test
     from spinv.bilevel.learn import evaluate_pattern, tune_alpha
     from spinv.bilevel.lower_level import make_regulariser
-    from spinv.bilevel.pipeline import save_json
 
     if not pattern.exists():
         raise FileNotFoundError(f"pattern {str(pattern)!r}: no such file")
@@ -101,7 +101,7 @@ def evaluate_cmd(
         f"± {m['psnr_std']:.2f}  SSIM {m['ssim']:.4f} ± {m['ssim_std']:.4f}"
     )
     if out is not None:
-        save_json(Path(out) / "evaluation.json", m)
+        atomic_write_json(Path(out) / "evaluation.json", m)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from spinv.cli._common import build_problem, read_ground_truth, save_npz
+from spinv.atomic import atomic_save_npz
+from spinv.cli._common import build_problem, read_ground_truth
 
 
 def simulate(
@@ -35,8 +36,8 @@ def simulate(
     options = {"problem": problem, "seed": seed, "input": input, **p.options}
     if problem == "ct":
         options["angles"] = angles
-    save_npz(out, y=y.cpu().numpy(), ground_truth=x.cpu().numpy(), options=json.dumps(options),
-             **extra)
+    atomic_save_npz(out, y=y.cpu().numpy(), ground_truth=x.cpu().numpy(),
+                    options=json.dumps(options), **extra)
     typer.echo(f"wrote {out} (y shape {tuple(y.shape)}, {y.dtype})")
 
 

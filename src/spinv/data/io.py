@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from spinv.atomic import atomic_write_bytes
 
 __all__ = [
     "load_images",
@@ -340,20 +341,6 @@ def load_images(
     return _normalise(x, normalize, window)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_image(path: str | os.PathLike, array: object) -> None:
     """Write one image atomically: ``.npy`` keeps the array as is (float32 if real, any shape);
     ``.png`` writes 8-bit gray: float values are clipped to [0, 1] and scaled to 0..255, uint8
@@ -390,4 +377,4 @@ def save_image(path: str | os.PathLike, array: object) -> None:
         buf.write(iio.imwrite("<bytes>", a, extension=".png"))
     else:
         raise ValueError(f"path must end in .png or .npy, got {str(p)!r}")
-    _atomic_write(p, buf.getvalue())
+    atomic_write_bytes(p, buf.getvalue())

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spinv.experiments.bilevel_common import cli, load_experiment, run_point, save_figure
+from spinv.atomic import atomic_save_figure
+from spinv.experiments.bilevel_common import cli, load_experiment, run_point
 
 DEFAULTS = {"betas": [1e-3, 3e-3, 1e-2, 3e-2]}
 
@@ -39,7 +40,7 @@ def run(config: Path, out: Path, log=print) -> dict:
     ax[1].plot([r["sampling_rate"] for r in rows], [r["alpha"] for r in rows], marker="o")
     ax[1].set_xlabel("sampling rate")
     ax[1].set_ylabel("learned alpha")
-    save_figure(fig, out / "beta_sweep.png")
+    atomic_save_figure(fig, out / "beta_sweep.png")
     plt.close(fig)
     return {"experiment": "beta_sweep", "rows": rows, "base": base.to_dict()}
 

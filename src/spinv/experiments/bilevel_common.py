@@ -13,10 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from spinv.atomic import atomic_write_json
 from spinv.bilevel.config import SamplingConfig
-from spinv.bilevel.pipeline import atomic_write_bytes, run_learning, save_json
+from spinv.bilevel.pipeline import run_learning
 
-__all__ = ["load_experiment", "run_point", "save_figure", "cli"]
+__all__ = ["load_experiment", "run_point", "cli"]
 
 
 def load_experiment(path: str | Path, allowed: dict) -> tuple[SamplingConfig, dict]:
@@ -44,15 +45,6 @@ def run_point(base: SamplingConfig, out: Path, name: str, log=print, **overrides
     return run_learning(cfg, out / name, log=lambda s: log(f"[{name}] {s}"))
 
 
-def save_figure(fig, path: Path) -> None:
-    """Save a matplotlib figure atomically as PNG."""
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def cli(run, description: str, argv=None) -> int:
     """``prog CONFIG --out DIR``: call ``run(config_path, out_dir)`` and save its summary."""
     ap = argparse.ArgumentParser(description=description)
@@ -64,6 +56,6 @@ def cli(run, description: str, argv=None) -> int:
     except (ValueError, TypeError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    save_json(args.out / "summary.json", summary)
+    atomic_write_json(args.out / "summary.json", summary)
     print(f"wrote {args.out / 'summary.json'}")
     return 0

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spinv.experiments.bilevel_common import cli, load_experiment, run_point, save_figure
+from spinv.atomic import atomic_save_figure
+from spinv.experiments.bilevel_common import cli, load_experiment, run_point
 
 DEFAULTS = {"patterns": {}, "bandwidth": 1.5, "learn": {"tv": 1e-2, "wavelet": 1e-2}}
 
@@ -69,7 +70,7 @@ def run(config: Path, out: Path, log=print) -> dict:
                      "peak": float(d.max()), "central_mass": _central_mass(d)})
     ax[n].set_title("diagonal slice", fontsize=9)
     ax[n].legend(fontsize=8)
-    save_figure(fig, out / "densities.png")
+    atomic_save_figure(fig, out / "densities.png")
     plt.close(fig)
     return {"experiment": "density", "rows": rows, "base": base.to_dict()}
 

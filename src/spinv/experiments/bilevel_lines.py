@@ -45,7 +45,7 @@ def run(config: Path, out: Path, log=print) -> dict:
               f"need {solves['gozcu_free_pattern_formula']})"]
     table = "\n".join(lines)
     log(table)
-    from spinv.bilevel.pipeline import atomic_write_bytes
+    from spinv.atomic import atomic_write_bytes
 
     atomic_write_bytes(out / "tables_1_3_1_4.md", (table + "\n").encode())
     return {"experiment": "lines", "rows": rows, "solves": solves, "table": table,

@@ -32,7 +32,7 @@ def run(config: Path, out: Path, log=print) -> dict:
                          f"{x['psnr']:.1f} ± {x['psnr_std']:.1f} |")
     table = "\n".join(lines)
     log(table)
-    from spinv.bilevel.pipeline import atomic_write_bytes
+    from spinv.atomic import atomic_write_bytes
 
     atomic_write_bytes(out / "table_1_1.md", (table + "\n").encode())
     return {"experiment": "regularisers", "rows": rows, "table": table, "base": base.to_dict()}

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spinv.experiments.bilevel_common import cli, load_experiment, run_point, save_figure
+from spinv.atomic import atomic_save_figure
+from spinv.experiments.bilevel_common import cli, load_experiment, run_point
 
 DEFAULTS = {"n_train": [1, 3, 5, 7]}
 
@@ -32,7 +33,7 @@ def run(config: Path, out: Path, log=print) -> dict:
                 yerr=[r["ssim_std"] for r in rows], marker="o")
     ax.set_xlabel("training set size")
     ax.set_ylabel("held-out SSIM")
-    save_figure(fig, out / "training_size.png")
+    atomic_save_figure(fig, out / "training_size.png")
     plt.close(fig)
     return {"experiment": "training_size", "rows": rows, "base": base.to_dict()}
 

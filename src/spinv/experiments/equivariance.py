@@ -22,10 +22,8 @@ returned as a dict and, with ``out_dir``, written to ``results.json`` and ``resu
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from spinv.atomic import atomic_write_json, atomic_write_text
 from spinv.learned import LearnedProximalGradient
 
 __all__ = [
@@ -59,14 +58,6 @@ def load_ct_slices(split: str, count: int | None, image_size: int) -> torch.Tens
     if x.shape[-1] != image_size:
         x = F.interpolate(x, size=(image_size, image_size), mode="area")
     return x.clamp(0, 1).contiguous()
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _autocast(enabled: bool, like: torch.Tensor):
@@ -266,8 +257,8 @@ def run_ct_comparison(
     }
     if out_dir is not None:
         out = Path(out_dir)
-        _write(out / "results.json", json.dumps(payload, indent=2))
-        _write(out / "results.md", format_table(payload))
+        atomic_write_json(out / "results.json", payload)
+        atomic_write_text(out / "results.md", format_table(payload))
     if return_models:
         return payload, models, data
     return payload

@@ -28,13 +28,14 @@ import copy
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from spinv.atomic import atomic_save_figure, atomic_write_text
 
 __all__ = ["DEFAULTS", "load_experiment_config", "run_experiment", "METHODS"]
 
@@ -102,21 +103,6 @@ def load_experiment_config(source: str | os.PathLike | dict | None) -> dict:
         if not float(s) > 0:
             raise ValueError(f"problem.noise has {s!r}; expected values > 0")
     return cfg
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _atomic_fig(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
 
 
 def _device(name: str) -> torch.device:
@@ -283,7 +269,7 @@ def plot_covariances(models: dict, x: torch.Tensor, path: Path, pixels=None) -> 
             a.set_xticks([])
             a.set_yticks([])
     fig.tight_layout()
-    _atomic_fig(fig, path)
+    atomic_save_figure(fig, path)
     plt.close(fig)
 
 
@@ -309,7 +295,7 @@ def plot_generalisation(table: dict, cfg: dict, path: Path) -> None:
         ax.set_ylabel("PSNR [dB]")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    _atomic_fig(fig, path)
+    atomic_save_figure(fig, path)
     plt.close(fig)
 
 
@@ -328,7 +314,7 @@ def plot_examples(examples: dict, path: Path, title: str) -> None:
         a.set_yticks([])
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    _atomic_fig(fig, path)
+    atomic_save_figure(fig, path)
     plt.close(fig)
 
 
@@ -502,8 +488,8 @@ def run_experiment(
     summary = {"config": cfg, "weights": lams, "tuning": tuning, "table": table,
                "per_image": per_image, "meta": meta,
                "vae_gamma": float(models["identity"].log_gamma.exp())}
-    _atomic_text(out / "results.json", json.dumps(summary, indent=1))
-    _atomic_text(out / "results.md", _markdown(table, cfg, lams, meta, tuning))
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
+    atomic_write_text(out / "results.md", _markdown(table, cfg, lams, meta, tuning))
     plot_generalisation(table, cfg, out / "psnr_vs_rate.png")
     for k, ex in examples.items():
         plot_examples(ex, out / f"examples_{k.replace(',', '_').replace('=', '')}.png", k)

@@ -39,13 +39,13 @@ keeps Lipschitz constants and averagedness) or as two channels (``"channels"``).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from spinv.atomic import atomic_save_figure
 from spinv.operators.base import LinearOperator, inner
 
 __all__ = [
@@ -250,15 +250,7 @@ def plot_fixed_point_residuals(histories: dict[str, list[float]], path: str | os
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=(path.suffix.lstrip(".") or "png"))
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_save_figure(fig, path)
     return path
 
 

@@ -49,11 +49,11 @@ True
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import numbers
 import os
-import tempfile
 import time
 import warnings
 from collections import OrderedDict
@@ -64,6 +64,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from spinv.atomic import atomic_write_bytes
 from spinv.operators.base import LinearOperator
 from spinv.operators.fbp import FILTERS, filter_sinogram
 from spinv.operators.noise import DEFAULT_ETA, DEFAULT_PHOTONS, default_mu, poisson_post_log
@@ -178,25 +179,19 @@ def _load(path: Path, key: str, shape: tuple[int, int]) -> sp.csr_matrix | None:
 
 
 def _save(path: Path, key: str, matrix: sp.csr_matrix) -> None:
-    """Write ``matrix`` atomically (temporary file in the same directory, then ``os.replace``)."""
+    """Write ``matrix`` atomically (:func:`spinv.atomic.atomic_write_bytes`); a cache that
+    cannot be written only warns."""
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        key=np.array(key),
+        shape=np.array(matrix.shape, dtype=np.int64),
+        indptr=matrix.indptr.astype(np.int64),
+        indices=matrix.indices.astype(np.int32),
+        data=matrix.data.astype(np.float32),
+    )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    key=np.array(key),
-                    shape=np.array(matrix.shape, dtype=np.int64),
-                    indptr=matrix.indptr.astype(np.int64),
-                    indices=matrix.indices.astype(np.int32),
-                    data=matrix.data.astype(np.float32),
-                )
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_bytes(path, buf.getvalue())
     except OSError as err:
         warnings.warn(f"could not write CT cache file {path}: {err}", stacklevel=3)
 
