@@ -32,7 +32,9 @@ lint: $(TSTAMP)
 	$(PY) -m ruff check src tests benchmarks tools
 
 bench: $(STAMP)
-	$(PY) benchmarks/operators.py
+	for b in operators variational bilevel learned nonexpansive; do \
+		$(PY) benchmarks/$$b.py || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
