@@ -151,21 +151,25 @@ class HuberRho(Rho):
         return torch.where(r <= g + t, inner, r - t)
 
     def dual_factor(self, r: torch.Tensor, sigma: float, alpha: float) -> torch.Tensor:
-        """Closed form of :meth:`Rho.dual_factor` (fewer kernels; used by PDHG every iteration).
+        """Closed form of :meth:`Rho.dual_factor` (eight kernels; used by PDHG every iteration).
 
-        With :math:`t=\\alpha/\\sigma`, :math:`b = 1+2t/\\gamma`: for
-        :math:`r\\le\\sigma\\gamma+\\alpha`,
+        With :math:`t=\\alpha/\\sigma`, :math:`b = 1+2t/\\gamma` and
+        :math:`R=\\sigma\\gamma+\\alpha`: for :math:`r\\le R`,
         :math:`f = 1 - 2/(b+\\sqrt{b^2-4tr/(\\sigma\\gamma^2)})` (limit :math:`1-1/b` at 0);
         beyond, :math:`C = r/\\sigma - t` gives :math:`f=\\alpha/r` (projection onto the
-        :math:`\\alpha`-ball, as for TV).
+        :math:`\\alpha`-ball, as for TV). Since :math:`|\\operatorname{prox}_{\\sigma F^*}(q)|
+        \\le\\alpha` (:math:`F` is :math:`\\alpha`-Lipschitz, :math:`\\rho'\\le1`), the inner
+        branch is :math:`\\le\\alpha/r` and equals it at :math:`R`, so
+        :math:`f(r)=\\min(f_{\\mathrm{inner}}(\\min(r,R)),\\ \\alpha/r)` without a branch
+        mask (:math:`\\alpha/0=\\infty` is never selected).
         """
         g = self.gamma
         t = alpha / sigma
         b = 1.0 + 2.0 * t / g
-        inner = torch.mul(r, -4.0 * t / (sigma * g * g)).add_(b * b).clamp_(min=0.0).sqrt_()
-        inner = torch.div(-2.0, inner.add_(b)).add_(1.0)
-        outer = torch.div(alpha, r.clamp(min=torch.finfo(r.dtype).tiny))
-        return torch.where(r <= sigma * g + alpha, inner, outer)
+        inner = torch.clamp(r, max=sigma * g + alpha)
+        inner = torch.rsub(inner, b * b, alpha=4.0 * t / (sigma * g * g)).sqrt_().add_(b)
+        inner = torch.div(-2.0, inner).add_(1.0)
+        return torch.minimum(inner, torch.div(alpha, r), out=inner)
 
     def sup_phi(self) -> float:
         return 2.0 / self.gamma
