@@ -114,22 +114,23 @@ def pdhg(
     ubar = u.clone()
     # dual data block: v1_hat <- s^2 (v1_hat + sigma F ubar - sigma y) / (sigma + s^2)
     dual_scale = s2 / (sigma + s2)
+    y_scaled = sigma * dual_scale * y  # the constant part, precomputed
     shrink_g = 1.0 / (1.0 + ll.eps * tau)
+    rho = ll.reg.rho if use_reg else None
     it, crit, converged = 0, float("inf"), False
     for it in range(1, maxit + 1):
         check = it % check_every == 0 or it == maxit
-        v1_new = dual_scale * (v1 + sigma * (torch.fft.fft2(ubar, norm="ortho") - y))
+        khat = torch.fft.fft2(ubar, norm="ortho")
+        v1_new = torch.add(v1, khat, alpha=sigma).mul_(dual_scale).sub_(y_scaled)
         kstar = torch.fft.ifft2(v1_new, norm="ortho")
         if use_reg:
-            x = v2 + sigma * op(ubar)
-            # prox of sigma F2* by Moreau: x - sigma prox_{F2/sigma}(x / sigma)
-            a = _pointwise_norm(x) / sigma
-            c = ll.reg.rho.prox_magnitude(a, alpha / sigma)
-            scale = torch.where(a > 0, c / a.clamp_min(1e-300), torch.zeros_like(a))
-            v2_new = x * (1 - scale)
-            kstar = kstar + op.adjoint(v2_new)
-        u_new = (u - tau * kstar) * shrink_g
-        ubar = u_new + theta * (u_new - u)
+            x = torch.add(v2, op(ubar), alpha=sigma)
+            # prox of sigma F2* by Moreau: x - sigma prox_{F2/sigma}(x / sigma) = f(|x|) x
+            # (Rho.dual_factor; closed form for the Huber rho, App. 1.C.1)
+            v2_new = x.mul_(rho.dual_factor(_pointwise_norm(x), sigma, alpha))
+            kstar.add_(op.adjoint(v2_new))
+        u_new = torch.add(u, kstar, alpha=-tau).mul_(shrink_g)
+        ubar = torch.add(u_new, u_new - u, alpha=theta)
         if check:
             du = _norm(u_new - u) / _norm(u).clamp_min(1e-300)
             dv = _norm(v1_new - v1) / _norm(v1).clamp_min(1e-300)
