@@ -18,7 +18,8 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="seed of data, noise, rotations, weights"),
     bf16: bool = typer.Option(None, "--bf16/--fp32", help="bfloat16 autocast for the networks "
                               "(default: when the CPU/GPU supports it)"),
-    threads: int = typer.Option(None, "--threads", help="torch threads (default: all cores)"),
+    threads: int = typer.Option(None, "--threads", help="torch threads (default: the idle "
+                                "cores, from the load average)"),
 ) -> None:
     """Train ordinary and C4-equivariant learned proximal gradient on low-dose head CT and
     compare them with FBP and TV on upright and rotated held-out slices."""
@@ -26,10 +27,9 @@ def demo(
 
     from spinv.experiments.demo import format_table, run_demo
 
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads if threads is not None else idle_threads())
     for name, value in (("--n-train", n_train), ("--steps", steps), ("--n-test", n_test),
                         ("--iterations", iterations), ("--width", width)):
         if value < 1:
@@ -37,13 +37,31 @@ def demo(
     if image_size < 16:
         raise ValueError(f"--image-size must be >= 16, got {image_size}")
     typer.echo(f"spinv demo: ct-head, {n_train} training slices, {image_size}² pixels, "
-               f"{steps} steps per model -> {out}")
+               f"{steps} steps per model, {torch.get_num_threads()} thread(s) -> {out}")
     results = run_demo(out, n_train=n_train, steps=steps, image_size=image_size, n_test=n_test,
                        width=width, iterations=iterations, seed=seed, bf16=bf16)
     typer.echo("")
     typer.echo(format_table(results))
     typer.echo(f"report: {out / 'report.md'} (also report.html, examples.png, psnr_violin.png)")
     typer.echo(f"wall time {results['wall_time_s']:.0f} s")
+
+
+def idle_threads() -> int:
+    """Torch threads for the cores that are idle now: ``cores - round(load average)``, at least 1.
+
+    An OpenMP pool larger than the free cores makes every barrier wait for a descheduled thread;
+    on a busy 2-core machine that made training steps 10-40x slower than with one thread.
+    """
+    import os
+
+    import torch
+
+    cores = torch.get_num_threads()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this platform
+        return cores
+    return max(1, min(cores, cores - round(load)))
 
 
 def register(app: typer.Typer) -> None:
