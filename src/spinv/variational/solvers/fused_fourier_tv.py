@@ -32,8 +32,8 @@ ones; on CPU at these sizes the per-kernel overhead dominates):
 * the state :math:`(u, v_1, v_2)` of an image is one row of a buffer, and so is
   :math:`K\\bar u=(\\bar u,\\nabla\\bar u)`: :math:`v+\\sigma K\\bar u` is one kernel for both
   blocks, and the stopping rule needs one subtraction and one norm kernel;
-* :math:`|q_2|` (over directions and real/imaginary parts) is a square and one sum over outer
-  axes; :math:`(Fq+Sy)/(1+S^2/\\sigma)` is one ``addcmul`` with the precomputed
+* :math:`|q_2|^2` (over directions and real/imaginary parts) is a square and three ``addcmul``;
+  :math:`(Fq+Sy)/(1+S^2/\\sigma)` is one ``addcmul`` with the precomputed
   :math:`Sy/(1+S^2/\\sigma)`;
 * :math:`K^*v=v_1+\\nabla^*v_2` is applied inside the primal update by four shifted in-place
   additions (the last row of :math:`v_2`'s vertical and the last column of its horizontal
@@ -188,12 +188,9 @@ def fused_fourier_pdhg(
     # k+1 (swapped every iteration), bank[2] their difference (stopping rule only).
     bank = new(3, b, 8 * n)
     q, kxbar = new(b, 6 * n), new(b, 6 * n)  # v + sigma K ubar; K ubar = (ubar, grad ubar)
-    sq, r2 = new(b, 2, c, 2, h * w), new(b, n)
+    r2 = new(b, n)
     r = r2.view(b, c, h, w)
     z = torch.empty(b, c, h, w, dtype=x0.dtype, device=dev)
-    khat, kinv = torch.empty_like(z), torch.empty_like(z)
-    khat_r = torch.view_as_real(khat)
-    kinv_p = torch.view_as_real(kinv).permute(0, 1, 4, 2, 3)  # planar view
 
     def planar(buf):  # (B, 2n) -> (B, C, 2, H, W)
         return buf.view(b, c, 2, h, w)
@@ -222,6 +219,8 @@ def fused_fourier_pdhg(
     q1 = planar(q[:, : 2 * n])
     q1re, q1im = q1[:, :, 0], q1[:, :, 1]
     q2 = q[:, 2 * n :].view(b, 2, c, 2, h * w)
+    q2_parts = ((q2[:, 0, :, 1],) * 2, (q2[:, 1, :, 0],) * 2, (q2[:, 1, :, 1],) * 2)
+    q2_first = q2[:, 0, :, 0]
     r2v = r2.view(b, c, h * w)
     fview = (b, 1, c, 1, h * w)
     par = []  # views of the states of iterations k (old) and k+1 (new), per parity
@@ -265,13 +264,15 @@ def fused_fourier_pdhg(
         torch.add(vo, kxbar, alpha=sigma_k, out=q)
         # data block, Eq. (1.11) + Moreau: v1 = q1 - F^-1[(F q1 + S y) / (1 + S^2/sigma)]
         torch.complex(q1re, q1im, out=z)
-        torch.fft.fft2(z, norm="ortho", out=khat)
+        khat = torch.fft.fft2(z, norm="ortho")  # (fft2's out= copies: fresh tensors)
+        khat_r = torch.view_as_real(khat)
         torch.addcmul(sys_r, khat_r, scale2, out=khat_r)
-        torch.fft.ifft2(khat, norm="ortho", out=kinv)
-        torch.sub(q1, kinv_p, out=n1)
+        kinv = torch.view_as_real(torch.fft.ifft2(khat, norm="ortho"))
+        torch.sub(q1, kinv.permute(0, 1, 4, 2, 3), out=n1)
         # regulariser block (Appendix 1.C.1): v2 = f(|q2|) q2, modulus over directions, re/im
-        torch.mul(q2, q2, out=sq)
-        torch.sum(sq, dim=(1, 3), out=r2v)
+        torch.mul(q2_first, q2_first, out=r2v)
+        for t1, t2 in q2_parts:
+            r2v.addcmul_(t1, t2)
         r2.sqrt_()
         f = rho.dual_factor(r, sigma_k, alpha)
         torch.mul(q2, f.view(fview), out=n2)
