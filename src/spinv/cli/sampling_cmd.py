@@ -104,6 +104,36 @@ def evaluate_cmd(
         atomic_write_json(Path(out) / "evaluation.json", m)
 
 
+EXPERIMENTS = {
+    "beta-sweep": "bilevel_beta_sweep",
+    "regularisers": "bilevel_regularisers",
+    "training-size": "bilevel_training_size",
+    "lines": "bilevel_lines",
+    "density": "bilevel_density",
+}
+
+
+@sampling_app.command("experiment")
+def experiment_cmd(
+    name: str = typer.Argument(..., help="beta-sweep (Fig. 1.5) | regularisers (Table 1.1) | "
+                               "training-size (Fig. 1.11) | lines (Tables 1.3-1.4) | density "
+                               "(Figs. 1.6, 1.8)"),
+    config: Path = typer.Argument(..., help="YAML config, e.g. configs/sampling-beta-sweep.yaml"),
+    out: Path = typer.Option(..., "--out", help="output directory"),
+) -> None:
+    """Run one chapter-1 experiment: a learning run per point, summary.json and a figure/table."""
+    import importlib
+
+    from spinv.atomic import atomic_write_json
+
+    if name not in EXPERIMENTS:
+        raise ValueError(f"experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
+    module = importlib.import_module(f"spinv.experiments.{EXPERIMENTS[name]}")
+    summary = module.run(config, out, log=typer.echo)
+    atomic_write_json(out / "summary.json", summary)
+    typer.echo(f"wrote {out / 'summary.json'}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``sampling`` sub-app to the ``spinv`` command."""
     app.add_typer(sampling_app, name="sampling")
