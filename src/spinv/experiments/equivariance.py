@@ -105,10 +105,18 @@ class CTData:
 
 
 def prepare_ct_data(
-    n_train: int, image_size: int = 64, n_test: int = 8, n_angles: int = 50, seed: int = 0
+    n_train: int,
+    image_size: int = 64,
+    n_test: int = 8,
+    n_angles: int = 50,
+    seed: int = 0,
+    *,
+    photons: float = 1e4,
+    test_split: str = "test",
 ) -> CTData:
-    """Ground truths, low-dose sinograms and body masks of the CT experiment (steps 1 and 3 of
-    the module docstring); the test images upright and rotated by random angles in [-180, 180)."""
+    """Ground truths, low-dose sinograms (``photons`` per detector pixel) and body masks of the
+    CT experiment (steps 1 and 3 of the module docstring): ``n_test`` slices of ``test_split``
+    (``"test"`` or ``"val"``) upright and rotated by random angles in [-180, 180)."""
     from spinv.data.transforms import body_mask_ct, rotate
     from spinv.operators import ParallelBeamCT
     from spinv.operators.ct import simulate_ct
@@ -117,17 +125,21 @@ def prepare_ct_data(
         raise ValueError(f"n_train={n_train!r}: expected a positive integer")
     gen = torch.Generator().manual_seed(seed)
     x_train = load_ct_slices("train", n_train, image_size)
-    x_test = load_ct_slices("test", n_test, image_size)
+    x_test = load_ct_slices(test_split, n_test, image_size)
     angles = (torch.rand(len(x_test), generator=gen, dtype=torch.float64) * 2 - 1) * 180.0
     x_rot = rotate(x_test, angles).clamp(0, 1)
+
+    def simulate(x: torch.Tensor, s: int) -> torch.Tensor:
+        return simulate_ct(x, n_angles, photons=photons, seed=s)
+
     return CTData(
         operator=ParallelBeamCT(image_size, n_angles),
         x_train=x_train,
-        y_train=simulate_ct(x_train, n_angles, seed=seed + 1),
+        y_train=simulate(x_train, seed + 1),
         x_test=x_test,
-        y_test=simulate_ct(x_test, n_angles, seed=seed + 2),
+        y_test=simulate(x_test, seed + 2),
         x_rot=x_rot,
-        y_rot=simulate_ct(x_rot, n_angles, seed=seed + 3),
+        y_rot=simulate(x_rot, seed + 3),
         mask_test=body_mask_ct(x_test),
         mask_rot=body_mask_ct(x_rot),
         angles=angles,

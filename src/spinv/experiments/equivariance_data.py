@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from spinv.experiments.equivariance import CTData, load_ct_slices, train_lpg
+from spinv.experiments.equivariance import CTData, load_ct_slices, prepare_ct_data, train_lpg
 from spinv.learned import LearnedProximalGradient
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "available",
     "data_to",
     "load_slices",
-    "prepare_ct_split_data",
     "prepare_data",
     "prepare_mri_data",
     "train_model",
@@ -124,45 +123,6 @@ def prepare_mri_data(
     )
 
 
-def prepare_ct_split_data(
-    n_train: int,
-    image_size: int = 64,
-    n_test: int = 8,
-    n_angles: int = 50,
-    photons: float = 1e4,
-    seed: int = 0,
-    test_split: str = "test",
-) -> CTData:
-    """As :func:`spinv.experiments.equivariance.prepare_ct_data`, with a choice of held-out
-    split (``test`` or ``val``) and photon count."""
-    from spinv.data.transforms import body_mask_ct, rotate
-    from spinv.operators import ParallelBeamCT
-    from spinv.operators.ct import simulate_ct
-
-    if not isinstance(n_train, int) or isinstance(n_train, bool) or n_train < 1:
-        raise ValueError(f"n_train={n_train!r}: expected a positive integer")
-    x_train = load_slices("ct", "train", n_train, image_size)
-    x_test = load_slices("ct", test_split, n_test, image_size)
-    angles = _random_angles(len(x_test), seed)
-    x_rot = rotate(x_test, angles).clamp(0, 1)
-
-    def simulate(x: torch.Tensor, s: int) -> torch.Tensor:
-        return simulate_ct(x, n_angles, photons=photons, seed=s)
-
-    return CTData(
-        operator=ParallelBeamCT(image_size, n_angles),
-        x_train=x_train,
-        y_train=simulate(x_train, seed + 1),
-        x_test=x_test,
-        y_test=simulate(x_test, seed + 2),
-        x_rot=x_rot,
-        y_rot=simulate(x_rot, seed + 3),
-        mask_test=body_mask_ct(x_test),
-        mask_rot=body_mask_ct(x_rot),
-        angles=angles,
-    )
-
-
 def prepare_data(
     problem: str,
     n_train: int,
@@ -177,8 +137,8 @@ def prepare_data(
 ) -> CTData:
     """CT or MRI data of the experiment (see the module docstring)."""
     if problem == "ct":
-        return prepare_ct_split_data(n_train, image_size, n_test, n_angles, photons, seed,
-                                     test_split)
+        return prepare_ct_data(n_train, image_size, n_test, n_angles, seed, photons=photons,
+                               test_split=test_split)
     if problem == "mri":
         return prepare_mri_data(n_train, image_size, n_test, rate, noise, seed, test_split)
     raise ValueError(f"problem={problem!r}: expected 'ct' or 'mri'")
