@@ -7,8 +7,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import typer
 
 from spinv.problems import KINDS, Problem, ct_problem, denoising_problem, mri_problem
+
+# Options shared by `spinv simulate` and `spinv reconstruct` (one definition, one help text).
+PROBLEM = typer.Option(..., "--problem", help="ct | mri | denoise")
+INPUT = typer.Option(..., "--input", help="ground truth: image, DICOM, NIfTI, HDF5")
+SLICE = typer.Option(None, "--slice", help="slice of a stack (default: middle)")
+SIZE = typer.Option(None, "--size", help="resize the image to SIZE x SIZE first")
+ANGLES = typer.Option(50, "--angles", help="CT: number of views in [0, pi)")
+PHOTONS = typer.Option(1e4, "--photons", help="CT: photons per detector pixel N_in")
+MU = typer.Option(None, "--mu", help="CT: base attenuation (default: from the size)")
+MASK = typer.Option("lines", "--mask", help="MRI: random|variable-density|lines|"
+                    "equispaced-lines|low-pass|radial or FILE.npy")
+RATE = typer.Option(0.25, "--rate", help="MRI: sampling rate in (0, 1]")
+NOISE = typer.Option(None, "--noise", help="MRI/denoise: noise level sigma")
+SEED = typer.Option(0, "--seed", help="seed of the mask and the noise")
 
 
 def read_ground_truth(path: str, index: int | None = None, size: int | None = None) -> torch.Tensor:

@@ -8,7 +8,22 @@ from pathlib import Path
 import torch
 import typer
 
-from spinv.cli._common import build_problem, read_ground_truth, save_array_image
+from spinv.cli._common import (
+    ANGLES,
+    INPUT,
+    MASK,
+    MU,
+    NOISE,
+    PHOTONS,
+    PROBLEM,
+    RATE,
+    SEED,
+    SIZE,
+    SLICE,
+    build_problem,
+    read_ground_truth,
+    save_array_image,
+)
 
 ANALYTIC = ("fbp", "zero-filled")
 VARIATIONAL = ("tv", "tv-smooth", "tgv", "wavelet", "h1", "dtv")
@@ -40,8 +55,8 @@ def _tune_alpha(problem, x: torch.Tensor, method: str, iterations: int, seed: in
 
 
 def reconstruct(
-    problem: str = typer.Option(..., "--problem", help="ct | mri | denoise"),
-    input: str = typer.Option(..., "--input", help="ground truth: image, DICOM, NIfTI, HDF5"),
+    problem: str = PROBLEM,
+    input: str = INPUT,
     method: str = typer.Option(..., "--method", help="fbp | zero-filled | tv | tv-smooth | tgv | "
                                "wavelet | h1 | dtv"),
     out: Path = typer.Option(..., "--out", help="reconstruction .npy or .png"),
@@ -49,16 +64,15 @@ def reconstruct(
                               "search maximising PSNR on bundled training images)"),
     reference: str = typer.Option(None, "--reference", help="dtv: reference image file"),
     iterations: int = typer.Option(300, "--iterations", help="solver iterations"),
-    slice_index: int = typer.Option(None, "--slice", help="slice of a stack (default: middle)"),
-    size: int = typer.Option(None, "--size", help="resize the image to SIZE x SIZE first"),
-    angles: int = typer.Option(50, "--angles", help="CT: number of views in [0, pi)"),
-    photons: float = typer.Option(1e4, "--photons", help="CT: photons per detector pixel N_in"),
-    mu: float = typer.Option(None, "--mu", help="CT: base attenuation (default: from the size)"),
-    mask: str = typer.Option("lines", "--mask", help="MRI: random|variable-density|lines|"
-                             "equispaced-lines|low-pass|radial or FILE.npy"),
-    rate: float = typer.Option(0.25, "--rate", help="MRI: sampling rate in (0, 1]"),
-    noise: float = typer.Option(None, "--noise", help="MRI/denoise: noise level sigma"),
-    seed: int = typer.Option(0, "--seed", help="seed of the mask and the noise"),
+    slice_index: int = SLICE,
+    size: int = SIZE,
+    angles: int = ANGLES,
+    photons: float = PHOTONS,
+    mu: float = MU,
+    mask: str = MASK,
+    rate: float = RATE,
+    noise: float = NOISE,
+    seed: int = SEED,
 ) -> None:
     """Simulate measurements of --input, reconstruct with --method, print PSNR/SSIM, save --out."""
     from spinv.metrics import psnr, ssim

@@ -8,23 +8,36 @@ from pathlib import Path
 import typer
 
 from spinv.atomic import atomic_save_npz
-from spinv.cli._common import build_problem, read_ground_truth
+from spinv.cli._common import (
+    ANGLES,
+    INPUT,
+    MASK,
+    MU,
+    NOISE,
+    PHOTONS,
+    PROBLEM,
+    RATE,
+    SEED,
+    SIZE,
+    SLICE,
+    build_problem,
+    read_ground_truth,
+)
 
 
 def simulate(
-    problem: str = typer.Option(..., "--problem", help="ct | mri | denoise"),
-    input: str = typer.Option(..., "--input", help="ground truth: image, DICOM, NIfTI, HDF5"),
+    problem: str = PROBLEM,
+    input: str = INPUT,
     out: Path = typer.Option(..., "--out", help="output .npz (y, ground truth, mask, options)"),
-    slice_index: int = typer.Option(None, "--slice", help="slice of a stack (default: middle)"),
-    size: int = typer.Option(None, "--size", help="resize the image to SIZE x SIZE first"),
-    angles: int = typer.Option(50, "--angles", help="CT: number of views in [0, pi)"),
-    photons: float = typer.Option(1e4, "--photons", help="CT: photons per detector pixel N_in"),
-    mu: float = typer.Option(None, "--mu", help="CT: base attenuation (default: from the size)"),
-    mask: str = typer.Option("lines", "--mask", help="MRI: random|variable-density|lines|"
-                             "equispaced-lines|low-pass|radial or FILE.npy"),
-    rate: float = typer.Option(0.25, "--rate", help="MRI: sampling rate in (0, 1]"),
-    noise: float = typer.Option(None, "--noise", help="MRI/denoise: noise level sigma"),
-    seed: int = typer.Option(0, "--seed", help="seed of the mask and the noise"),
+    slice_index: int = SLICE,
+    size: int = SIZE,
+    angles: int = ANGLES,
+    photons: float = PHOTONS,
+    mu: float = MU,
+    mask: str = MASK,
+    rate: float = RATE,
+    noise: float = NOISE,
+    seed: int = SEED,
 ) -> None:
     """Simulate noisy measurements of a ground-truth image and save them as .npz."""
     if out.suffix != ".npz":
