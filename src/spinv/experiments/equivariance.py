@@ -36,6 +36,7 @@ from spinv.learned import LearnedProximalGradient
 
 __all__ = [
     "CTData",
+    "assemble_data",
     "image_metrics",
     "load_ct_slices",
     "prepare_ct_data",
@@ -117,31 +118,49 @@ def prepare_ct_data(
     """Ground truths, low-dose sinograms (``photons`` per detector pixel) and body masks of the
     CT experiment (steps 1 and 3 of the module docstring): ``n_test`` slices of ``test_split``
     (``"test"`` or ``"val"``) upright and rotated by random angles in [-180, 180)."""
-    from spinv.data.transforms import body_mask_ct, rotate
+    from spinv.data.transforms import body_mask_ct
     from spinv.operators import ParallelBeamCT
     from spinv.operators.ct import simulate_ct
 
     if not isinstance(n_train, int) or isinstance(n_train, bool) or n_train < 1:
         raise ValueError(f"n_train={n_train!r}: expected a positive integer")
+    return assemble_data(
+        ParallelBeamCT(image_size, n_angles),
+        load_ct_slices("train", n_train, image_size),
+        load_ct_slices(test_split, n_test, image_size),
+        lambda x, s: simulate_ct(x, n_angles, photons=photons, seed=s),
+        body_mask_ct,
+        seed,
+    )
+
+
+def assemble_data(
+    operator: torch.nn.Module,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    simulate,
+    roi_mask,
+    seed: int,
+) -> CTData:
+    """The experiment's data from ground truths: the test images rotated by random angles in
+    [-180, 180) drawn from ``seed`` (rotate, then measure), measurements ``simulate(x, s)`` with
+    seeds ``seed + 1, 2, 3`` for the training, upright and rotated sets, ROI masks
+    ``roi_mask(x)``."""
+    from spinv.data.transforms import rotate
+
     gen = torch.Generator().manual_seed(seed)
-    x_train = load_ct_slices("train", n_train, image_size)
-    x_test = load_ct_slices(test_split, n_test, image_size)
     angles = (torch.rand(len(x_test), generator=gen, dtype=torch.float64) * 2 - 1) * 180.0
     x_rot = rotate(x_test, angles).clamp(0, 1)
-
-    def simulate(x: torch.Tensor, s: int) -> torch.Tensor:
-        return simulate_ct(x, n_angles, photons=photons, seed=s)
-
     return CTData(
-        operator=ParallelBeamCT(image_size, n_angles),
+        operator=operator,
         x_train=x_train,
         y_train=simulate(x_train, seed + 1),
         x_test=x_test,
         y_test=simulate(x_test, seed + 2),
         x_rot=x_rot,
         y_rot=simulate(x_rot, seed + 3),
-        mask_test=body_mask_ct(x_test),
-        mask_rot=body_mask_ct(x_rot),
+        mask_test=roi_mask(x_test),
+        mask_rot=roi_mask(x_rot),
         angles=angles,
     )
 

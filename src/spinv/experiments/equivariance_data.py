@@ -33,7 +33,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from spinv.experiments.equivariance import CTData, load_ct_slices, prepare_ct_data, train_lpg
+from spinv.experiments.equivariance import (
+    CTData,
+    assemble_data,
+    load_ct_slices,
+    prepare_ct_data,
+    train_lpg,
+)
 from spinv.learned import LearnedProximalGradient
 
 __all__ = [
@@ -73,11 +79,6 @@ def load_slices(problem: str, split: str, count: int, image_size: int) -> torch.
     return x.clamp(0, 1).contiguous()
 
 
-def _random_angles(n: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, generator=gen, dtype=torch.float64) * 2 - 1) * 180.0
-
-
 def prepare_mri_data(
     n_train: int,
     image_size: int = 64,
@@ -90,7 +91,7 @@ def prepare_mri_data(
     """MRI counterpart of :func:`spinv.experiments.equivariance.prepare_ct_data` (same
     container, fields ``operator, x_*, y_*, mask_*, angles``; ground truths real float32,
     measurements complex64). The sampling pattern is drawn with ``seed``."""
-    from spinv.data.transforms import roi_mask_mri, rotate
+    from spinv.data.transforms import roi_mask_mri
     from spinv.operators import SubsampledFourier
     from spinv.sampling import variable_density_lines
 
@@ -101,25 +102,13 @@ def prepare_mri_data(
     if not noise >= 0:
         raise ValueError(f"noise={noise!r}: expected a noise level >= 0")
     op = SubsampledFourier(variable_density_lines((image_size, image_size), rate, seed=seed))
-    x_train = load_slices("mri", "train", n_train, image_size)
-    x_test = load_slices("mri", test_split, n_test, image_size)
-    angles = _random_angles(len(x_test), seed)
-    x_rot = rotate(x_test, angles).clamp(0, 1)
-
-    def simulate(x: torch.Tensor, s: int) -> torch.Tensor:
-        return op.measure(x, sigma=noise, seed=s).to(torch.complex64)
-
-    return CTData(
-        operator=op,
-        x_train=x_train,
-        y_train=simulate(x_train, seed + 1),
-        x_test=x_test,
-        y_test=simulate(x_test, seed + 2),
-        x_rot=x_rot,
-        y_rot=simulate(x_rot, seed + 3),
-        mask_test=roi_mask_mri(x_test),
-        mask_rot=roi_mask_mri(x_rot),
-        angles=angles,
+    return assemble_data(
+        op,
+        load_slices("mri", "train", n_train, image_size),
+        load_slices("mri", test_split, n_test, image_size),
+        lambda x, s: op.measure(x, sigma=noise, seed=s).to(torch.complex64),
+        roi_mask_mri,
+        seed,
     )
 
 
