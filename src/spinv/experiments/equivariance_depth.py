@@ -47,7 +47,6 @@ from spinv.experiments.equivariance_sweeps import (
     train_and_time,
     write_text,
 )
-from spinv.nn.cnn_blocks import estimate_step_size, physics_precision
 
 __all__ = ["lpg_iterates", "run_depth"]
 
@@ -58,37 +57,7 @@ def lpg_iterates(
 ) -> Iterator[torch.Tensor]:
     """Yield the iterates :math:`u_1, \\dots, u_{total}` of ``model`` (a
     :class:`~spinv.learned.LearnedProximalGradient`) run past its depth (module docstring)."""
-    if not isinstance(total, int) or isinstance(total, bool) or total < 1:
-        raise ValueError(f"total={total!r}: expected a positive integer")
-    if reuse not in ("cycle", "last"):
-        raise ValueError(f"reuse={reuse!r}: expected 'cycle' or 'last'")
-    A = model.operator
-    with physics_precision(y):
-        aty = A.adjoint(y)
-    if torch.isnan(model.step_size):
-        estimate_step_size(model, shape=tuple(aty.shape))
-    real = model.images.real_dtype(aty)
-    tau = model.step_size.to(real)
-    to_real, to_image = model.images.to_real, model.images.to_image
-    c = model.images.channels
-    neg_aty = -to_real(aty)
-    b, _, h, w = neg_aty.shape
-    u = neg_aty.new_zeros(b, c, h, w)
-    s = neg_aty.new_zeros(b, model.memory, h, w)
-    depth = len(model.blocks)
-    for k in range(1, total + 1):
-        j = (k - 1) % depth if reuse == "cycle" else min(k, depth) - 1
-        if k == 1:
-            grad = neg_aty
-        else:
-            with physics_precision(y):
-                grad = to_real(A.normal(to_image(u.to(real).contiguous()))) + neg_aty
-        x = torch.cat([u.to(real), s.to(real), tau * grad], dim=1)
-        if model.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out = model.blocks[j](x)
-        u, s = out[:, :c], out[:, c:]
-        yield to_image(u.to(real).contiguous())
+    yield from model.iterates(y, total, reuse)
 
 
 def _roi_psnr(u: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> list[float]:

@@ -43,6 +43,7 @@ True
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import torch
 from torch import nn
@@ -130,7 +131,12 @@ class LearnedProximalGradient(nn.Module):
         if step_size is None:
             estimate_step_size(self, shape=None)
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
+    def _states(self, y: torch.Tensor, total: int, reuse: str):
+        """Yield ``(u, dtype)`` after each of ``total`` iterations (``u`` as real channels).
+
+        Iteration ``k`` (0-based) applies block ``k mod depth`` (``reuse="cycle"``) or block
+        ``min(k, depth - 1)`` (``reuse="last"``); with ``total = depth`` both are Algorithm 5.
+        """
         A = self.operator
         with physics_precision(y):
             aty = A.adjoint(y)
@@ -144,8 +150,10 @@ class LearnedProximalGradient(nn.Module):
         b, _, h, w = neg_aty.shape
         u = neg_aty.new_zeros(b, c, h, w)
         s = neg_aty.new_zeros(b, self.memory, h, w)
-        for i, block in enumerate(self.blocks):
-            if i == 0:  # grad E_y(u_0) = A^*(A 0 - y) = -A^*y
+        depth = len(self.blocks)
+        for k in range(total):
+            block = self.blocks[k % depth if reuse == "cycle" else min(k, depth - 1)]
+            if k == 0:  # grad E_y(u_0) = A^*(A 0 - y) = -A^*y
                 grad = neg_aty
             else:  # grad E_y(u) = A^*(Au - y), always in the working precision of the physics
                 with physics_precision(y):
@@ -155,7 +163,23 @@ class LearnedProximalGradient(nn.Module):
                 x = x.contiguous(memory_format=torch.channels_last)
             out = block(x)
             u, s = out[:, :c], out[:, c:]
-        return to_image(u.to(real).contiguous())
+            yield u, real
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        # keep only the last state (no list of intermediate iterates)
+        u, real = deque(self._states(y, len(self.blocks), "cycle"), maxlen=1)[0]
+        return self.images.to_image(u.to(real).contiguous())
+
+    def iterates(self, y: torch.Tensor, total: int, reuse: str = "cycle"):
+        """Yield the images :math:`u_1, \\dots, u_{total}`, running the learned iteration past
+        its depth by cycling through the blocks (``reuse="cycle"``) or repeating the last one
+        (``reuse="last"``); the first ``len(blocks)`` iterates are those of :meth:`forward`."""
+        if not isinstance(total, int) or isinstance(total, bool) or total < 1:
+            raise ValueError(f"total={total!r}: expected a positive integer")
+        if reuse not in ("cycle", "last"):
+            raise ValueError(f"reuse={reuse!r}: expected 'cycle' or 'last'")
+        for u, real in self._states(y, total, reuse):
+            yield self.images.to_image(u.to(real).contiguous())
 
     def export(self) -> LearnedProximalGradient:
         """An equivalent model whose blocks are plain ``nn.Conv2d`` (expanded filter banks).
