@@ -13,7 +13,9 @@ Data (§2.5.1, at reduced size): slices of a bundled dataset, area-downsampled t
   (:func:`spinv.data.transforms.roi_mask_mri`, §2.5.4).
 
 Held-out slices are tested upright and rotated by uniform random angles in [-180°, 180°): the
-ground truth is rotated first (:func:`spinv.data.transforms.rotate`), then simulated.
+ground truth is rotated first, at the bundled resolution, then area-averaged to ``image_size``
+and simulated (:func:`spinv.experiments.equivariance.assemble_data`; this avoids the blur that
+makes rotated images easier, thesis Appendix 2.A).
 
 Training (§2.5.2): empirical risk :math:`\\frac1N\\sum_i \\|u_i^* - \\Phi(y_i)\\|_2^2`
 minimised by Adam with minibatches; for complex reconstructions the modulus of the error is
@@ -31,11 +33,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from spinv.experiments.equivariance import (
     CTData,
     assemble_data,
+    downsample,
     load_ct_slices,
     prepare_ct_data,
     train_lpg,
@@ -64,8 +66,9 @@ def available(problem: str, split: str) -> int:
     return len(load_dataset(DATASETS[problem], split))
 
 
-def load_slices(problem: str, split: str, count: int, image_size: int) -> torch.Tensor:
-    """``(count, 1, image_size, image_size)`` float32 slices in [0, 1] (area downsampling)."""
+def load_slices(problem: str, split: str, count: int, image_size: int | None) -> torch.Tensor:
+    """``(count, 1, image_size, image_size)`` float32 slices in [0, 1] (area downsampling;
+    ``image_size=None``: the bundled resolution)."""
     if problem == "ct":
         return load_ct_slices(split, count, image_size)
     from spinv.data import load_dataset
@@ -73,10 +76,7 @@ def load_slices(problem: str, split: str, count: int, image_size: int) -> torch.
     arr = load_dataset(DATASETS[problem], split)
     if not isinstance(count, int) or count < 1 or count > len(arr):
         raise ValueError(f"count={count!r}: expected 1..{len(arr)} slices of split {split!r}")
-    x = torch.from_numpy(arr[:count])[:, None]
-    if x.shape[-1] != image_size or x.shape[-2] != image_size:
-        x = F.interpolate(x, size=(image_size, image_size), mode="area")
-    return x.clamp(0, 1).contiguous()
+    return downsample(torch.from_numpy(arr[:count])[:, None], image_size)
 
 
 def prepare_mri_data(
@@ -102,13 +102,15 @@ def prepare_mri_data(
     if not noise >= 0:
         raise ValueError(f"noise={noise!r}: expected a noise level >= 0")
     op = SubsampledFourier(variable_density_lines((image_size, image_size), rate, seed=seed))
+    native = load_slices("mri", test_split, n_test, None)
     return assemble_data(
         op,
         load_slices("mri", "train", n_train, image_size),
-        load_slices("mri", test_split, n_test, image_size),
+        downsample(native, image_size),
         lambda x, s: op.measure(x, sigma=noise, seed=s).to(torch.complex64),
         roi_mask_mri,
         seed,
+        x_test_native=native,
     )
 
 
