@@ -46,6 +46,13 @@ def test_sweep_n_smoke_end_to_end(tmp_path):
     n = payload["results"]["N=2"]
     assert n["C4"]["parameters"] < n["ordinary"]["parameters"]
     assert "| N=3 C4 | rotated |" in (tmp_path / "results.md").read_text()
+    # classical baselines on the same held-out sets, TV's alpha from the tuning grid's range
+    base = payload["baselines"]
+    assert base["analytic"]["name"] == "FBP" and 1e-3 <= base["alpha"] <= 1e-1
+    for key in ("analytic", "TV"):
+        for split in ("upright", "rotated"):
+            assert len(base[key][split]["psnr_roi"]) == 2 and _finite(base[key][split]["psnr"])
+    assert "| FBP | upright |" in (tmp_path / "results.md").read_text()
     for split in ("upright", "rotated"):
         for key in ("psnr_roi", "ssim_roi"):
             png = tmp_path / f"violin_{split}_{key}.png"

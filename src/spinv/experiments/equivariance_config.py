@@ -57,6 +57,7 @@ SCHEMA: dict[str, tuple[str, Any, str]] = {
     # sweep-n (Figs 2.8, 2.10)
     "n_train_values": ("list[int+]", [10, 20, 50, 100], "training-set sizes N"),
     "groups": ("list[group]", [None, "C4"], "models: null (ordinary) or C<m>/D<m>"),
+    "baselines": ("bool", True, "also evaluate FBP/zero filling and TV (alpha tuned on training)"),
     # groups (Fig. 2.7)
     "n_train": ("int+", 100, "training-set size"),
     "orders": ("list[int+]", [1, 2, 3, 4, 6, 8], "orders m of the rotation groups C_m"),

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from spinv.experiments.equivariance_baselines import tune_tv_alpha
 from spinv.experiments.equivariance_sweeps import (
     _capped,
     _n_test,
@@ -65,20 +66,6 @@ def _roi_psnr(u: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> list[floa
 
     u = u.abs() if u.is_complex() else u
     return psnr(u.float().cpu(), x.cpu(), mask=mask.cpu(), data_range=1.0).tolist()
-
-
-def _tune(cfg: dict[str, Any], data, device: torch.device) -> tuple[float, dict]:
-    from spinv.variational.reconstruct import tune_alpha
-
-    k = min(cfg["tune_images"], len(data.x_train))
-    x, y = data.x_train[:k], data.y_train[:k]
-
-    def simulate(images: torch.Tensor):
-        return data.operator, y  # the measurements of these same slices (fixed noise)
-
-    return tune_alpha(simulate, x, method="tv", grid=cfg["alpha_grid"],
-                      golden_iterations=cfg["golden_iterations"], return_history=True,
-                      iterations=cfg["tune_iterations"])
 
 
 def run_depth(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
@@ -115,7 +102,7 @@ def run_depth(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
             "best_iteration": int(np.argmax(mean)) + 1,
             "final": mean[-1],
         }
-    alpha, history = _tune(cfg, data, device)
+    alpha, history = tune_tv_alpha(cfg, data, nonnegative=False)  # as the PDHG iterates
     from spinv.variational.reconstruct import tv_pdhg_iterates
 
     k_pdhg = cfg["pdhg_iterations"] or total

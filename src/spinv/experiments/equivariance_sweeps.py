@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from spinv.experiments.equivariance import image_metrics
+from spinv.experiments.equivariance_baselines import baseline_metrics
 from spinv.experiments.equivariance_data import available, data_to, prepare_data, train_model
 from spinv.report import save_figure, violin_figure
 
@@ -180,8 +181,11 @@ def run_sweep_n(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
     sizes = _capped(cfg, cfg["n_train_values"], notes)
     n_test = _n_test(cfg, notes)
     results: dict[str, dict] = {}
+    baselines, baseline_recs = None, {}
     for n in sizes:
         data = load_run_data(cfg, n, n_test, device)
+        if baselines is None and cfg["baselines"]:  # the held-out sets are the same for every N
+            baselines = baseline_metrics(cfg, data, keep=baseline_recs)
         row, recs = {}, {}
         for group in cfg["groups"]:
             name = group or "ordinary"
@@ -190,13 +194,17 @@ def run_sweep_n(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
             metrics = evaluate_model(model, data, cfg["bf16"], keep=recs[name])
             row[name] = _entry(model, losses, secs, metrics, n)
         results[f"N={n}"] = row
-    payload = {"experiment": "sweep-n", "settings": _settings(cfg, ("groups",)),
+    keys = ("groups", "baselines", "alpha_grid", "tune_images", "tune_iterations")
+    payload = {"experiment": "sweep-n", "settings": _settings(cfg, keys),
                "n_train_values": sizes, "notes": notes, "test_angles_deg": data.angles.tolist(),
-               "results": results}
+               "results": results, "baselines": baselines}
     if out_dir is not None:
         write_outputs(payload, Path(out_dir))
+        shown = {**{b["name"]: b for b in (baselines or {}).values() if isinstance(b, dict)
+                    and "name" in b}, **row}
         for split in SETS:  # Figs 2.9/2.11: examples at the largest N
-            fig = examples_figure(data, recs, row, split, f"N={sizes[-1]}, {split}")
+            fig = examples_figure(data, {**baseline_recs, **recs}, shown, split,
+                                  f"N={sizes[-1]}, {split}")
             save_figure(fig, Path(out_dir) / f"examples_{split}.png")
     return payload
 
@@ -254,8 +262,11 @@ def run_groups(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
 
 
 def _flat_entries(payload: dict[str, Any]) -> list[tuple[str, dict]]:
-    """(label, entry) pairs: ``"N=10 C4"`` for sweep-n, ``"m=4"`` for groups."""
+    """(label, entry) pairs: ``"N=10 C4"`` for sweep-n, ``"m=4"`` for groups, preceded by the
+    classical baselines (``"FBP"``/``"zero-filled"``, ``"TV"``) when the payload has them."""
     out = []
+    for key in ("analytic", "TV") if payload.get("baselines") else ():
+        out.append((payload["baselines"][key]["name"], payload["baselines"][key]))
     for key, value in payload["results"].items():
         if payload["experiment"] == "sweep-n":
             out.extend((f"{key} {name}", entry) for name, entry in value.items())
@@ -267,6 +278,10 @@ def _flat_entries(payload: dict[str, Any]) -> list[tuple[str, dict]]:
 def _stat(values: list[float], digits: int) -> str:
     v = np.asarray(values, dtype=float)
     return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def format_markdown(payload: dict[str, Any]) -> str:
@@ -289,9 +304,12 @@ def format_markdown(payload: dict[str, Any]) -> str:
             m = e[split]
             lines.append(
                 f"| {label} | {split} | {_stat(m['psnr_roi'], 2)} | {_stat(m['ssim_roi'], 4)} | "
-                f"{_stat(m['psnr'], 2)} | {_stat(m['ssim'], 4)} | {e['loss_last_10']:.2e} | "
-                f"{e['train_time_s']:.0f} |"
+                f"{_stat(m['psnr'], 2)} | {_stat(m['ssim'], 4)} | "
+                f"{_fmt(e.get('loss_last_10'), '.2e')} | {_fmt(e.get('train_time_s'), '.0f')} |"
             )
+    if payload.get("baselines"):
+        lines += ["", f"TV: alpha = {payload['baselines']['alpha']:.3g}, tuned on "
+                  f"{s.get('tune_images', '?')} training slices."]
     if payload["notes"]:
         lines += ["", "Notes:", *[f"- {n}" for n in payload["notes"]]]
     return "\n".join(lines) + "\n"
