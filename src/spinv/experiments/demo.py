@@ -37,6 +37,7 @@ from spinv.experiments.equivariance import (
     reconstruct_all,
     train_lpg,
 )
+from spinv.experiments.equivariance_baselines import baseline_metrics
 
 METHOD_ORDER = ("FBP", "TV", "ordinary LPG", "equivariant LPG (C4)")
 
@@ -48,23 +49,6 @@ def bf16_available(device: torch.device | str = "cpu") -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     is_supported = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     return bool(is_supported and is_supported())
-
-
-def _tv_reconstructions(data: CTData, iterations: int, n_tune: int) -> tuple[dict, float]:
-    from spinv.variational.reconstruct import reconstruct_variational, tune_alpha
-
-    x_tune, y_tune = data.x_train[:n_tune], data.y_train[:n_tune]
-    alpha = tune_alpha(
-        lambda _images: (data.operator, y_tune), x_tune, "tv",
-        grid=list(np.logspace(-3, 0, 4)), golden_iterations=4, iterations=iterations,
-        nonnegative=True,
-    )
-    recs = {
-        split: reconstruct_variational(data.operator, y, "tv", alpha, iterations=iterations,
-                                       nonnegative=True)
-        for split, y in (("upright", data.y_test), ("rotated", data.y_rot))
-    }
-    return recs, float(alpha)
 
 
 def run_demo(
@@ -90,10 +74,10 @@ def run_demo(
     t_start = time.perf_counter()
     out = Path(out_dir)
     data = prepare_ct_data(n_train, image_size, n_test, 50, seed)
-    recs: dict[str, dict[str, torch.Tensor]] = {
-        "FBP": {"upright": data.operator.fbp(data.y_test), "rotated": data.operator.fbp(data.y_rot)}
-    }
-    recs["TV"], alpha = _tv_reconstructions(data, tv_iterations, min(4, n_train))
+    recs: dict[str, dict[str, torch.Tensor]] = {}  # FBP and TV (alpha tuned on training slices)
+    tv_settings = {"tune_images": min(4, n_train), "alpha_grid": list(np.logspace(-3, 0, 4)),
+                   "golden_iterations": 4, "tune_iterations": tv_iterations}
+    alpha = baseline_metrics(tv_settings, data, keep=recs)["alpha"]
 
     training = {}
     bar = tqdm(total=2 * steps, desc="training LPG", unit="step", disable=not progress,
@@ -230,7 +214,7 @@ def _curves(training: dict):
 
 def _write_outputs(out: Path, results: dict, recs: dict, data: CTData) -> None:
     from spinv.report import save_figure
-    from spinv.training.checkpoint import atomic_write_bytes
+    from spinv.atomic import atomic_write_bytes
 
     out.mkdir(parents=True, exist_ok=True)
     metrics = results["metrics"]
