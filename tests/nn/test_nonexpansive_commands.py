@@ -52,25 +52,39 @@ def test_denoise_command(tmp_path):
     assert "euler-R-g1.99" in (tmp_path / "results.md").read_text()
 
 
-def _check_pnp(r: dict, iterations: int) -> None:
-    avg_name = next(n for n in r["runs"] if n.startswith(("averaged", "given")))
-    assert r["denoisers"][avg_name]["certified_averagedness"] == pytest.approx(0.995)
-    for name, run in r["runs"].items():
-        for key in ("residuals", "psnr", "ssim", "objective"):
-            assert len(run[key]) == iterations, (name, key)
-    run = r["runs"][avg_name]
-    res = run["residuals"]
-    assert all(v is not None and math.isfinite(v) for v in res + run["psnr"] + run["ssim"])
-    # Krasnosel'skii-Mann: for an averaged iteration map ||u_{k+1} - u_k|| never increases
-    assert all(b <= a * (1 + 1e-4) + 1e-7 for a, b in zip(res, res[1:], strict=False)), res
+def _check_pnp(r: dict, iterations: int, n_test: int) -> None:
+    assert len(r["test_indices"]) == n_test
+    avg = [n for n in r["test"] if "averaged" in n]
+    assert avg, list(r["test"])
+    for name in avg:
+        run, best = r["test"][name], r["validation"][name]["best"]
+        # the certificate reported is that of the relaxed denoiser actually used
+        assert run["certified_averagedness"] == pytest.approx(0.995 * best["weight"])
+        assert run["certified_lipschitz"] <= 1.0 + 1e-9
+        res = run["relative_residuals"]
+        assert len(res) == (iterations if name.startswith("PnP-PGD") else 4)
+        assert len(run["psnr"]) == len(run["ssim"]) == n_test
+        assert all(v is not None and math.isfinite(v) for v in res + run["psnr"])
+        # Krasnosel'skii-Mann: for an averaged iteration map ||u_{k+1} - u_k|| never increases
+        assert all(b <= a * (1 + 1e-4) + 1e-7 for a, b in zip(res, res[1:], strict=False)), res
+        if name.startswith("PnP-ADMM"):  # only certified firmly nonexpansive relaxations
+            assert best["weight"] * 0.995 <= 0.5
+    for name, v in r["validation"].items():  # the chosen point is the best validation score
+        scores = [row["score"] for row in v["table"] if row["score"] is not None]
+        chosen = [row["score"] for row in v["table"]
+                  if all(row[k] == b for k, b in v["best"].items())]
+        assert chosen and chosen[0] == max(scores), name
 
 
 def test_pnp_command_ct(tmp_path):
     assert _run("pnp", SMOKE, "--out", str(tmp_path)) == 0
     r = _outputs(tmp_path, ["convergence.png", "reconstructions.png"])
-    assert r["dataset"] == "ct-head" and r["analytic"]["name"] == "fbp"
-    assert set(r["runs"]) == {"averaged (tied, gamma=1.99)", "DnCNN (unconstrained)"}
-    _check_pnp(r, 5)
+    assert r["dataset"] == "ct-head" and "fbp" in r["test"]
+    assert set(r["test"]) == {"fbp", "TV", "PnP-PGD averaged", "PnP-PGD DnCNN",
+                              "PnP-ADMM averaged", "PnP-ADMM DnCNN"}
+    assert set(r["validation"]["PnP-PGD averaged"]["best"]) == {"sigma", "weight",
+                                                                "step_factor"}
+    _check_pnp(r, 5, 3)
 
 
 def test_pnp_mri_with_trained_denoiser_run(tmp_path):
@@ -79,15 +93,16 @@ def test_pnp_mri_with_trained_denoiser_run(tmp_path):
     assert main(["train", str(CONFIGS / "smoke-nonexpansive.yaml"), "--out", str(run),
                  "--max-steps", "3", "--no-progress"]) == 0
     cfg = tmp_path / "mri.yaml"
-    cfg.write_text("pnp: {problem: mri, image_size: 16, rate: 0.3, iterations: 6, "
-                   "include_dncnn: false, denoiser_weight: 0.5, threads: 1}\n")
+    cfg.write_text("pnp: {problem: mri, image_size: 16, rate: 0.3, iterations: 6, n_val: 1, "
+                   "n_test: 2, include_dncnn: false, include_tv: false, weights: [0.5], "
+                   "admm_iterations: 4, cg_iterations: 3, admm_rhos: [1.0], threads: 1}\n")
     out = tmp_path / "out"
     assert _run("pnp", str(cfg), "--out", str(out), "--denoiser", str(run)) == 0
     r = _outputs(out, ["convergence.png", "reconstructions.png"])
-    assert r["dataset"] == "brain-t1" and r["analytic"]["name"] == "zero-filled"
-    assert list(r["runs"]) == ["given denoiser"]
-    assert r["denoisers"]["given denoiser"]["source"] == str(run)
-    _check_pnp(r, 6)
+    assert r["dataset"] == "brain-t1" and "zero-filled" in r["test"]
+    assert set(r["test"]) == {"zero-filled", "PnP-PGD averaged", "PnP-ADMM averaged"}
+    assert r["denoisers"]["averaged (given)"]["source"] == str(run)
+    _check_pnp(r, 6, 2)
 
 
 def test_pnp_missing_denoiser_dir_is_an_error(tmp_path, capsys):

@@ -73,7 +73,9 @@ SCHEMAS: dict[str, dict[str, tuple[str, Any, str]]] = {
         "problem": ("choice:ct|mri", "ct", "ct (ct-head, low-dose) or mri (brain-t1, lines)"),
         "dataset": ("opt-str", None, "dataset (null: ct-head for ct, brain-t1 for mri)"),
         "image_size": ("int+", 64, "side of the (area-downsampled) square slices"),
-        "test_index": ("int0", 0, "slice of the held-out test split reconstructed"),
+        "n_val": ("int+", 4, "validation slices (evenly spaced) the parameters are chosen on"),
+        "n_test": ("opt-int+", None, "test slices (evenly spaced; null: the whole test split)"),
+        "show_index": ("int0", 0, "test slice (of those used) shown in reconstructions.png"),
         "n_angles": ("int+", 50, "CT: number of views"),
         "photons": ("opt-float+", 1e4, "CT: photons per detector pixel (null: noiseless)"),
         "mask": ("choice:lines|variable-density|random|equispaced-lines|low-pass|radial",
@@ -81,11 +83,23 @@ SCHEMAS: dict[str, dict[str, tuple[str, Any, str]]] = {
         "rate": ("float+", 0.25, "MRI: sampling rate"),
         "noise": ("float0", 0.02, "MRI: complex Gaussian noise level"),
         "iterations": ("int+", 100, "PnP proximal-gradient iterations (Algorithm 6)"),
-        "step": ("opt-float+", None, "step tau (null: 1 / ||A||^2)"),
         "init": ("choice:analytic|adjoint|zeros", "analytic", "u_0: FBP / zero filling, A*y, 0"),
-        "denoiser_weight": ("float+", 1.0, "lambda in (0, 1]: PnP uses (1-lambda) id + "
-                            "lambda Phi (lambda alpha-averaged)"),
-        "denoiser_sigma": ("float+", 0.05, "noise level the denoisers are trained for"),
+        "weights": ("list[float+]", [0.1, 0.2, 0.4, 0.7, 1.0], "PGD grid of lambda in (0, 1]: "
+                    "(1-lambda) id + lambda Phi (lambda alpha-averaged)"),
+        "step_factors": ("list[float+]", [1.0], "PGD grid of c in (0, 2): step tau = c/||A||^2"),
+        "include_admm": ("bool", True, "also run (and tune) PnP-ADMM"),
+        "admm_iterations": ("int+", 50, "PnP-ADMM iterations"),
+        "cg_iterations": ("int+", 20, "conjugate-gradient steps of the ADMM data step"),
+        "admm_rhos": ("list[float+]", [0.03, 0.1, 0.3, 1.0], "ADMM grid of r: rho = r ||A||^2"),
+        "admm_weights": ("list[float+]", [0.5], "ADMM grid of lambda (averaged denoiser: only "
+                         "lambda alpha <= 1/2, firmly nonexpansive)"),
+        "include_tv": ("bool", True, "TV baseline, alpha tuned on the validation slices"),
+        "tv_iterations": ("int+", 300, "PDHG iterations of TV"),
+        "tv_grid": ("list[float+]", [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+                    "log grid of TV alpha (then golden-section refinement)"),
+        "tv_refine": ("int0", 6, "golden-section steps refining TV alpha"),
+        "denoiser_sigmas": ("list[float+]", [0.05], "noise levels the denoisers are trained "
+                            "for (one pair per value; chosen on validation)"),
         "train_steps": ("int0", 300, "Adam steps per denoiser"),
         "width": ("int+", 16, "channels of the averaged denoiser's Xi"),
         "depth": ("int+", 10, "layers of Xi"),
@@ -194,8 +208,12 @@ def load_config(source: str | os.PathLike | dict | None, command: str) -> dict[s
         cfg.setdefault(key, list(default) if isinstance(default, list) else default)
     if command == "pnp" and cfg["gamma"] >= 2.0:
         raise _fail("pnp.gamma", cfg["gamma"], "a value in (0, 2) (averaged denoiser)")
-    if command == "pnp" and cfg["denoiser_weight"] > 1.0:
-        raise _fail("pnp.denoiser_weight", cfg["denoiser_weight"], "a value in (0, 1]")
+    if command == "pnp":
+        for key in ("weights", "admm_weights"):
+            if max(cfg[key]) > 1.0:
+                raise _fail(f"pnp.{key}", cfg[key], "values in (0, 1]")
+        if max(cfg["step_factors"]) >= 2.0:
+            raise _fail("pnp.step_factors", cfg["step_factors"], "values in (0, 2)")
     if command == "pnp" and cfg["rate"] > 1.0:
         raise _fail("pnp.rate", cfg["rate"], "a value in (0, 1]")
     return cfg

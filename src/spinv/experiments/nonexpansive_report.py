@@ -89,18 +89,22 @@ def plot_psnr(models: dict[str, dict], noisy: dict, path: str | os.PathLike,
 
 
 def plot_pnp_curves(runs: dict[str, dict], path: str | os.PathLike, title: str = "") -> Path:
-    """Three panels: relative fixed-point residual (log), PSNR and SSIM per iterate."""
+    """Panels per iterate: relative fixed-point residual (log), PSNR and, when every run has
+    it, SSIM."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    with_ssim = all("ssim" in r for r in runs.values())
+    fig, axes = plt.subplots(1, 3 if with_ssim else 2, figsize=(13 if with_ssim else 9, 3.8))
     for name, r in runs.items():
         res = [np.nan if v is None else max(v, 1e-16) for v in r["relative_residuals"]]
         k = np.arange(1, len(res) + 1)
         axes[0].semilogy(k, res, label=name)
         axes[1].plot(k, [np.nan if v is None else v for v in r["psnr"]], label=name)
-        axes[2].plot(k, [np.nan if v is None else v for v in r["ssim"]], label=name)
+        if with_ssim:
+            axes[2].plot(k, [np.nan if v is None else v for v in r["ssim"]], label=name)
     axes[0].set_ylabel(r"$\|u_{k+1}-u_k\|/\|u_0\|$")
     axes[1].set_ylabel("PSNR (dB)")
-    axes[2].set_ylabel("SSIM")
+    if with_ssim:
+        axes[2].set_ylabel("SSIM")
     for ax in axes:
         ax.set_xlabel("iteration k")
     axes[0].legend(fontsize=7)

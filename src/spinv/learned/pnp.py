@@ -50,6 +50,7 @@ from spinv.operators.base import LinearOperator, inner
 
 __all__ = [
     "PnPResult",
+    "RelaxedDenoiser",
     "pnp_proximal_gradient",
     "pnp_admm",
     "conjugate_gradient",
@@ -69,6 +70,53 @@ class PnPResult:
     relative_residuals: list[float] = field(default_factory=list)  # divided by ||u_0|| (or 1)
     objective: list[float] = field(default_factory=list)  # data discrepancy E_y(u_k)
     iterations: int = 0
+
+
+class RelaxedDenoiser(torch.nn.Module):
+    """The relaxed denoiser :math:`\\Phi_\\lambda = (1-\\lambda)\\,\\mathrm{id} + \\lambda\\Phi`,
+    :math:`\\lambda\\in(0,1]` (``weight``).
+
+    If :math:`\\Phi = (1-\\alpha)\\mathrm{id} + \\alpha N` is :math:`\\alpha`-averaged
+    (Definition 3.2.3, :math:`N` nonexpansive), then
+    :math:`\\Phi_\\lambda = (1-\\lambda\\alpha)\\mathrm{id} + \\lambda\\alpha N` is
+    :math:`\\lambda\\alpha`-averaged; so Algorithm 6 with :math:`\\Phi_\\lambda` still converges
+    (Theorem 3.2.4), and PnP-ADMM's Douglas--Rachford operator is averaged once
+    :math:`\\lambda\\alpha\\le\\tfrac12` (firmly nonexpansive :math:`\\Phi_\\lambda`). A Lipschitz
+    bound :math:`L` of :math:`\\Phi` gives :math:`(1-\\lambda)+\\lambda L`. The certificates are
+    computed afresh from the wrapped denoiser's (float32) weights.
+
+    >>> import torch
+    >>> half = RelaxedDenoiser(lambda u: -u, 0.25)  # -id is nonexpansive: 1-averaged
+    >>> half(torch.ones(1, 1, 2, 2)).flatten().tolist()
+    [0.5, 0.5, 0.5, 0.5]
+    """
+
+    def __init__(self, denoiser: Denoiser, weight: float) -> None:
+        super().__init__()
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
+                0 < weight <= 1):
+            raise ValueError(f"weight={weight!r}: expected a number in (0, 1]")
+        self.denoiser = denoiser
+        self.weight = float(weight)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if self.weight == 1.0:
+            return self.denoiser(u)
+        return (1.0 - self.weight) * u + self.weight * self.denoiser(u)
+
+    def certified_averagedness(self) -> float | None:
+        """:math:`\\lambda\\alpha` if the wrapped denoiser certifies :math:`\\alpha`, else None."""
+        get = getattr(self.denoiser, "certified_averagedness", None)
+        alpha = get() if callable(get) else None
+        return None if alpha is None else self.weight * alpha
+
+    def certified_lipschitz(self) -> float | None:
+        """:math:`(1-\\lambda)+\\lambda L` from the wrapped denoiser's certified bound."""
+        for name in ("certified_lipschitz", "lipschitz_upper_bound"):
+            get = getattr(self.denoiser, name, None)
+            if callable(get):
+                return (1.0 - self.weight) + self.weight * float(get())
+        return None
 
 
 def _wrap_denoiser(denoiser: Denoiser, complex_mode: str) -> Denoiser:
@@ -133,12 +181,13 @@ def pnp_proximal_gradient(
     iterations: int = 100,
     tol: float = 0.0,
     complex_mode: str = "split",
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> PnPResult:
     """Algorithm 6: :math:`u\\leftarrow\\Phi(u - \\tau A^*(Au - y))`.
 
     ``step`` :math:`\\tau` defaults to :math:`1/\\|A\\|^2` (power iteration on ``x0``'s shape);
     ``x0`` defaults to :math:`A^*y`. Stops early when the relative fixed-point residual is
-    ``<= tol``.
+    ``<= tol``. ``callback(k, u_k)`` is called after every iteration ``k = 1, 2, ...``.
     """
     _check(operator, y, iterations)
     u = operator.adjoint(y) if x0 is None else x0.clone()
@@ -158,6 +207,8 @@ def pnp_proximal_gradient(
         res.relative_residuals.append(d / scale)
         u = u_new
         res.iterations = k + 1
+        if callback is not None:
+            callback(k + 1, u)
         if d / scale <= tol:
             break
     res.x = u
@@ -198,8 +249,10 @@ def pnp_admm(
     cg_iterations: int = 30,
     tol: float = 0.0,
     complex_mode: str = "split",
+    callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> PnPResult:
-    """PnP-ADMM (module doc); returns the denoised variable ``z`` as ``x``."""
+    """PnP-ADMM (module doc); returns the denoised variable ``z`` as ``x``.
+    ``callback(k, z_k)`` is called after every iteration ``k = 1, 2, ...``."""
     _check(operator, y, iterations)
     if not rho > 0:
         raise ValueError(f"rho={rho!r}: expected a positive number")
@@ -224,6 +277,8 @@ def pnp_admm(
         res.residuals.append(d)
         res.relative_residuals.append(d / scale)
         res.iterations = k + 1
+        if callback is not None:
+            callback(k + 1, z)
         if d / scale <= tol:
             break
     res.x = z
