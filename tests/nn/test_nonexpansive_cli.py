@@ -37,7 +37,7 @@ def test_lipschitz_command_reports_certified_bound(tmp_path, capsys):
 
 
 def test_lipschitz_command_model_only_config_and_dncnn(tmp_path):
-    net = DnCNN(1, width=4, depth=3, seed=0).eval()
+    net = DnCNN(1, width=4, depth=3, zero_last=False, seed=0).eval()
     run = _save(tmp_path, net, "dncnn", full=False)
     rc = main(["lipschitz", str(run), "--size", "8", "--starts", "1", "--steps", "3",
                "--out", str(tmp_path / "o")])

@@ -21,7 +21,8 @@ def test_default_architecture_has_20_conv_layers():
 
 @pytest.mark.parametrize("residual", [True, False])
 def test_lipschitz_upper_bound_dominates_estimates(residual):
-    net = DnCNN(1, width=6, depth=5, residual=residual, seed=1)
+    net = DnCNN(1, width=6, depth=5, residual=residual, zero_last=False,
+                seed=1)
     # give batch norm non-trivial running statistics, then evaluate
     net.train()
     with torch.no_grad():
@@ -38,3 +39,23 @@ def test_bad_arguments():
         DnCNN(1, depth=1)
     with pytest.raises(ValueError, match="width"):
         DnCNN(1, width=0)
+
+
+def test_zero_last_starts_at_the_identity():
+    x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(DnCNN(1, width=4, depth=5, seed=0)(x), x)
+    assert not torch.allclose(DnCNN(1, width=4, depth=5, zero_last=False, seed=0)(x), x)
+
+
+@pytest.mark.parametrize("dataset", ["brain-t1", "ct-head"])
+def test_dncnn_training_beats_the_identity(dataset):
+    """Regression: at width 16 / depth 17 without batch norm, the Kaiming-initialised last
+    layer let brain-t1 training collapse to the identity (loss = sigma^2, issue 7)."""
+    from spinv.experiments.denoising import train_denoiser
+    from spinv.training.data import load_images_for
+
+    images = load_images_for(dataset, "train", 64)
+    sigma = 0.05
+    net = DnCNN(1, width=16, depth=17, batch_norm=False, seed=0)
+    info = train_denoiser(net, images, sigma, 40, 5, 32, 1e-3, 0, lr_schedule="cosine")
+    assert info["final_loss"] < 0.8 * sigma ** 2

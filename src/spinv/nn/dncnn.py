@@ -7,6 +7,14 @@ denoiser is :math:`y - \\Gamma_{DnCNN}(y)`. No norm constraint is enforced; the 
 :meth:`DnCNN.lipschitz_upper_bound` (product of per-layer certified norms, batch norm in eval mode
 folded in) is typically huge, which is the point of the comparison.
 
+Initialisation: Kaiming-normal weights, except the last convolution, which starts at zero
+(``zero_last=True``), so the residual denoiser starts as the identity. Without batch
+normalisation, a deep plain ReLU stack with Kaiming weights maps its input to an output of
+the input's size: the first steps of training then mostly shrink that output, which can kill
+the ReLUs of the last layers and leave the network stuck at :math:`\\Gamma_{DnCNN}\\equiv0`
+(the identity denoiser, training loss :math:`\\sigma^2`; this happened on ``brain-t1`` at
+width 16, depth 17). The zero start avoids that plateau.
+
 >>> import torch
 >>> net = DnCNN(1, width=8, depth=5, seed=0)
 >>> net(torch.zeros(2, 1, 16, 16)).shape
@@ -28,7 +36,7 @@ class DnCNN(nn.Module):
 
     def __init__(self, in_channels: int = 1, width: int = 64, depth: int = 20,
                  batch_norm: bool = True, residual: bool = True, kernel_size: int = 3,
-                 seed: int | None = 0) -> None:
+                 zero_last: bool = True, seed: int | None = 0) -> None:
         super().__init__()
         for name, v in (("in_channels", in_channels), ("width", width)):
             if not isinstance(v, int) or v < 1:
@@ -36,7 +44,8 @@ class DnCNN(nn.Module):
         if not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth={depth!r}: expected an integer >= 2")
         self.config = dict(in_channels=in_channels, width=width, depth=depth,
-                           batch_norm=batch_norm, residual=residual, kernel_size=kernel_size)
+                           batch_norm=batch_norm, residual=residual, kernel_size=kernel_size,
+                           zero_last=zero_last)
         self.residual = bool(residual)
         pad = kernel_size // 2
         with torch.random.fork_rng():
@@ -57,6 +66,8 @@ class DnCNN(nn.Module):
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                     if m.bias is not None:
                         nn.init.zeros_(m.bias)
+            if zero_last:
+                nn.init.zeros_(layers[-1].weight)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         if y.ndim != 4:
