@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from spinv.learned.pnp import (
+    RelaxedDenoiser,
     compare_fixed_point_residuals,
     conjugate_gradient,
     plot_fixed_point_residuals,
@@ -145,3 +146,48 @@ def test_bad_arguments():
         pnp_admm(Identity(), torch.zeros(1, 1, 4, 4), lambda u: u, rho=0.0)
     with pytest.raises(TypeError, match="operator"):
         pnp_admm(object(), torch.zeros(1, 1, 4, 4), lambda u: u)
+
+
+@pytest.mark.parametrize("weight", [0.1, 0.5, 1.0])
+def test_relaxed_averaged_denoiser_is_weight_alpha_averaged(weight):
+    """(1 - w) id + w Phi of a certified alpha-averaged Phi: certificate w alpha, and on random
+    pairs ||Tx - Ty||^2 <= ||x - y||^2 - (1 - a)/a ||(I - T)x - (I - T)y||^2 with a = w alpha
+    (the defining inequality of a-averagedness)."""
+    den = _averaged(gamma=1.99, seed=3)
+    relaxed = RelaxedDenoiser(den, weight)
+    a = relaxed.certified_averagedness()
+    assert a == pytest.approx(weight * 0.995)
+    assert relaxed.certified_lipschitz() <= 1.0 + 1e-12
+    g = _gen(5)
+    x, y = torch.randn(2, 16, 1, 12, 12, generator=g).unbind(0)
+    y = x + 0.1 * y  # nearby pairs too
+    with torch.no_grad():
+        tx, ty = relaxed(x), relaxed(y)
+    lhs = ((tx - ty) ** 2).flatten(1).sum(1)
+    rhs = (((x - y) ** 2).flatten(1).sum(1)
+           - (1 - a) / a * (((x - tx) - (y - ty)) ** 2).flatten(1).sum(1))
+    assert bool((lhs <= rhs + 1e-5).all()), (lhs - rhs).max()
+
+
+def test_relaxed_denoiser_rejects_bad_weights_and_reports_no_certificate_for_dncnn():
+    with pytest.raises(ValueError, match="weight"):
+        RelaxedDenoiser(lambda u: u, 0.0)
+    with pytest.raises(ValueError, match="weight"):
+        RelaxedDenoiser(lambda u: u, 1.5)
+    net = DnCNN(1, width=4, depth=3, zero_last=False, seed=0).eval()
+    relaxed = RelaxedDenoiser(net, 0.5)
+    assert relaxed.certified_averagedness() is None
+    assert relaxed.certified_lipschitz() == pytest.approx(0.5 + 0.5 * net.lipschitz_upper_bound())
+
+
+def test_pnp_callback_sees_every_iterate():
+    op, y = _problem()
+    seen = []
+    res = pnp_proximal_gradient(op, y, _averaged(), iterations=7,
+                                callback=lambda k, u: seen.append((k, u.clone())))
+    assert [k for k, _ in seen] == list(range(1, 8))
+    assert torch.equal(seen[-1][1], res.x)
+    seen.clear()
+    res = pnp_admm(op, y, _averaged(gamma=1.0), rho=1.0, iterations=4,
+                   callback=lambda k, u: seen.append((k, u.clone())))
+    assert [k for k, _ in seen] == [1, 2, 3, 4] and torch.equal(seen[-1][1], res.x)
