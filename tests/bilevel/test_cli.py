@@ -27,6 +27,12 @@ def test_config_rejects_unknown_and_bad_values(tmp_path):
         SamplingConfig.from_dict({"regulariser": "tgv"})
     with pytest.raises(ValueError, match="size=4"):
         SamplingConfig.from_dict({"size": 4})
+    for bad in ([0.5], [0.5, 0.25, 1.0], [0.0, 1.0], "half"):
+        with pytest.raises(ValueError, match="beta_continuation"):
+            SamplingConfig.from_dict({"beta_continuation": bad})
+    assert SamplingConfig.from_dict({"beta_continuation": [0.25, 1]}).beta_continuation == [0.25, 1]
+    with pytest.raises(ValueError, match="line_weights"):
+        SamplingConfig.from_dict({"line_weights": "squared"})
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.yaml")
 

@@ -10,7 +10,13 @@ from spinv.bilevel.baselines import (
     uninformed_patterns,
 )
 from spinv.bilevel.implicit import SolverOptions, loss_and_gradient, synthetic_image
-from spinv.bilevel.learn import evaluate_pattern, learn, threshold_and_retune, tune_alpha
+from spinv.bilevel.learn import (
+    evaluate_pattern,
+    learn,
+    learn_continuation,
+    threshold_and_retune,
+    tune_alpha,
+)
 from spinv.bilevel.lower_level import LowerLevel, _rdot, make_regulariser
 from spinv.bilevel.parametrisations import CartesianLines, FreePattern
 
@@ -58,6 +64,24 @@ def test_lines_learning_runs_and_keeps_lines():
     par = CartesianLines((16, 16), axis=1, alpha_scale=1e-2)
     res = learn(ll, par, beta=1e-2, alpha0=1e-2, maxiter=5, opts=OPTS)
     assert torch.equal(res.pattern, res.pattern[:1].expand(16, 16))
+
+
+def test_continuation_stages_warm_start_and_sum_the_work():
+    ll = _problem()
+    par = CartesianLines((16, 16), axis=1, alpha_scale=1e-2)
+    lam0 = par.initial(1e-2)
+    res = learn_continuation(ll, par, 2e-2, (0.25, 1.0), lam0=lam0, maxiter=6, opts=OPTS)
+    betas = [h["beta"] for h in res.history]
+    assert betas[0] == pytest.approx(5e-3) and betas[-1] == pytest.approx(2e-2)
+    assert betas == sorted(betas) and len(res.history) == res.iterations
+    assert res.effective_solves == 2 * res.evaluations
+    # the last stage is a plain learn() from the first stage's end point at the final beta
+    first = learn(ll, par, 5e-3, lam0=lam0, maxiter=6, opts=OPTS)
+    last = learn(ll, par, 2e-2, lam0=first.lam, maxiter=6, opts=OPTS)
+    assert res.objective == pytest.approx(last.objective, rel=1e-9)
+    assert res.evaluations == first.evaluations + last.evaluations
+    with pytest.raises(ValueError, match="fractions"):
+        learn_continuation(ll, par, 1e-2, (1.0, 0.5))
 
 
 def test_evaluate_pattern_metrics():

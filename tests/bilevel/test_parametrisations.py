@@ -52,6 +52,7 @@ PARAMS = {
     "free": lambda: FreePattern((12, 12), alpha_scale=1e-2),
     "lines": lambda: CartesianLines((12, 12), axis=1, alpha_scale=1e-2),
     "rows": lambda: CartesianLines((12, 12), axis=0, alpha_scale=1e-2),
+    "power-lines": lambda: CartesianLines((12, 12), axis=1, alpha_scale=1e-2, weights="power"),
     "fixed": lambda: FixedPattern(torch.full((12, 12), 0.6), alpha_scale=1e-2),
     "smooth": lambda: DifferentiablePattern((12, 12), _radial(), 2, alpha_scale=1e-2),
 }
@@ -92,3 +93,26 @@ def test_bounds_and_initialisation():
 def test_sampling_rate_counts_nonzero_weights():
     s = torch.tensor([[0.0, 0.2], [1.0, 0.0]])
     assert sampling_rate(s) == 0.5 and sampling_rate(s, threshold=0.5) == 0.25
+
+
+def test_power_lines_gradient_at_a_pruned_line():
+    """At a zero line the amplitude gradient of the loss vanishes (the line can never come
+    back), the power (data-weight) gradient equals the one-sided difference quotient."""
+    ll = _problem()
+    opts = SolverOptions(tol=1e-13, cg_tol=1e-13)
+    lam = np.concatenate([np.linspace(0.3, 0.9, 12), [1.5]])
+    lam[[0, 5]] = 0.0
+    amp = BilevelObjective(ll, CartesianLines((12, 12), alpha_scale=1e-2), beta=0.0, opts=opts)
+    assert amp(lam)[1][5] == 0.0
+    powr = CartesianLines((12, 12), alpha_scale=1e-2, weights="power")
+    obj = BilevelObjective(ll, powr, beta=0.0, opts=opts)
+    s, _ = powr(torch.as_tensor(lam))
+    torch.testing.assert_close(s[:, 3], torch.full((12,), float(np.sqrt(lam[3])), dtype=s.dtype))
+    value, grad = obj(lam)
+    h = 1e-7
+    step = np.zeros_like(lam)
+    step[5] = h
+    fd = (obj(lam + step)[0] - value) / h
+    assert grad[5] < 0 and grad[5] == pytest.approx(fd, rel=1e-4)
+    with pytest.raises(ValueError, match="weights"):
+        CartesianLines((4, 4), weights="squared")

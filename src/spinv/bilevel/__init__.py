@@ -24,6 +24,7 @@ from spinv.bilevel.learn import (
     BilevelObjective,
     evaluate_pattern,
     learn,
+    learn_continuation,
     threshold_and_retune,
     tune_alpha,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "gozcu_greedy_lines",
     "knoll_density",
     "learn",
+    "learn_continuation",
     "loss_and_gradient",
     "make_regulariser",
     "newton_cg",

@@ -52,9 +52,11 @@ class SamplingConfig:
     eps: float = 0.01
     parametrisation: str = "free"
     line_axis: int = 1
+    line_weights: str = "amplitude"  # amplitude (thesis) | power (see CartesianLines)
     fixed_pattern: str = "variable_density"
     fixed_rate: float = 0.25
     beta: float = 1e-3
+    beta_continuation: list | None = None  # e.g. [0.125, 0.25, 0.5, 1.0]: stages beta * f
     alpha0: float = 1e-3
     maxiter: int = 100
     alpha_maxiter: int = 15
@@ -113,7 +115,14 @@ class SamplingConfig:
         need(self.parametrisation in ("free", "lines", "fixed"), "parametrisation",
              "one of free, lines, fixed")
         need(self.line_axis in (0, 1), "line_axis", "0 or 1")
+        need(self.line_weights in ("amplitude", "power"), "line_weights",
+             "'amplitude' (thesis) or 'power' (learn the data weights s**2)")
         need(0 < self.fixed_rate <= 1, "fixed_rate", "a number in (0, 1]")
+        bc = self.beta_continuation
+        need(bc is None or (isinstance(bc, list) and bc and all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in bc)
+            and [float(f) for f in bc] == sorted(set(float(f) for f in bc)) and bc[-1] == 1),
+            "beta_continuation", "null or an increasing list of fractions in (0, 1] ending at 1")
         need(self.solver in ("newton", "pdhg"), "solver", "'newton' or 'pdhg'")
         need(isinstance(self.baselines, list) and all(b in BASELINES for b in self.baselines),
              "baselines", f"a list drawn from {list(BASELINES)}")

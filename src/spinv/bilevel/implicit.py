@@ -70,7 +70,8 @@ class SolverOptions:
 @dataclass
 class LossGradient:
     """Loss :math:`\\tfrac1N\\sum\\tfrac12\\|\\hat u_b-u^*_b\\|^2`, gradients w.r.t. the centred
-    pattern ``s`` ``(H, W)`` and ``alpha``, the solution and warm-start states."""
+    pattern ``s`` ``(H, W)`` and ``alpha``, the solution and warm-start states; ``grad_w`` is the
+    gradient w.r.t. the data weights :math:`w=s^2` (finite where :math:`s_i=0`)."""
 
     loss: float
     grad_s: torch.Tensor
@@ -80,6 +81,7 @@ class LossGradient:
     adjoint: torch.Tensor
     inner_iterations: int
     cg_iterations: int
+    grad_w: torch.Tensor | None = None  # gradient w.r.t. the data weights w = s**2
 
 
 def solve_lower(
@@ -136,16 +138,18 @@ def loss_and_gradient(
         tol=opts.cg_tol,
         maxiter=opts.cg_maxiter,
     )
-    ds, da = ll.mixed(u, w, s)
+    dw, da = ll.mixed(u, w, s, wrt="w")
+    grad_w = -dw.sum(0) / n
     return LossGradient(
         loss=loss,
-        grad_s=-ds.sum(0) / n,
+        grad_s=2 * s.to(grad_w.device, grad_w.dtype) * grad_w,
         grad_alpha=float(-da.sum() / n),
         u=u,
         state=state,
         adjoint=w,
         inner_iterations=inner,
         cg_iterations=info.iterations,
+        grad_w=grad_w,
     )
 
 

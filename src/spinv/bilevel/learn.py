@@ -38,6 +38,7 @@ __all__ = [
     "BilevelObjective",
     "LearnResult",
     "learn",
+    "learn_continuation",
     "tune_alpha",
     "threshold_and_retune",
     "reconstruct",
@@ -80,9 +81,13 @@ class BilevelObjective:
         self.evaluations += 1
         self.inner_iterations += lg.inner_iterations
         self.cg_iterations += lg.cg_iterations
-        pen, gpen = sparsity_penalty(s, self.beta)
+        if self.param.weights == "power":  # pattern coordinates are the weights w = s**2
+            pen, gpen = sparsity_penalty(s * s, self.beta)
+            grad = self.param.vjp(lam, lg.grad_w + gpen, lg.grad_alpha)
+        else:
+            pen, gpen = sparsity_penalty(s, self.beta)
+            grad = self.param.vjp(lam, lg.grad_s + gpen, lg.grad_alpha)
         value = lg.loss + float(pen)
-        grad = self.param.vjp(lam, lg.grad_s + gpen, lg.grad_alpha)
         self.last = (lam.clone(), value, lg.loss, s, alpha)
         return value, grad.cpu().numpy().astype(np.float64)
 
@@ -173,7 +178,8 @@ def learn(
         alpha=float(alpha),
         lam=np.asarray(res.x),
         objective=float(res.fun),
-        loss=float(res.fun) - float(sparsity_penalty(s, beta)[0]),
+        loss=float(res.fun)
+        - float(sparsity_penalty(s * s if param.weights == "power" else s, beta)[0]),
         sampling_rate=sampling_rate(s),
         iterations=int(res.nit),
         evaluations=obj.evaluations,
@@ -183,6 +189,63 @@ def learn(
         seconds=time.perf_counter() - t0,
         message=str(res.message),
         history=history,
+    )
+
+
+def learn_continuation(
+    ll: LowerLevel,
+    param: Parametrisation,
+    beta: float,
+    fractions: list[float] | tuple[float, ...] = (1.0,),
+    lam0: torch.Tensor | np.ndarray | None = None,
+    alpha0: float = 1e-3,
+    maxiter: int = 100,
+    opts: SolverOptions | None = None,
+    callback=None,
+) -> LearnResult:
+    """Eq. (1.2) at ``beta`` by continuation: solve at :math:`\\beta f_1<\\dots<\\beta f_K=
+    \\beta` in turn, each stage warm-started from the previous stage's :math:`\\lambda`.
+
+    Why: :math:`\\partial_{s_i}L\\propto s_i` (App. 1.D) while the penalty slope at
+    :math:`s_i=0` is :math:`2\\beta`, so a weight that an L-BFGS-B step sets to 0 stays there
+    (a KKT point in that coordinate); from full sampling at the final :math:`\\beta`, the first
+    few large steps decide irreversibly which lines survive. Raising :math:`\\beta` gradually
+    makes these decisions at near-stationary points of milder problems. ``fractions=(1.0,)``
+    is the plain :func:`learn`. The result has the last stage's pattern, objective and loss,
+    the work counts and history summed over the stages (history records carry ``beta``).
+
+    >>> learn_continuation(None, None, 0.1, fractions=(0.5, 0.2))
+    Traceback (most recent call last):
+    ...
+    ValueError: fractions=(0.5, 0.2): expected an increasing sequence in (0, 1] ending at 1
+    """
+    fr = [float(f) for f in fractions]
+    if not fr or fr[-1] != 1.0 or any(not 0 < f <= 1 for f in fr) or fr != sorted(set(fr)):
+        raise ValueError(f"fractions={fractions!r}: expected an increasing sequence in (0, 1] "
+                         "ending at 1")
+    lam = lam0
+    history: list = []
+    counts = dict(iterations=0, evaluations=0, effective_solves=0, inner_iterations=0,
+                  cg_iterations=0, seconds=0.0)
+    res = None
+    for f in fr:
+        def cb(rec, b=beta * f):
+            rec = {**rec, "iteration": len(history) + 1, "beta": b,
+                   "seconds": counts["seconds"] + rec["seconds"],
+                   "effective_solves": counts["effective_solves"] + rec["effective_solves"]}
+            history.append(rec)
+            if callback is not None:
+                callback(rec)
+
+        res = learn(ll, param, beta * f, lam0=lam, alpha0=alpha0, maxiter=maxiter, opts=opts,
+                    callback=cb)
+        lam = res.lam
+        for k in counts:
+            counts[k] += getattr(res, k)
+    return LearnResult(
+        pattern=res.pattern, alpha=res.alpha, lam=res.lam, objective=res.objective,
+        loss=res.loss, sampling_rate=res.sampling_rate, message=res.message, history=history,
+        **counts,
     )
 
 

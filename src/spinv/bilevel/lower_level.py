@@ -338,18 +338,24 @@ class LowerLevel:
         return out
 
     def mixed(
-        self, u: torch.Tensor, w: torch.Tensor, s: torch.Tensor
+        self, u: torch.Tensor, w: torch.Tensor, s: torch.Tensor, wrt: str = "s"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:math:`D_{p,u}E(u;p)\\,w` split into pattern and :math:`\\alpha` parts (App. 1.D).
 
         Returns ``(d_s, d_alpha)``: ``d_s`` centred ``(B, H, W)`` with
         :math:`2s_i\\,\\mathrm{Re}(\\overline{(Fw)_i}(Fu-y)_i)`, and ``d_alpha`` ``(B,)`` with
-        :math:`\\mathrm{Re}\\langle w, A^*(\\phi(|Au|)Au)\\rangle`.
+        :math:`\\mathrm{Re}\\langle w, A^*(\\phi(|Au|)Au)\\rangle`. With ``wrt="w"`` the
+        pattern part is taken with respect to the data weights :math:`w_i=s_i^2` instead:
+        :math:`\\mathrm{Re}(\\overline{(Fw)_i}(Fu-y)_i)`, which does not vanish at
+        :math:`s_i=0` (see :class:`spinv.bilevel.parametrisations.CartesianLines`).
         """
-        sf = self.fft_pattern(s)
+        if wrt not in ("s", "w"):
+            raise ValueError(f"wrt={wrt!r}: expected 's' (amplitudes) or 'w' (weights s**2)")
         fw = torch.fft.fft2(w, norm="ortho")
         res = torch.fft.fft2(u, norm="ortho") - self.y_fft
-        ds = 2 * sf * (fw.real * res.real + fw.imag * res.imag)
+        ds = fw.real * res.real + fw.imag * res.imag
+        if wrt == "s":
+            ds = 2 * self.fft_pattern(s) * ds
         ds = torch.fft.fftshift(ds[:, 0], dim=(-2, -1))
         if self.reg.is_none:
             da = torch.zeros(u.shape[0], dtype=ds.dtype, device=ds.device)

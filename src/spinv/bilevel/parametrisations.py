@@ -65,6 +65,10 @@ class Parametrisation:
 
     n_pattern: int = 0
 
+    #: ``"amplitude"``: the parametrisation outputs :math:`s` (the thesis' :math:`S=\\mathrm{diag}
+    #: (s)`); ``"power"``: it outputs the data weights :math:`w=s^2` and :math:`s=\\sqrt w`.
+    weights: str = "amplitude"
+
     def __init__(
         self, shape: tuple[int, int], alpha_scale: float = 1e-3, alpha: float | None = None
     ):
@@ -109,11 +113,16 @@ class Parametrisation:
         """:math:`\\lambda\\mapsto(s,\\alpha)`: centred pattern ``(H, W)`` and a float."""
         self._check(lam)
         s = self.pattern(lam[: self.n_pattern])
+        if self.weights == "power":
+            s = s.clamp(min=0).sqrt()
         alpha = self.alpha_scale * float(lam[-1]) if self.learns_alpha else self.fixed_alpha
         return s, float(alpha)
 
     def vjp(self, lam: torch.Tensor, g_s: torch.Tensor, g_alpha: float) -> torch.Tensor:
-        """:math:`D_\\lambda p(\\lambda)^*(g_s,g_\\alpha)` (chain rule of App. 1.A)."""
+        """:math:`D_\\lambda p(\\lambda)^*(g_s,g_\\alpha)` (chain rule of App. 1.A).
+
+        ``g_s`` is the gradient w.r.t. the pattern output: :math:`s` for ``weights="amplitude"``,
+        the data weights :math:`w=s^2` for ``weights="power"``."""
         self._check(lam)
         g = self.pattern_vjp(lam[: self.n_pattern], g_s).to(lam.dtype).reshape(-1)
         if self.learns_alpha:
@@ -149,13 +158,31 @@ class FreePattern(Parametrisation):
 class CartesianLines(Parametrisation):
     """Cartesian lines (App. 1.A): weight :math:`\\lambda_i` on row ``i`` (``axis=0``,
     horizontal lines) or column ``i`` (``axis=1``, the default, as :mod:`spinv.sampling`);
-    the chain rule sums the pixel gradient along each line."""
+    the chain rule sums the pixel gradient along each line.
 
-    def __init__(self, shape, axis: int = 1, alpha_scale: float = 1e-3, alpha=None):
+    ``weights="amplitude"`` (the thesis): :math:`s_\\ell=\\lambda_\\ell` on line :math:`\\ell`.
+    Since the data term is :math:`\\tfrac12\\|S(Fu-y)\\|^2`, the upper-level gradient
+    :math:`\\partial_{s_i}L=-2s_i\\,\\mathrm{Re}(\\overline{(Fw)_i}(Fu-y)_i)` (App. 1.D)
+    vanishes at :math:`s_i=0`, while the penalty slope there is :math:`2\\beta>0`: every line
+    that a projected L-BFGS-B step sets to 0 is a KKT point in that coordinate and can never
+    re-enter, so the optimisation can only prune lines. ``weights="power"`` learns the data
+    weights :math:`w_\\ell=s_\\ell^2=\\lambda_\\ell` instead (same lower level, a
+    reparametrisation in the sense of App. 1.A) with the penalty :math:`P` applied to
+    :math:`w`: then :math:`\\partial_{w_i}L=-\\mathrm{Re}(\\overline{(Fw)_i}(Fu-y)_i)` is the
+    first-order gain of adding line :math:`i` even where :math:`w_i=0`, and a pruned line
+    re-enters when that gain exceeds the penalty slope. Binary patterns, and the penalty's
+    values on them, are the same in both (:math:`s=s^2` on :math:`\\{0,1\\}`).
+    """
+
+    def __init__(self, shape, axis: int = 1, alpha_scale: float = 1e-3, alpha=None,
+                 weights: str = "amplitude"):
         super().__init__(shape, alpha_scale, alpha)
         if axis not in (0, 1):
             raise ValueError(f"axis={axis!r}: expected 0 (rows) or 1 (columns)")
+        if weights not in ("amplitude", "power"):
+            raise ValueError(f"weights={weights!r}: expected 'amplitude' (thesis) or 'power'")
         self.axis = axis
+        self.weights = weights
 
     @property
     def n_pattern(self) -> int:

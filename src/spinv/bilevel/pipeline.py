@@ -22,7 +22,12 @@ from spinv.bilevel.baselines import gozcu_greedy_lines, knoll_density, uninforme
 from spinv.bilevel.config import SamplingConfig
 from spinv.bilevel.data import make_lower_level, training_and_test
 from spinv.bilevel.implicit import SolverOptions
-from spinv.bilevel.learn import evaluate_pattern, learn, threshold_and_retune, tune_alpha
+from spinv.bilevel.learn import (
+    evaluate_pattern,
+    learn_continuation,
+    threshold_and_retune,
+    tune_alpha,
+)
 from spinv.bilevel.lower_level import make_regulariser
 from spinv.bilevel.parametrisations import CartesianLines, FixedPattern, FreePattern, sampling_rate
 
@@ -52,7 +57,7 @@ def _parametrisation(cfg: SamplingConfig, shape, alpha_scale, fixed_alpha):
         return FreePattern(shape, alpha_scale=alpha_scale, alpha=fixed_alpha)
     if cfg.parametrisation == "lines":
         return CartesianLines(shape, axis=cfg.line_axis, alpha_scale=alpha_scale,
-                              alpha=fixed_alpha)
+                              alpha=fixed_alpha, weights=cfg.line_weights)
     mask = uninformed_patterns(shape, cfg.fixed_rate, cfg.seed, kinds=(cfg.fixed_pattern,))
     return FixedPattern(mask[cfg.fixed_pattern], alpha_scale=alpha_scale, alpha=fixed_alpha)
 
@@ -82,12 +87,14 @@ def run_learning(cfg: SamplingConfig, out: str | Path | None = None, log=print) 
     par = _parametrisation(cfg, shape, max(alpha_full, 1e-6), fixed_alpha)
 
     def progress(rec):
-        log(f"iter {rec['iteration']:4d}  objective {rec['objective']:.6g}  "
+        stage = f"beta {rec['beta']:.3g}  " if cfg.beta_continuation else ""
+        log(f"iter {rec['iteration']:4d}  {stage}objective {rec['objective']:.6g}  "
             f"rate {rec['sampling_rate']:.4f}  alpha {rec['alpha']:.4g}  "
             f"time {rec['seconds']:.1f}s")
 
     lam0 = par.initial(alpha_full if not reg.is_none else 0.0)
-    res = learn(ll, par, cfg.beta, lam0=lam0, maxiter=cfg.maxiter, opts=opts, callback=progress)
+    res = learn_continuation(ll, par, cfg.beta, cfg.beta_continuation or [1.0], lam0=lam0,
+                             maxiter=cfg.maxiter, opts=opts, callback=progress)
     log(f"L-BFGS-B: {res.iterations} iterations, {res.evaluations} evaluations "
         f"({res.effective_solves} effective lower-level solves), {res.message}")
 
@@ -150,6 +157,10 @@ def run_learning(cfg: SamplingConfig, out: str | Path | None = None, log=print) 
             "cg_iterations": res.cg_iterations,
             "learn_seconds": res.seconds,
             "continuous_rate": res.sampling_rate,
+            "objective": res.objective,
+            "loss": res.loss,
+            "threshold_train_loss": final.loss,
+            "beta_continuation": cfg.beta_continuation,
             "message": res.message,
             "history": res.history,
         },
