@@ -46,3 +46,34 @@ def test_unknown_experiment_key_is_an_error(tmp_path, capsys):
     cfg.write_text("betaz: [1]\n")
     assert bilevel_beta_sweep.main([str(cfg), "--out", str(tmp_path)]) == 2
     assert "betaz" in capsys.readouterr().err
+
+
+def test_density_learns_labelled_points_and_groups_figures(tmp_path):
+    p = np.zeros((16, 16))
+    p[6:10, 6:10] = 1
+    np.save(tmp_path / "a.npy", p)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(TINY.format(size=16) + f"patterns: {{a: {tmp_path / 'a.npy'}}}\n"
+                   "learn: {hi: {regulariser: tv, beta: 0.1}}\n"
+                   "figures: {one: [a], both: [a, hi]}\n")
+    assert bilevel_density.main([str(cfg), "--out", str(tmp_path / "o")]) == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert [r["pattern"] for r in s["rows"]] == ["a", "hi"]
+    assert s["rows"][1]["beta"] == 0.1 and 0 < s["rows"][1]["sampling_rate"] <= 1
+    assert (tmp_path / "o" / "one.png").exists() and (tmp_path / "o" / "both.png").exists()
+    assert (tmp_path / "o" / "hi" / "pattern.npy").exists()
+    cfg.write_text(TINY.format(size=16) + f"patterns: {{a: {tmp_path / 'a.npy'}}}\n"
+                   "figures: {one: [a, nope]}\n")
+    assert bilevel_density.main([str(cfg), "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_training_size_rows_and_figure(tmp_path):
+    from spinv.experiments import bilevel_training_size
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(TINY.format(size=16) + "n_train: [1, 2]\n")
+    assert bilevel_training_size.main([str(cfg), "--out", str(tmp_path / "o")]) == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert [r["n_train"] for r in s["rows"]] == [1, 2]
+    assert all(r["effective_solves"] > 0 and 0 < r["ssim"] <= 1 for r in s["rows"])
+    assert (tmp_path / "o" / "training_size.png").exists()

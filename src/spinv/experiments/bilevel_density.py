@@ -1,10 +1,13 @@
 """Kernel-density estimates of learned sampling patterns (thesis Figs. 1.6 and 1.8).
 
 The density of a pattern is its convolution with a narrow Gaussian, normalised to sum to 1
-(Sec. 1.3.2). Given pattern files (``patterns: {label: path.npy}``) or, if none, learning a TV
-and a wavelet pattern from ``base``, the figure shows the densities and their slices along the
-diagonal through the centre; the summary lists the density's peak and the mass within a
-radius of 1/8 of the image size around the centre (how strongly peaked it is).
+(Sec. 1.3.2). Patterns come from files (``patterns: {label: path.npy}``) and/or are learned
+from ``base`` (``learn: {label: {regulariser: tv, beta: 0.03}}``, or the short form
+``{tv: 0.03}`` with the regulariser as label); with neither, a TV and a wavelet pattern are
+learned. ``figures: {name: [label, ...]}`` groups them into one figure each (default: one
+figure ``densities`` with all): the densities and their slices along the diagonal through the
+centre. The summary lists, per pattern, the peak of the density and the mass within a radius
+of 1/8 of the image size around the centre (how strongly peaked it is).
 
 ``python -m spinv.experiments.bilevel_density configs/sampling-density.yaml --out DIR``
 """
@@ -18,7 +21,9 @@ import numpy as np
 from spinv.atomic import atomic_save_figure
 from spinv.experiments.bilevel_common import cli, load_experiment, run_point
 
-DEFAULTS = {"patterns": {}, "bandwidth": 1.5, "learn": {"tv": 1e-2, "wavelet": 1e-2}}
+DEFAULTS = {"patterns": {}, "bandwidth": 1.5, "learn": {}, "figures": {}}
+_FALLBACK = {"tv": {"regulariser": "tv", "beta": 1e-2},
+             "wavelet": {"regulariser": "wavelet", "beta": 1e-2}}
 
 
 def kernel_density(pattern: np.ndarray, bandwidth: float = 1.5) -> np.ndarray:
@@ -44,35 +49,68 @@ def _central_mass(d: np.ndarray) -> float:
     return float(d[r <= h / 8].sum())
 
 
-def run(config: Path, out: Path, log=print) -> dict:
-    base, exp = load_experiment(config, DEFAULTS)
-    pats = {k: np.load(v) for k, v in (exp["patterns"] or {}).items()}
-    if not pats:
-        for reg, beta in exp["learn"].items():
-            run_point(base, out, reg, log, regulariser=reg, beta=float(beta))
-            pats[reg] = np.load(out / reg / "pattern.npy")
+def _learn_specs(learn: dict) -> dict:
+    specs = {}
+    for label, spec in learn.items():
+        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+            spec = {"regulariser": label, "beta": spec}
+        if not isinstance(spec, dict) or set(spec) - {"regulariser", "beta"} or "beta" not in spec:
+            raise ValueError(f"learn[{label!r}]={spec!r}: expected a beta or a mapping with "
+                             "'beta' and optionally 'regulariser'")
+        specs[str(label)] = {"regulariser": spec.get("regulariser", "tv"),
+                             "beta": float(spec["beta"])}
+    return specs
+
+
+def _figure(path: Path, pats: dict, dens: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(pats)
-    fig, ax = plt.subplots(1, n + 1, figsize=(3.2 * (n + 1), 3))
-    rows = []
-    for i, (label, p) in enumerate(pats.items()):
-        d = kernel_density(p, exp["bandwidth"])
-        ax[i].imshow(d, cmap="magma")
-        ax[i].set_title(f"{label} ({100 * float((p > 0).mean()):.1f}%)", fontsize=9)
+    fig, ax = plt.subplots(1, n + 1, figsize=(3.0 * (n + 1), 3))
+    vmax = max(float(d.max()) for d in dens.values())
+    for i, label in enumerate(pats):
+        d = dens[label]
+        ax[i].imshow(d, cmap="magma", vmin=0, vmax=vmax)
+        ax[i].set_title(f"{label} ({100 * float((pats[label] > 0).mean()):.1f}%)", fontsize=9)
         ax[i].axis("off")
         diag = np.array([d[k, k] for k in range(min(d.shape))])
-        ax[n].plot(diag, label=label)
-        rows.append({"pattern": label, "sampling_rate": float((p > 0).mean()),
-                     "peak": float(d.max()), "central_mass": _central_mass(d)})
-    ax[n].set_title("diagonal slice", fontsize=9)
-    ax[n].legend(fontsize=8)
-    atomic_save_figure(fig, out / "densities.png")
+        ax[n].plot(np.arange(diag.size) - min(d.shape) // 2, diag, label=label)
+    ax[n].set_title("diagonal slice through the centre", fontsize=9)
+    ax[n].set_xlabel("k-space offset (pixels)", fontsize=8)
+    ax[n].legend(fontsize=7)
+    fig.tight_layout()
+    atomic_save_figure(fig, path)
     plt.close(fig)
-    return {"experiment": "density", "rows": rows, "base": base.to_dict()}
+
+
+def run(config: Path, out: Path, log=print) -> dict:
+    base, exp = load_experiment(config, DEFAULTS)
+    pats = {str(k): np.load(v) for k, v in (exp["patterns"] or {}).items()}
+    learn = _learn_specs(exp["learn"] or ({} if pats else _FALLBACK))
+    figures = {str(k): list(v) for k, v in (exp["figures"] or {}).items()}
+    labels = set(pats) | set(learn)
+    for name, members in figures.items():
+        if not members or set(members) - labels:
+            raise ValueError(f"figures[{name!r}]={members!r}: expected labels drawn from "
+                             f"{sorted(labels)}")
+    rows = []
+    for label, spec in learn.items():
+        m = run_point(base, out, label, log, **spec)
+        pats[label] = np.load(out / label / "pattern.npy")
+        rows.append({"pattern": label, **spec, "alpha": m["alpha"], "psnr": m["psnr"],
+                     "ssim": m["ssim"]})
+    dens = {k: kernel_density(p, exp["bandwidth"]) for k, p in pats.items()}
+    info = {r["pattern"]: r for r in rows}
+    rows = [{**info.get(k, {"pattern": k}), "sampling_rate": float((p > 0).mean()),
+             "peak": float(dens[k].max()), "central_mass": _central_mass(dens[k])}
+            for k, p in pats.items()]
+    for name, members in (figures or {"densities": list(pats)}).items():
+        _figure(out / f"{name}.png", {k: pats[k] for k in members}, dens)
+    return {"experiment": "density", "rows": rows, "figures": figures or {"densities": list(pats)},
+            "bandwidth": exp["bandwidth"], "base": base.to_dict()}
 
 
 def main(argv=None) -> int:

@@ -22,17 +22,30 @@ def run(config: Path, out: Path, log=print) -> dict:
         r = m["results"]["learned"]
         rows.append({"n_train": int(n), "sampling_rate": m["sampling_rate"], "alpha": m["alpha"],
                      "ssim": r["ssim"], "ssim_std": r["ssim_std"], "psnr": r["psnr"],
-                     "psnr_std": r["psnr_std"]})
+                     "psnr_std": r["psnr_std"],
+                     "train_ssim": m["results"]["learned_train"]["ssim"],
+                     "train_psnr": m["results"]["learned_train"]["psnr"],
+                     "effective_solves": m["training"]["effective_lower_level_solves"],
+                     "lbfgsb_iterations": m["training"]["lbfgsb_iterations"],
+                     "seconds": m["seconds"]})
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4, 3.2))
-    ax.errorbar([r["n_train"] for r in rows], [r["ssim"] for r in rows],
-                yerr=[r["ssim_std"] for r in rows], marker="o")
-    ax.set_xlabel("training set size")
-    ax.set_ylabel("held-out SSIM")
+    ns = [r["n_train"] for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(7.5, 3.2))
+    for a, key, name in ((ax[0], "ssim", "SSIM"), (ax[1], "psnr", "PSNR (dB)")):
+        a.errorbar(ns, [r[key] for r in rows], yerr=[r[f"{key}_std"] for r in rows],
+                   marker="o", capsize=3)
+        a.set_xlabel("training set size")
+        a.set_ylabel(f"held-out {name}")
+        a.set_xticks(ns)
+    for r in rows:
+        ax[0].annotate(f"{100 * r['sampling_rate']:.0f}%", (r["n_train"], r["ssim"]),
+                       textcoords="offset points", xytext=(4, -12), fontsize=7)
+    ax[0].set_title("labels: sampled fraction", fontsize=8)
+    fig.tight_layout()
     atomic_save_figure(fig, out / "training_size.png")
     plt.close(fig)
     return {"experiment": "training_size", "rows": rows, "base": base.to_dict()}
