@@ -123,6 +123,8 @@ def bench_learning(size: int, maxiter: int, beta: float) -> dict:
         "sampling_rate": res.sampling_rate,
         "alpha": res.alpha,
         "message": res.message,
+        "projected_gradient": res.projected_gradient,
+        "objective_history": [h["objective"] for h in res.history],
     }
 
 

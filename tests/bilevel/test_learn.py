@@ -11,9 +11,11 @@ from spinv.bilevel.baselines import (
 )
 from spinv.bilevel.implicit import SolverOptions, loss_and_gradient, synthetic_image
 from spinv.bilevel.learn import (
+    BilevelObjective,
     evaluate_pattern,
     learn,
     learn_continuation,
+    projected_gradient,
     threshold_and_retune,
     tune_alpha,
 )
@@ -47,6 +49,11 @@ def test_learning_decreases_the_objective_and_sparsifies():
     assert objs[-1] < objs[0]
     assert all(b <= a + 1e-12 for a, b in zip(objs, objs[1:], strict=False))
     assert res.sampling_rate < 1.0 and res.effective_solves == 2 * res.evaluations
+    # the reported projected gradient is that of the returned point
+    _, g = BilevelObjective(ll, par, 1e-2, OPTS)(res.lam)
+    assert res.projected_gradient == pytest.approx(
+        projected_gradient(res.lam, g, par.bounds()), rel=1e-6)
+    assert res.projected_gradient > 0  # 15 iterations: not yet stationary
     assert float(res.pattern.min()) >= 0 and float(res.pattern.max()) <= 1
 
 

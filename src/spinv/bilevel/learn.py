@@ -39,6 +39,7 @@ __all__ = [
     "LearnResult",
     "learn",
     "learn_continuation",
+    "projected_gradient",
     "tune_alpha",
     "threshold_and_retune",
     "reconstruct",
@@ -111,6 +112,9 @@ class LearnResult:
     seconds: float
     message: str
     history: list = field(default_factory=list)
+    #: :math:`\\|\\lambda-\\Pi_B(\\lambda-\\nabla f(\\lambda))\\|_\\infty` at the returned point
+    #: (0 at a KKT point of the box-constrained problem), as L-BFGS-B's ``pgtol`` measures it.
+    projected_gradient: float = float("nan")
 
 
 def learn(
@@ -174,6 +178,7 @@ def learn(
     lam = torch.as_tensor(res.x)
     s, alpha = param(lam)
     return LearnResult(
+        projected_gradient=projected_gradient(res.x, res.jac, param.bounds()),
         pattern=s.detach().clone(),
         alpha=float(alpha),
         lam=np.asarray(res.x),
@@ -190,6 +195,18 @@ def learn(
         message=str(res.message),
         history=history,
     )
+
+
+def projected_gradient(x: np.ndarray, g: np.ndarray, bounds) -> float:
+    """:math:`\\|x-\\Pi_B(x-g)\\|_\\infty` for the box ``bounds`` (``None`` = unbounded).
+
+    >>> projected_gradient(np.array([0.0, 0.5]), np.array([2.0, -0.25]), [(0, 1), (0, None)])
+    0.25
+    """
+    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds], dtype=np.float64)
+    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds], dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.max(np.abs(x - np.clip(x - np.asarray(g), lo, hi)), initial=0.0))
 
 
 def learn_continuation(
@@ -245,7 +262,7 @@ def learn_continuation(
     return LearnResult(
         pattern=res.pattern, alpha=res.alpha, lam=res.lam, objective=res.objective,
         loss=res.loss, sampling_rate=res.sampling_rate, message=res.message, history=history,
-        **counts,
+        projected_gradient=res.projected_gradient, **counts,
     )
 
 

@@ -162,6 +162,7 @@ def run_learning(cfg: SamplingConfig, out: str | Path | None = None, log=print) 
             "threshold_train_loss": final.loss,
             "beta_continuation": cfg.beta_continuation,
             "message": res.message,
+            "projected_gradient": res.projected_gradient,
             "history": res.history,
         },
         "n_train": int(len(train)),
