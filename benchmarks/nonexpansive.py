@@ -12,11 +12,15 @@ batch 5, float32, one thread) measures for Euler, Heun and RK4 denoisers and a D
 * ``euler-power``: the same Euler network with the thesis' rule (rescale by the one-step power
   estimate only, no certificate), to price the certification.
 
+``--bf16`` runs forward and backward under bfloat16 autocast (the certificates and
+``enforce_constraints()`` stay in float32/float64 on the float32 weights), to price it.
+
 Models are timed round-robin (one repetition of each in turn); median and minimum are reported
 (the minimum is the least contaminated by other processes on a shared machine).
 
-Usage: python benchmarks/nonexpansive.py [--width 32] [--depth 10] [--repeats 5]
-Writes benchmarks/results/nonexpansive.json and prints a table.
+Usage: python benchmarks/nonexpansive.py [--width 32] [--depth 10] [--repeats 5] [--bf16]
+Writes benchmarks/results/nonexpansive.json (``--bf16``: nonexpansive_bf16.json) and prints a
+table.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def machine_info() -> dict:
 
 def build(kind: str, width: int, depth: int, crop: int):
     if kind == "dncnn":
-        return DnCNN(1, width=width, depth=depth, seed=0)
+        return DnCNN(1, width=width, depth=depth, zero_last=False, seed=0)
     method, _, control = kind.partition("-")
     return NonexpansiveDenoiser(1, width=width, depth=depth, method=method, gamma=1.99,
                                 residual=True, power_size=(crop, crop), seed=0,
@@ -58,8 +62,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=5)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast in the train step")
+    p.add_argument("--out", default=None)
     a = p.parse_args(argv)
+    if a.out is None:
+        a.out = str(RESULTS.with_name("nonexpansive_bf16.json") if a.bf16 else RESULTS)
     torch.set_num_threads(a.threads)
     kinds = ["euler", "euler-power", "heun", "rk4", "dncnn"]
     gen = torch.Generator().manual_seed(0)
@@ -76,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
         for k in kinds:
             m, opt = models[k], opts[k]
             t0 = time.perf_counter()
-            loss = ((m(y) - x) ** 2).mean()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+                loss = ((m(y).float() - x) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
