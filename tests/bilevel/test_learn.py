@@ -66,6 +66,18 @@ def test_threshold_and_retune_gives_binary_pattern():
     assert res.sampling_rate == pytest.approx(float((pat > 0).double().mean()))
 
 
+def test_retune_after_a_continuous_alpha_of_zero():
+    """A continuous pattern may learn alpha = 0; the binary pattern's alpha is re-tuned to a
+    stationary point from the scale, not from 1e-8."""
+    ll = _problem()
+    pat = torch.zeros(16, 16, dtype=torch.float64)
+    pat[:, 4:12] = 0.3
+    ref = tune_alpha(ll, (pat > 0).double(), alpha0=1e-2, maxiter=30, opts=OPTS)
+    res = threshold_and_retune(ll, pat, 0.0, maxiter=15, opts=OPTS, alpha_scale=1e-2)
+    assert res.alpha == pytest.approx(ref.alpha, rel=1e-3)
+    assert res.loss <= ref.loss * (1 + 1e-9)
+
+
 def test_lines_learning_runs_and_keeps_lines():
     ll = _problem()
     par = CartesianLines((16, 16), axis=1, alpha_scale=1e-2)

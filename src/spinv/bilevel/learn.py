@@ -293,11 +293,22 @@ def threshold_and_retune(
     threshold: float = 0.0,
     maxiter: int = 30,
     opts: SolverOptions | None = None,
+    alpha_scale: float | None = None,
 ) -> LearnResult:
     """Binarise :math:`p_i\\mapsto 1` if :math:`p_i>` ``threshold`` else 0 and re-learn
-    :math:`\\alpha` on the training set (Sec. 1.3.3)."""
+    :math:`\\alpha` on the training set (Sec. 1.3.3).
+
+    ``alpha_scale`` (e.g. the full-sampling :math:`\\alpha`) fixes the L-BFGS-B variable's
+    scale; with it, a learned ``alpha`` below ``1e-3 * alpha_scale`` (a continuous pattern can
+    learn :math:`\\alpha=0`, its small weights acting as the regulariser) is no useful start for
+    the binary pattern, and the tuning starts from ``alpha_scale`` instead.
+    """
     binary = (pattern > threshold).to(torch.float64)
-    return tune_alpha(ll, binary, alpha0=max(alpha, 1e-8), maxiter=maxiter, opts=opts)
+    alpha0 = max(alpha, 1e-8)
+    if alpha_scale is not None and alpha < 1e-3 * alpha_scale:
+        alpha0 = alpha_scale
+    return tune_alpha(ll, binary, alpha0=alpha0, alpha_scale=alpha_scale, maxiter=maxiter,
+                      opts=opts)
 
 
 @torch.no_grad()

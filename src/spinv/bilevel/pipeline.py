@@ -100,7 +100,8 @@ def run_learning(cfg: SamplingConfig, out: str | Path | None = None, log=print) 
 
     # 3. threshold and re-tune alpha (Sec. 1.3.3)
     final = threshold_and_retune(ll, res.pattern, res.alpha, cfg.threshold,
-                                 maxiter=cfg.alpha_maxiter, opts=opts)
+                                 maxiter=cfg.alpha_maxiter, opts=opts,
+                                 alpha_scale=None if reg.is_none else par.alpha_scale)
     pattern, alpha = final.pattern, final.alpha
     rate = sampling_rate(pattern)
     log(f"thresholded pattern: rate {rate:.4f}, re-tuned alpha {alpha:.4g}")
