@@ -71,9 +71,12 @@ def test_training_size_rows_and_figure(tmp_path):
     from spinv.experiments import bilevel_training_size
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(TINY.format(size=16) + "n_train: [1, 2]\n")
+    cfg.write_text(TINY.format(size=16).replace("baselines: []", "baselines: [low_pass]")
+                   + "n_train: [1, 2]\n")
     assert bilevel_training_size.main([str(cfg), "--out", str(tmp_path / "o")]) == 0
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert [r["n_train"] for r in s["rows"]] == [1, 2]
     assert all(r["effective_solves"] > 0 and 0 < r["ssim"] <= 1 for r in s["rows"])
+    for r in s["rows"]:  # the baseline is built at each point's own learned rate
+        assert abs(r["baselines"]["low_pass"]["sampling_rate"] - r["sampling_rate"]) < 0.01
     assert (tmp_path / "o" / "training_size.png").exists()
