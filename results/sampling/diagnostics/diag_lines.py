@@ -1,0 +1,25 @@
+import sys, time, torch, numpy as np
+from spinv.bilevel.config import SamplingConfig
+from spinv.bilevel.data import make_lower_level, training_and_test
+from spinv.bilevel.implicit import SolverOptions
+from spinv.bilevel.learn import learn, tune_alpha, threshold_and_retune
+from spinv.bilevel.lower_level import make_regulariser
+from spinv.bilevel.parametrisations import CartesianLines
+beta = float(sys.argv[1]); weights = sys.argv[2]
+cfg = SamplingConfig.from_dict({"size": 32, "n_train": 7})
+train, test = training_and_test(cfg.data, 32, 7, None)
+reg = make_regulariser("tv", gamma=0.01)
+ll = make_lower_level(train, reg, noise=0.02, eps=0.01, seed=0)
+opts = SolverOptions(method="newton", tol=1e-6, cg_tol=1e-6)
+full = torch.ones(32, 32, dtype=torch.float64)
+init = tune_alpha(ll, full, alpha0=1e-3, maxiter=15, opts=opts)
+par = CartesianLines((32, 32), axis=1, alpha_scale=max(init.alpha, 1e-6), weights=weights)
+t0 = time.time()
+res = learn(ll, par, beta, lam0=par.initial(init.alpha), maxiter=200, opts=opts)
+fin = threshold_and_retune(ll, res.pattern, res.alpha, 0.0, maxiter=15, opts=opts)
+w = res.lam[:-1]
+print(f"beta {beta} {weights}: its {res.iterations} evals {res.evaluations} {res.message}; "
+      f"cont loss {res.loss:.4f} rate {res.sampling_rate:.4f}; thresholded train loss {fin.loss:.4f}"
+      f" alpha {fin.alpha:.4g}; {time.time()-t0:.1f}s")
+print("line weights:", np.round(w, 3).tolist())
+print("lines on:", np.nonzero(w > 0)[0].tolist())
