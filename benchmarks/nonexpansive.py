@@ -12,8 +12,9 @@ batch 5, float32, one thread) measures for Euler, Heun and RK4 denoisers and a D
 * ``euler-power``: the same Euler network with the thesis' rule (rescale by the one-step power
   estimate only, no certificate), to price the certification.
 
-``--bf16`` runs forward and backward under bfloat16 autocast (the certificates and
-``enforce_constraints()`` stay in float32/float64 on the float32 weights), to price it.
+``--bf16`` adds a ``<model>+bf16`` copy of every model whose forward and backward run under
+bfloat16 autocast (the weights, ``enforce_constraints()`` and the certificates stay in
+float32/float64), timed round-robin with the float32 models, to price it.
 
 Models are timed round-robin (one repetition of each in turn); median and minimum are reported
 (the minimum is the least contaminated by other processes on a shared machine).
@@ -62,13 +63,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=5)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast in the train step")
+    p.add_argument("--bf16", action="store_true",
+                   help="also time every model with bfloat16 autocast in the train step")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
     if a.out is None:
         a.out = str(RESULTS.with_name("nonexpansive_bf16.json") if a.bf16 else RESULTS)
     torch.set_num_threads(a.threads)
     kinds = ["euler", "euler-power", "heun", "rk4", "dncnn"]
+    if a.bf16:
+        kinds = [f"{k}{suffix}" for k in kinds for suffix in ("", "+bf16")]
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(a.batch, 1, a.crop, a.crop, generator=gen)
     y = x + 0.5 * torch.randn(x.shape, generator=gen)
@@ -76,14 +80,14 @@ def main(argv: list[str] | None = None) -> dict:
     models, opts, res = {}, {}, {k: {"init": [], "step": [], "enforce": []} for k in kinds}
     for k in kinds:
         t0 = time.perf_counter()
-        models[k] = build(k, a.width, a.depth, a.crop)
+        models[k] = build(k.removesuffix("+bf16"), a.width, a.depth, a.crop)
         res[k]["init"].append(time.perf_counter() - t0)
         opts[k] = torch.optim.Adam(models[k].parameters(), lr=1e-3)
     for r in range(a.repeats + 1):  # first round is a warm-up, not recorded
         for k in kinds:
             m, opt = models[k], opts[k]
             t0 = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=k.endswith("+bf16")):
                 loss = ((m(y).float() - x) ** 2).mean()
             opt.zero_grad()
             loss.backward()
@@ -121,14 +125,14 @@ def main(argv: list[str] | None = None) -> dict:
         rows[k]["step_ratio_vs_dncnn_min"] = rows[k]["train_step_min"] / base
 
     out = {"config": vars(a), "machine": machine_info(), "results": rows}
-    hdr = (f"{'model':11s} {'init s':>8s} {'step med':>9s} {'step min':>9s} {'enforce':>8s} "
+    hdr = (f"{'model':16s} {'init s':>8s} {'step med':>9s} {'step min':>9s} {'enforce':>8s} "
            f"{'x DnCNN':>8s} {'cert Lip':>9s}")
     print(f"width {a.width}, depth {a.depth}, batch {a.batch} x {a.crop}^2, "
           f"{a.threads} thread(s), {a.repeats} repeats")
     print(hdr)
     for k, r in rows.items():
         lip = r.get("certified_lipschitz", r.get("lipschitz_upper_bound"))
-        print(f"{k:11s} {r['init_seconds']:8.3f} {r['train_step_median']:9.3f} "
+        print(f"{k:16s} {r['init_seconds']:8.3f} {r['train_step_median']:9.3f} "
               f"{r['train_step_min']:9.3f} {r.get('enforce_median', 0.0):8.3f} "
               f"{r['step_ratio_vs_dncnn_min']:8.2f} {lip:9.3g}")
     path = Path(a.out)
