@@ -70,7 +70,7 @@ def _figure(path: Path, pats: dict, dens: dict) -> None:
 
     n = len(pats)
     fig, ax = plt.subplots(1, n + 1, figsize=(3.0 * (n + 1), 3))
-    vmax = max(float(d.max()) for d in dens.values())
+    vmax = max(float(dens[k].max()) for k in pats)  # one colour scale per figure
     for i, label in enumerate(pats):
         d = dens[label]
         ax[i].imshow(d, cmap="magma", vmin=0, vmax=vmax)
