@@ -89,14 +89,14 @@ def test_continuation_stages_warm_start_and_sum_the_work():
     ll = _problem()
     par = CartesianLines((16, 16), axis=1, alpha_scale=1e-2)
     lam0 = par.initial(1e-2)
-    res = learn_continuation(ll, par, 2e-2, (0.25, 1.0), lam0=lam0, maxiter=6, opts=OPTS)
+    res = learn_continuation(ll, par, 2e-2, (0.25, 1.0), lam0=lam0, maxiter=3, opts=OPTS)
     betas = [h["beta"] for h in res.history]
     assert betas[0] == pytest.approx(5e-3) and betas[-1] == pytest.approx(2e-2)
     assert betas == sorted(betas) and len(res.history) == res.iterations
     assert res.effective_solves == 2 * res.evaluations
     # the last stage is a plain learn() from the first stage's end point at the final beta
-    first = learn(ll, par, 5e-3, lam0=lam0, maxiter=6, opts=OPTS)
-    last = learn(ll, par, 2e-2, lam0=first.lam, maxiter=6, opts=OPTS)
+    first = learn(ll, par, 5e-3, lam0=lam0, maxiter=3, opts=OPTS)
+    last = learn(ll, par, 2e-2, lam0=first.lam, maxiter=3, opts=OPTS)
     assert res.objective == pytest.approx(last.objective, rel=1e-9)
     assert res.evaluations == first.evaluations + last.evaluations
     with pytest.raises(ValueError, match="fractions"):
