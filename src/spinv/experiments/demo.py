@@ -213,8 +213,8 @@ def _curves(training: dict):
 
 
 def _write_outputs(out: Path, results: dict, recs: dict, data: CTData) -> None:
-    from spinv.report import save_figure
     from spinv.atomic import atomic_write_bytes
+    from spinv.report import save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     metrics = results["metrics"]
