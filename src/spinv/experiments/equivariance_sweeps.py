@@ -27,14 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from spinv.experiments.equivariance import image_metrics
+from spinv.experiments.equivariance import image_metrics, reconstruct_all
 from spinv.experiments.equivariance_baselines import baseline_metrics
 from spinv.experiments.equivariance_data import available, data_to, prepare_data, train_model
 from spinv.report import save_figure, violin_figure
 
 __all__ = [
     "evaluate_model",
-    "reconstruct_all",
     "run_groups",
     "run_sweep_n",
     "setup_run",
@@ -119,15 +118,6 @@ def train_and_time(cfg: dict[str, Any], data, group: str | None, desc: str, prog
                            cfg["bf16"], cfg["seed"], update)
     finally:
         bar.close()
-
-
-def reconstruct_all(model, y: torch.Tensor, bf16: bool = False) -> torch.Tensor:
-    """``model`` applied to each measurement of ``y`` (no gradients). Unlike
-    :func:`spinv.experiments.equivariance.reconstruct_all`, complex (MRI) reconstructions stay
-    complex, so that the metrics see their modulus rather than their real part."""
-    with torch.no_grad(), torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=bf16):
-        out = torch.cat([model(y[i : i + 1]) for i in range(len(y))])
-    return out if out.is_complex() else out.float()
 
 
 def evaluate_model(model, data, bf16: bool = False, keep: dict | None = None) -> dict[str, dict]:

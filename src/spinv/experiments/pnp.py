@@ -212,12 +212,12 @@ def run_pnp(cfg: dict, out: str | os.PathLike, progress: bool = True,
     from spinv.experiments.pnp_protocol import (
         evenly_spaced,
         grid_search,
-        log_search,
         make_case,
         run_pnp_method,
         run_tv,
     )
     from spinv.training.data import load_images_for
+    from spinv.variational.reconstruct import log_search
 
     t_start = time.perf_counter()
     device = _setup(cfg)

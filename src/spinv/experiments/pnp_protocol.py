@@ -17,8 +17,8 @@ The free parameters of Plug-and-Play are the denoiser's strength and the data we
 - TV: the weight :math:`\\alpha` of :math:`\\tfrac12\\|Au-y\\|^2+\\alpha\\,TV(u)`.
 
 :func:`grid_search` scores every point of a grid by the mean PSNR (data range 1) of the final
-iterate on the validation slices; :func:`log_search` refines a 1-D logarithmic grid by golden
-sections (TV's :math:`\\alpha`).
+iterate on the validation slices; :func:`~spinv.variational.reconstruct.log_search` refines a
+1-D logarithmic grid by golden sections (TV's :math:`\\alpha`).
 
 >>> grid_search(lambda p: -(p["w"] - 0.3) ** 2, [{"w": w} for w in (0.1, 0.3, 0.9)])[0]
 {'w': 0.3}
@@ -36,7 +36,7 @@ import torch
 
 from spinv.learned.pnp import RelaxedDenoiser, _operator_norm, pnp_admm, pnp_proximal_gradient
 
-__all__ = ["Case", "make_case", "image_metrics", "run_pnp_method", "grid_search", "log_search",
+__all__ = ["Case", "make_case", "image_metrics", "run_pnp_method", "grid_search",
            "run_tv", "evenly_spaced"]
 
 
@@ -156,44 +156,6 @@ def grid_search(score: Callable[[dict], float], grid: Sequence[dict],
         if best is None or value > best_value:
             best, best_value = dict(params), value
     return best, table
-
-
-def log_search(score: Callable[[float], float], grid: Sequence[float],
-               refine: int = 6) -> tuple[float, list[tuple[float, float]]]:
-    """Maximise ``score`` over positive values: the log-spaced ``grid``, then ``refine``
-    golden-section steps in :math:`\\log` between the best point's neighbours (unimodal
-    assumption). Returns the best value and every ``(value, score)`` evaluated.
-
-    >>> best, hist = log_search(lambda a: -math.log(a / 0.02) ** 2, [1e-3, 1e-2, 1e-1], 12)
-    >>> round(best, 3)
-    0.02
-    """
-    grid = sorted(float(a) for a in grid)
-    if not grid or grid[0] <= 0:
-        raise ValueError(f"grid={grid!r}: expected a non-empty list of positive values")
-    cache: dict[float, float] = {}
-
-    def f(a: float) -> float:
-        if a not in cache:
-            v = float(score(a))
-            cache[a] = v if math.isfinite(v) else -math.inf
-        return cache[a]
-
-    values = [f(a) for a in grid]
-    i = max(range(len(grid)), key=values.__getitem__)
-    if len(grid) >= 2 and refine > 0:
-        lo, hi = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, len(grid) - 1)])
-        ratio = (math.sqrt(5) - 1) / 2
-        c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        for _ in range(refine):
-            if f(math.exp(c)) >= f(math.exp(d)):
-                hi, d = d, c
-                c = hi - ratio * (hi - lo)
-            else:
-                lo, c = c, d
-                d = lo + ratio * (hi - lo)
-    best = max(cache, key=cache.get)
-    return best, sorted(cache.items())
 
 
 def run_tv(case: Case, alpha: float, iterations: int = 300, with_ssim: bool = True,

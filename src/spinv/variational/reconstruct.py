@@ -325,6 +325,45 @@ def _psnr(u: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return psnr(u.float(), ref.float())
 
 
+def log_search(score: Callable[[float], float], grid: Sequence[float],
+               refine: int = 6) -> tuple[float, list[tuple[float, float]]]:
+    """Maximise ``score`` over positive values: the log-spaced ``grid``, then ``refine``
+    golden-section steps in :math:`\\log` between the best point's neighbours (unimodal
+    assumption). A non-finite score counts as :math:`-\\infty`. Returns the best value and every
+    ``(value, score)`` evaluated, sorted by value.
+
+    >>> best, hist = log_search(lambda a: -math.log(a / 0.02) ** 2, [1e-3, 1e-2, 1e-1], 12)
+    >>> round(best, 3)
+    0.02
+    """
+    grid = sorted(float(a) for a in grid)
+    if not grid or grid[0] <= 0:
+        raise ValueError(f"grid={grid!r}: expected a non-empty list of positive values")
+    cache: dict[float, float] = {}
+
+    def f(a: float) -> float:
+        if a not in cache:
+            v = float(score(a))
+            cache[a] = v if math.isfinite(v) else -math.inf
+        return cache[a]
+
+    values = [f(a) for a in grid]
+    i = max(range(len(grid)), key=values.__getitem__)
+    if len(grid) >= 2 and refine > 0:
+        lo, hi = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, len(grid) - 1)])
+        ratio = (math.sqrt(5) - 1) / 2
+        c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        for _ in range(refine):
+            if f(math.exp(c)) >= f(math.exp(d)):
+                hi, d = d, c
+                c = hi - ratio * (hi - lo)
+            else:
+                lo, c = c, d
+                d = lo + ratio * (hi - lo)
+    best = max(cache, key=cache.get)
+    return best, sorted(cache.items())
+
+
 def tune_alpha(
     simulate: Callable[[torch.Tensor], tuple[object, torch.Tensor]],
     images_train: torch.Tensor | np.ndarray,
@@ -357,40 +396,21 @@ def tune_alpha(
         raise ValueError(f"grid={grid!r}: expected a non-empty list of positive floats")
     grid = sorted(float(a) for a in grid)
     operator, y = simulate(images_train)
-    cache: dict[float, float] = {}
 
     def score(alpha: float) -> float:
-        if alpha not in cache:
-            u = reconstruct_variational(
-                operator, y, method, alpha, reference=reference, **recon_kwargs
-            )
-            cache[alpha] = float(_psnr(u, images_train).mean())
-        return cache[alpha]
+        u = reconstruct_variational(operator, y, method, alpha, reference=reference, **recon_kwargs)
+        return float(_psnr(u, images_train).mean())
 
-    values = [score(a) for a in grid]
-    best = int(np.argmax(values))
-    if len(grid) >= 2 and golden_iterations > 0:
-        lo = math.log(grid[max(best - 1, 0)])
-        hi = math.log(grid[min(best + 1, len(grid) - 1)])
-        ratio = (math.sqrt(5) - 1) / 2
-        c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        for _ in range(golden_iterations):
-            if score(math.exp(c)) >= score(math.exp(d)):
-                hi, d = d, c
-                c = hi - ratio * (hi - lo)
-            else:
-                lo, c = c, d
-                d = lo + ratio * (hi - lo)
-    alpha = max(cache, key=cache.get)
+    alpha, history = log_search(score, grid, golden_iterations)
     if return_history:
-        alphas = sorted(cache)
-        return alpha, {"alphas": alphas, "psnr": [cache[a] for a in alphas]}
+        return alpha, {"alphas": [a for a, _ in history], "psnr": [v for _, v in history]}
     return alpha
 
 
 __all__ = [
     "METHODS",
     "History",
+    "log_search",
     "make_regulariser",
     "reconstruct_variational",
     "tune_alpha",
