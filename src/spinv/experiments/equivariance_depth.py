@@ -46,7 +46,7 @@ from spinv.experiments.equivariance_sweeps import (
     load_run_data,
     setup_run,
     train_and_time,
-    write_text,
+    write_payload,
 )
 
 __all__ = ["lpg_iterates", "run_depth"]
@@ -146,20 +146,14 @@ def format_depth_markdown(payload: dict[str, Any]) -> str:
                      f"({e['best_iteration']}) | {e['final']:.2f} |")
     p = r["pdhg"]["mean_psnr_roi"]
     lines.append(f"| TV-PDHG | - | {max(p):.2f} ({int(np.argmax(p)) + 1}) | {p[-1]:.2f} |")
-    if payload["notes"]:
-        lines += ["", "Notes:", *[f"- {n}" for n in payload["notes"]]]
     return "\n".join(lines) + "\n"
 
 
 def write_depth_outputs(payload: dict[str, Any], out: Path) -> list[Path]:
     """``results.json``, ``results.md`` and ``psnr_vs_iteration.png``."""
-    import json
-
     from spinv.report import _plt, save_figure
 
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "results.json", json.dumps(payload, indent=2) + "\n")
-    write_text(out / "results.md", format_depth_markdown(payload))
+    written = write_payload(out, payload, format_depth_markdown(payload))
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     for name, e in payload["results"]["learned"].items():
@@ -173,5 +167,4 @@ def write_depth_outputs(payload: dict[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("PSNR in ROI (dB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return [out / "results.json", out / "results.md",
-            save_figure(fig, out / "psnr_vs_iteration.png")]
+    return [*written, save_figure(fig, out / "psnr_vs_iteration.png")]

@@ -19,7 +19,6 @@ the per-image ROI PSNR/SSIM (top and bottom 5 % trimmed, :func:`spinv.report.vio
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from spinv.atomic import atomic_write_json, atomic_write_text
 from spinv.experiments.equivariance import image_metrics, reconstruct_all
 from spinv.experiments.equivariance_baselines import baseline_metrics
 from spinv.experiments.equivariance_data import available, data_to, prepare_data, train_model
@@ -37,18 +37,22 @@ __all__ = [
     "run_groups",
     "run_sweep_n",
     "setup_run",
-    "write_text",
+    "write_payload",
 ]
 
 SETS = ("upright", "rotated")
 METRICS = (("psnr_roi", "PSNR in ROI (dB)"), ("ssim_roi", "SSIM in ROI"))
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file, then rename)."""
-    from spinv.training.checkpoint import atomic_write_bytes
-
-    atomic_write_bytes(Path(path), text.encode())
+def write_payload(out: Path, payload: dict[str, Any], markdown: str) -> list[Path]:
+    """``results.json`` (the payload) and ``results.md`` (``markdown`` followed by the payload's
+    notes) in ``out``, each written atomically; returns their paths."""
+    if payload["notes"]:
+        markdown += "\nNotes:\n" + "".join(f"- {n}\n" for n in payload["notes"])
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "results.json", payload)
+    atomic_write_text(out / "results.md", markdown)
+    return [out / "results.json", out / "results.md"]
 
 
 def setup_run(cfg: dict[str, Any]) -> torch.device:
@@ -300,17 +304,12 @@ def format_markdown(payload: dict[str, Any]) -> str:
     if payload.get("baselines"):
         lines += ["", f"TV: alpha = {payload['baselines']['alpha']:.3g}, tuned on "
                   f"{s.get('tune_images', '?')} training slices."]
-    if payload["notes"]:
-        lines += ["", "Notes:", *[f"- {n}" for n in payload["notes"]]]
     return "\n".join(lines) + "\n"
 
 
 def write_outputs(payload: dict[str, Any], out: Path) -> list[Path]:
     """``results.json``, ``results.md`` and one violin plot per test set and ROI metric."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "results.json", json.dumps(payload, indent=2) + "\n")
-    write_text(out / "results.md", format_markdown(payload))
-    written = [out / "results.json", out / "results.md"]
+    written = write_payload(out, payload, format_markdown(payload))
     entries = _flat_entries(payload)
     for split in SETS:
         for key, ylabel in METRICS:
