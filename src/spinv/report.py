@@ -38,6 +38,18 @@ def _plt():
     return plt
 
 
+def image_panel(ax, image, label: str | None = None, fontsize: float = 8, pad: float = 1.5) -> None:
+    """Show ``image`` (values clipped to [0, 1], grey, no ticks) on ``ax``, with ``label`` (e.g.
+    SSIM and PSNR) printed in yellow in its top-left corner."""
+    ax.imshow(np.clip(np.asarray(image, dtype=float), 0.0, 1.0), cmap="gray", vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if label is not None:
+        ax.text(0.02, 0.98, label, transform=ax.transAxes, va="top", ha="left",
+                fontsize=fontsize, color="yellow",
+                bbox={"facecolor": "black", "alpha": 0.5, "pad": pad, "lw": 0})
+
+
 def example_figure(ex: dict, title: str = "") -> Any:
     """Grid of examples: rows = images, columns = ground truth, baseline, reconstruction; the
     SSIM (top) and PSNR (bottom) of each reconstruction are printed on it, as in Figure 2.9."""
@@ -50,16 +62,10 @@ def example_figure(ex: dict, title: str = "") -> Any:
     fig, axes = plt.subplots(k, len(cols), figsize=(2.4 * len(cols), 2.4 * k), squeeze=False)
     for i in range(k):
         for j, (name, key, pk, sk) in enumerate(cols):
-            ax = axes[i, j]
-            ax.imshow(np.clip(ex[key][i], 0.0, 1.0), cmap="gray", vmin=0.0, vmax=1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            label = None if pk is None else f"{float(ex[sk][i]):.3f}\n{float(ex[pk][i]):.2f} dB"
+            image_panel(axes[i, j], ex[key][i], label)
             if i == 0:
-                ax.set_title(name, fontsize=9)
-            if pk is not None:
-                ax.text(0.02, 0.98, f"{float(ex[sk][i]):.3f}\n{float(ex[pk][i]):.2f} dB",
-                        transform=ax.transAxes, va="top", ha="left", fontsize=8, color="yellow",
-                        bbox={"facecolor": "black", "alpha": 0.5, "pad": 1.5, "lw": 0})
+                axes[i, j].set_title(name, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -154,7 +154,7 @@ def format_table(results: dict) -> str:
 
 
 def _examples_figure(recs: dict, data: CTData, metrics: dict, index: int = 0):
-    from spinv.report import _plt
+    from spinv.report import _plt, image_panel
 
     plt = _plt()
     rows = (("upright", data.x_test), ("rotated", data.x_rot))
@@ -164,19 +164,15 @@ def _examples_figure(recs: dict, data: CTData, metrics: dict, index: int = 0):
         for j, name in enumerate(cols):
             img = x[index, 0] if j == 0 else recs[name][split][index, 0]
             ax = axes[i, j]
-            ax.imshow(img.detach().float().clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            label = None
+            if j > 0:
+                m = metrics[name][split]
+                label = f"{m['psnr_roi'][index]:.2f} dB\nSSIM {m['ssim_roi'][index]:.3f}"
+            image_panel(ax, img.detach().float().numpy(), label, fontsize=7, pad=1.2)
             if i == 0:
                 ax.set_title(name, fontsize=8)
             if j == 0:
                 ax.set_ylabel(split, fontsize=9)
-            else:
-                m = metrics[name][split]
-                label = f"{m['psnr_roi'][index]:.2f} dB\nSSIM {m['ssim_roi'][index]:.3f}"
-                ax.text(0.02, 0.98, label,
-                        transform=ax.transAxes, va="top", ha="left", fontsize=7, color="yellow",
-                        bbox={"facecolor": "black", "alpha": 0.5, "pad": 1.2, "lw": 0})
     fig.suptitle("held-out ct-head slice: PSNR/SSIM inside the body mask", fontsize=9)
     fig.tight_layout()
     return fig

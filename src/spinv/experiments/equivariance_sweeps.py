@@ -30,7 +30,7 @@ from spinv.atomic import atomic_write_json, atomic_write_text
 from spinv.experiments.equivariance import image_metrics, reconstruct_all
 from spinv.experiments.equivariance_baselines import baseline_metrics
 from spinv.experiments.equivariance_data import available, data_to, prepare_data, train_model
-from spinv.report import save_figure, violin_figure
+from spinv.report import image_panel, save_figure, violin_figure
 
 __all__ = [
     "evaluate_model",
@@ -218,16 +218,10 @@ def examples_figure(data, recs: dict, row: dict, split: str, title: str, k: int 
         images = [("ground truth", x[i, 0], None)]
         images += [(n, recs[n][split][i, 0], row[n][split]) for n in names]
         for j, (name, img, m) in enumerate(images):
-            ax = axes[i, j]
-            ax.imshow(img.clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            label = None if m is None else f"{m['ssim_roi'][i]:.3f}\n{m['psnr_roi'][i]:.2f} dB"
+            image_panel(axes[i, j], img.numpy(), label, fontsize=7, pad=1.2)
             if i == 0:
-                ax.set_title(name, fontsize=9)
-            if m is not None:
-                ax.text(0.02, 0.98, f"{m['ssim_roi'][i]:.3f}\n{m['psnr_roi'][i]:.2f} dB",
-                        transform=ax.transAxes, va="top", ha="left", fontsize=7, color="yellow",
-                        bbox={"facecolor": "black", "alpha": 0.5, "pad": 1.2, "lw": 0})
+                axes[i, j].set_title(name, fontsize=9)
     fig.suptitle(title, fontsize=10)
     return fig
 
