@@ -69,6 +69,9 @@ class ProblemConfig:
     ``mu`` (null: :func:`spinv.operators.noise.default_mu` of the image size).
     ``mri``: :math:`y = SFu + \\varepsilon`, complex Gaussian :math:`\\varepsilon` of standard
     deviation ``noise_sigma``; ``denoise``: :math:`y = u + \\varepsilon`, Gaussian.
+    ``upsample`` (CT): project on a grid that many times finer than the reconstruction grid
+    (:func:`spinv.operators.ct.simulate_ct`; 2 avoids the inverse crime as in thesis §2.5.1,
+    1 projects with the model's own operator).
     """
 
     kind: Literal["ct", "mri", "denoise"] = "denoise"
@@ -78,6 +81,7 @@ class ProblemConfig:
     mu: float | None = field(default=None, metadata=_rng(0.0, lo_open=True))
     mask: MaskConfig = field(default_factory=MaskConfig)
     noise_sigma: float = field(default=0.1, metadata=_rng(0.0))
+    upsample: int = field(default=1, metadata=_rng(1, 8))
 
 
 @dataclass(frozen=True)
@@ -85,13 +89,16 @@ class DataConfig:
     """Ground truth: bundled dataset name (``ct-head``, ``brain-t1``, ``natural``) or a path.
 
     ``n_train``: training-set size :math:`N` (null: all training images), ``rotate_train``:
-    apply a random rotation to each training sample, ``val_size``: fixed validation images.
+    apply a random rotation to each training sample, ``val_size``: fixed validation images,
+    ``resize``: how images are brought to ``image_size`` (antialiased ``bilinear``, or ``area``
+    averaging as in the chapter-2 experiments).
     """
 
     dataset: str = "natural"
     n_train: int | None = field(default=None, metadata=_rng(1))
     rotate_train: bool = False
     val_size: int = field(default=4, metadata=_rng(0))
+    resize: Literal["bilinear", "area"] = "bilinear"
 
 
 @dataclass(frozen=True)

@@ -109,13 +109,16 @@ def make_operator(problem: ProblemConfig) -> torch.nn.Module:
 # ----------------------------------------------------------------------------- images
 
 
-def _to_square(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Centre-crop ``(N, 1, H, W)`` to a square and resize (antialiased bilinear) to ``size``."""
+def _to_square(x: torch.Tensor, size: int, resize: str = "bilinear") -> torch.Tensor:
+    """Centre-crop ``(N, 1, H, W)`` to a square and resize to ``size`` (antialiased bilinear, or
+    area averaging when ``resize="area"`` and the image shrinks)."""
     h, w = x.shape[-2:]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
     x = x[..., top : top + s, left : left + s]
-    if s != size:
+    if s != size and resize == "area" and s > size:
+        x = F.interpolate(x, size=(size, size), mode="area")
+    elif s != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=s > size,
                           align_corners=False)
     return x.clamp(0.0, 1.0).contiguous()
@@ -137,12 +140,13 @@ def _as_stack(arr: Any, where: str) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _load_cached(dataset: str, split: str, image_size: int) -> torch.Tensor:
+def _load_cached(dataset: str, split: str, image_size: int,
+                 resize: str = "bilinear") -> torch.Tensor:
     if dataset in BUNDLED:
         from spinv.data import load_dataset
 
         arr = load_dataset(dataset, split)
-        return _to_square(_as_stack(arr, f"dataset {dataset!r}"), image_size)
+        return _to_square(_as_stack(arr, f"dataset {dataset!r}"), image_size, resize)
     path = Path(dataset).expanduser()
     if not path.exists():
         raise FileNotFoundError(
@@ -153,10 +157,11 @@ def _load_cached(dataset: str, split: str, image_size: int) -> torch.Tensor:
 
     # load_images scales the whole stack to [0, 1] (min-max over the stack)
     imgs = _as_stack(load_images(str(path)), f"images in {str(path)!r}")
-    return _to_square(imgs, image_size)
+    return _to_square(imgs, image_size, resize)
 
 
-def load_images_for(dataset: str, split: str, image_size: int, val_size: int = 0) -> torch.Tensor:
+def load_images_for(dataset: str, split: str, image_size: int, val_size: int = 0,
+                    resize: str = "bilinear") -> torch.Tensor:
     """Ground-truth images ``(N, 1, n, n)`` float32 in [0, 1] of a bundled dataset split or of a
     user's path (file or folder read by :func:`spinv.data.io.load_images`).
 
@@ -166,8 +171,8 @@ def load_images_for(dataset: str, split: str, image_size: int, val_size: int = 0
     if split not in ("train", "val", "test"):
         raise ValueError(f"split={split!r}: expected 'train', 'val' or 'test'")
     if dataset in BUNDLED:
-        return _load_cached(dataset, split, image_size)
-    imgs = _load_cached(os.fspath(dataset), "all", image_size)
+        return _load_cached(dataset, split, image_size, resize)
+    imgs = _load_cached(os.fspath(dataset), "all", image_size, resize)
     if split == "test":
         return imgs
     n = imgs.shape[0]
@@ -215,6 +220,15 @@ class Simulator:
         from spinv.operators import noise
 
         p = self.problem
+        if p.kind == "ct" and p.upsample > 1:
+            from spinv.operators.ct import simulate_ct
+
+            n_det = getattr(self.operator, "n_detectors", None)
+            return torch.cat([
+                simulate_ct(x[j : j + 1], p.n_angles, photons=p.photons, mu=self.mu,
+                            upsample=p.upsample, generator=g, n_detectors=n_det)
+                for j, g in enumerate(generators)
+            ])
         if p.kind == "ct":
             clean = self.operator(x)
             if p.photons is None:
@@ -287,10 +301,10 @@ class TrainingData:
         self.simulator = Simulator(cfg.problem, operator)
         d, n = cfg.data, cfg.problem.image_size
         if images is None:
-            images = load_images_for(d.dataset, "train", n, d.val_size)
+            images = load_images_for(d.dataset, "train", n, d.val_size, d.resize)
         if val_images is None:
             val_images = (
-                load_images_for(d.dataset, "val", n, d.val_size)[: d.val_size]
+                load_images_for(d.dataset, "val", n, d.val_size, d.resize)[: d.val_size]
                 if d.val_size > 0 else images[:0]
             )
         if images.ndim != 4 or images.shape[1] != 1 or tuple(images.shape[-2:]) != (n, n):

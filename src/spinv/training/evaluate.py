@@ -80,7 +80,8 @@ def evaluate_model(
         operator = make_operator(cfg.problem)
     dev = next((p.device for p in model.parameters()), torch.device("cpu"))
     operator = operator.to(dev)
-    images = load_images_for(dataset, split, cfg.problem.image_size, cfg.data.val_size)
+    images = load_images_for(dataset, split, cfg.problem.image_size, cfg.data.val_size,
+                             cfg.data.resize)
     if n_images is not None:
         if n_images < 1:
             raise ValueError(f"n_images={n_images}: expected a positive integer")
