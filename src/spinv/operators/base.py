@@ -61,6 +61,21 @@ class LinearOperator(nn.Module):
         """The normal operator :math:`A^*A x`."""
         return self.adjoint(self.forward(x))
 
+    #: Name of :meth:`analytic`'s reconstruction, as used in tables and on the command line.
+    analytic_name: str = "adjoint"
+
+    def analytic(self, y: torch.Tensor) -> torch.Tensor:
+        """The analytic (non-iterative) reconstruction :math:`u_0(y)` of data ``y``.
+
+        The one place where "FBP if available, else the adjoint" is decided: the default is
+        the adjoint :math:`A^*y`; :class:`~spinv.operators.ParallelBeamCT` overrides it with
+        filtered back-projection, :class:`~spinv.operators.SubsampledFourier` with zero
+        filling :math:`F^{-1}S^*y` (which is its adjoint) and :class:`Identity` returns ``y``.
+        :attr:`analytic_name` names the result (``"adjoint"``, ``"fbp"``, ``"zero-filled"``,
+        ``"noisy"``).
+        """
+        return self.adjoint(y)
+
     def _device(self) -> torch.device:
         for t in list(self.parameters()) + list(self.buffers()):
             return t.device
@@ -126,7 +141,14 @@ class LinearOperator(nn.Module):
 
 
 class Identity(LinearOperator):
-    """The identity :math:`A = I` (denoising as an inverse problem)."""
+    """The identity :math:`A = I` (denoising as an inverse problem); its analytic
+    reconstruction is the noisy data itself."""
+
+    analytic_name = "noisy"
+
+    def analytic(self, y: torch.Tensor) -> torch.Tensor:
+        """The data ``y`` itself (:math:`A^* = I`)."""
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x

@@ -393,6 +393,12 @@ class ParallelBeamCT(LinearOperator):
         scale = math.pi / (self.n_angles * self.pixel_size**2)
         return self.adjoint(filter_sinogram(y, filter)) * scale
 
+    analytic_name = "fbp"
+
+    def analytic(self, y: torch.Tensor, filter: str = "ramp") -> torch.Tensor:
+        """The analytic reconstruction of CT data: :meth:`fbp` (ramp filter by default)."""
+        return self.fbp(y, filter=filter)
+
     def extra_repr(self) -> str:
         return (
             f"image_size={self.image_size}, n_angles={self.n_angles}, "

@@ -195,6 +195,13 @@ class SubsampledFourier(LinearOperator):
         """Zero-filled reconstruction :math:`F^{-1}(S^* y)` (thesis Fig. 2.6), i.e. the adjoint."""
         return self.adjoint(y)
 
+    analytic_name = "zero-filled"
+
+    def analytic(self, y: torch.Tensor) -> torch.Tensor:
+        """The analytic reconstruction of MRI data: zero filling :math:`F^{-1}S^*y`, which is
+        the adjoint :math:`A^*y` (so the base-class default, named ``"zero-filled"``)."""
+        return self.adjoint(y)
+
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """:math:`A^*A x = F^{-1} S^2 F x`, computed without the two shifts."""
         self._check(x, "x")
