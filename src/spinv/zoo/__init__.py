@@ -1,0 +1,238 @@
+"""The model zoo: trained models that ship inside the package, each with its provenance.
+
+An entry ``spinv/zoo/<name>/`` holds
+
+* ``model/``: a weights-only checkpoint (``weights.safetensors`` + ``meta.json``, the format of
+  :mod:`spinv.training.checkpoint`, without optimiser state), loaded by
+  :func:`spinv.training.load_model` -- so it rebuilds from its own config and problem and its
+  SHA-256 is checked on every load;
+* ``provenance.json``: what produced it and what it measured at release -- the training config,
+  the problem, data split, steps, seed, CPU seconds, precision, spinv commit, the SHA-256 of the
+  weights, and ``release_metrics``: held-out PSNR/SSIM measured by :func:`measure` (the command
+  that reproduces them is stored beside them);
+* ``log.jsonl``: the training log (learning curve), when the run had one.
+
+Nothing is downloaded: the weights are package data. :func:`verify` re-measures an entry and
+compares with the figures recorded at release; :func:`release` turns a finished training run
+into an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spinv.atomic import atomic_write_json
+
+__all__ = [
+    "ZOO_ROOT",
+    "ZooEntry",
+    "get_model",
+    "list_models",
+    "measure",
+    "release",
+    "resolve_model",
+    "verify",
+]
+
+ZOO_ROOT = Path(__file__).resolve().parent
+PROVENANCE = "provenance.json"
+MODEL_DIR = "model"
+#: largest |difference| (dB for PSNR, absolute for SSIM) that :func:`verify` accepts; the same
+#: command on another CPU differs in the last float32 bits, which moves PSNR by ~1e-4 dB.
+TOLERANCE = {"psnr": 0.05, "ssim": 0.002}
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One shipped model: its ``name``, folder ``path`` and parsed ``provenance``."""
+
+    name: str
+    path: Path
+    provenance: dict
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / MODEL_DIR
+
+    def summary(self) -> str:
+        """One line: problem, model, training budget and the held-out PSNR at release."""
+        p = self.provenance
+        metrics = p.get("release_metrics", {}).get("summary", {})
+        psnr = metrics.get("psnr", {}).get("mean")
+        budget = f"{p.get('steps', '?')} steps, {p.get('cpu_seconds', 0) / 3600:.1f} CPU-h"
+        score = f", held-out PSNR {psnr:.2f} dB" if psnr is not None else ""
+        return f"{self.name}: {p.get('description', '')} ({budget}{score})"
+
+
+def _entry(path: Path) -> ZooEntry:
+    prov_path = path / PROVENANCE
+    try:
+        provenance = json.loads(prov_path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"zoo entry {str(path)!r}: unreadable {PROVENANCE} ({err})") from None
+    return ZooEntry(path.name, path, provenance)
+
+
+def list_models(root: str | os.PathLike = ZOO_ROOT) -> list[ZooEntry]:
+    """Every entry of the zoo at ``root``, sorted by name."""
+    base = Path(root)
+    return [_entry(p) for p in sorted(base.iterdir()) if (p / PROVENANCE).is_file()]
+
+
+def get_model(name: str, root: str | os.PathLike = ZOO_ROOT) -> ZooEntry:
+    """The entry ``name``; ``ValueError`` listing the shipped names otherwise."""
+    path = Path(root) / name
+    if not name or "/" in name or not (path / PROVENANCE).is_file():
+        names = ", ".join(e.name for e in list_models(root)) or "(none)"
+        raise ValueError(f"no model named {name!r} in the zoo; shipped: {names} "
+                         "(`spinv models list`), or pass a run directory")
+    return _entry(path)
+
+
+def resolve_model(name_or_path: str | os.PathLike, root: str | os.PathLike = ZOO_ROOT) -> Path:
+    """A checkpoint path for a run directory, a checkpoint directory or a zoo name."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    return get_model(str(name_or_path), root).checkpoint
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=ZOO_ROOT, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+@torch.no_grad()
+def measure(checkpoint: str | os.PathLike, split: str = "test") -> dict:
+    """Held-out metrics of a checkpoint: :func:`spinv.training.evaluate.evaluate_model` on
+    ``split`` of its own dataset, with the region-of-interest metrics of its problem kind (body
+    mask for CT, foreground for MRI) and the evaluation seed 1234 (fixed noise)."""
+    from spinv.training import load_model
+    from spinv.training.evaluate import evaluate_model
+
+    model, cfg = load_model(checkpoint)
+    metrics, _ = evaluate_model(model, cfg, cfg.data.dataset, split=split, roi=True, seed=1234,
+                                batch_size=cfg.eval.batch_size)
+    return metrics
+
+
+def _cpu_seconds(run: Path) -> float | None:
+    summary = run / "summary.json"
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        for key in ("cpu_seconds", "cpu_seconds_total"):
+            if isinstance(data.get(key), (int, float)):
+                return float(data[key])
+    log = run / "log.jsonl"
+    if log.is_file():  # wall-clock elapsed time per session, summed (1 thread: ~ CPU time)
+        total, last = 0.0, 0.0
+        for line in log.read_text().splitlines():
+            rec = json.loads(line)
+            if "elapsed" in rec:
+                if rec["elapsed"] < last:
+                    total += last
+                last = rec["elapsed"]
+        return total + last
+    return None
+
+
+def release(run: str | os.PathLike, name: str, description: str,
+            root: str | os.PathLike = ZOO_ROOT, force: bool = False) -> ZooEntry:
+    """Make a zoo entry ``name`` from the latest checkpoint of the training run ``run``.
+
+    The weights are re-saved without optimiser state, the held-out metrics are measured with
+    :func:`measure`, and the provenance is written last, so a folder without ``provenance.json``
+    is never taken for an entry. An existing entry is replaced only with ``force``.
+    """
+    from spinv.training import load_model
+    from spinv.training.checkpoint import read_checkpoint, save_checkpoint
+
+    run_path = Path(run)
+    dest = Path(root) / name
+    if dest.exists() and not force:
+        raise ValueError(f"zoo entry {str(dest)!r} exists; pass force=True to replace it")
+    ck = read_checkpoint(run_path)
+    model, cfg = load_model(run_path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=Path(root)))
+    try:
+        save_checkpoint(tmp / MODEL_DIR, model, None, int(ck.metadata["step"]), cfg)
+        ckpt = tmp / MODEL_DIR / f"ckpt-{int(ck.metadata['step']):06d}"
+        os.replace(ckpt, tmp / "staged")
+        shutil.rmtree(tmp / MODEL_DIR)
+        os.replace(tmp / "staged", tmp / MODEL_DIR)
+        if (run_path / "log.jsonl").is_file():
+            shutil.copyfile(run_path / "log.jsonl", tmp / "log.jsonl")
+        metrics = measure(tmp / MODEL_DIR)
+        provenance: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "config": cfg.to_dict(),
+            "problem": cfg.to_dict()["problem"],
+            "data": {"dataset": cfg.data.dataset, "train_split": "train",
+                     "n_train": cfg.data.n_train, "validation_split": "val",
+                     "test_split": "test"},
+            "steps": int(ck.metadata["step"]),
+            "scheduled_steps": cfg.train.steps,
+            "seed": cfg.train.seed,
+            "precision": "float32",
+            "cpu_seconds": _cpu_seconds(run_path),
+            "torch_threads": cfg.train.num_threads,
+            "commit": _git_commit(),
+            "weights_sha256": _sha256(tmp / MODEL_DIR / "weights.safetensors"),
+            "released": time.strftime("%Y-%m-%d", time.gmtime()),
+            "release_metrics": {k: metrics[k] for k in ("dataset", "split", "roi", "seed",
+                                                        "n_images", "summary")},
+            "measure_command": f"spinv models verify {name}",
+        }
+        atomic_write_json(tmp / PROVENANCE, provenance)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _entry(dest)
+
+
+def verify(name: str, root: str | os.PathLike = ZOO_ROOT) -> list[dict]:
+    """Re-measure entry ``name`` and compare with its release metrics: one row per figure
+    (``metric``, ``released``, ``measured``, ``difference``, ``ok``). The weights' SHA-256 is
+    checked against the provenance first."""
+    entry = get_model(name, root)
+    weights = entry.checkpoint / "weights.safetensors"
+    recorded = entry.provenance.get("weights_sha256")
+    if recorded is None or _sha256(weights) != recorded:
+        raise ValueError(f"zoo entry {name!r}: {str(weights)!r} does not match the SHA-256 in "
+                         f"{PROVENANCE}; reinstall spinv")
+    released = entry.provenance["release_metrics"]["summary"]
+    measured = measure(entry.checkpoint, entry.provenance["release_metrics"]["split"])["summary"]
+    rows = []
+    for key in ("psnr", "ssim", "baseline_psnr", "baseline_ssim"):
+        a, b = released[key]["mean"], measured[key]["mean"]
+        tol = TOLERANCE["ssim" if key.endswith("ssim") else "psnr"]
+        rows.append({"metric": key, "released": a, "measured": b, "difference": b - a,
+                     "ok": abs(b - a) <= tol})
+    return rows
