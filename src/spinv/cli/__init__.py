@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "spinv.cli.simulate_cmd",
     "spinv.cli.reconstruct_cmd",
     "spinv.cli.train_cmd",
+    "spinv.cli.models_cmd",
     "spinv.cli.sampling_cmd",
     "spinv.cli.lipschitz_cmd",
     "spinv.cli.generative_cmd",
