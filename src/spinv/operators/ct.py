@@ -69,7 +69,9 @@ from spinv.operators.base import LinearOperator
 from spinv.operators.fbp import FILTERS, filter_sinogram
 from spinv.operators.noise import DEFAULT_ETA, DEFAULT_PHOTONS, default_mu, poisson_post_log
 
-__all__ = ["ParallelBeamCT", "simulate_ct", "cache_dir", "build_joseph_matrix"]
+__all__ = [
+    "ParallelBeamCT", "simulate_ct", "fine_grid_sinogram", "cache_dir", "build_joseph_matrix",
+]
 
 _FORMAT_VERSION = 1
 _MEMO: OrderedDict[str, list] = OrderedDict()  # key -> [R, R^T or None]
@@ -218,7 +220,8 @@ class ParallelBeamCT(LinearOperator):
     Parameters
     ----------
     image_size: side ``N`` of the square image (``(B, C, N, N)`` inputs).
-    n_angles: number of views, uniform in :math:`[0, \\pi)`; ignored if ``angles`` is given.
+    n_angles: number of views, uniform in :math:`[0, r)` with :math:`r` = ``angular_range``;
+        ignored if ``angles`` is given.
     n_detectors: detector bins; default :math:`\\lceil\\sqrt2\\,N p/\\Delta s\\rceil`.
     angles: explicit view angles in radians (1-D, finite).
     detector_spacing: :math:`\\Delta s`, in the same length unit as ``pixel_size``.
@@ -226,6 +229,9 @@ class ParallelBeamCT(LinearOperator):
         square as ``(N, pixel_size=1)``; sinograms of both are in the same units.
     cache: read/write the disk cache (``$SPINV_CACHE/ct``); the matrix is always memoised
         in-process.
+    angular_range: the arc :math:`r` covered by the views (default :math:`\\pi`, a full
+        parallel-beam scan; less is limited-angle CT); FBP weights every view by
+        :math:`r / n_a`.
 
     Sinograms have shape ``(B, C, n_angles, n_detectors)``.
     """
@@ -241,17 +247,19 @@ class ParallelBeamCT(LinearOperator):
         detector_spacing: float = 1.0,
         pixel_size: float = 1.0,
         cache: bool = True,
+        angular_range: float = math.pi,
     ) -> None:
         super().__init__()
         if not _is_int(image_size) or image_size < 2:
             raise ValueError(f"image_size must be an int >= 2, got {image_size!r}")
-        for name, v in (("detector_spacing", detector_spacing), ("pixel_size", pixel_size)):
+        for name, v in (("detector_spacing", detector_spacing), ("pixel_size", pixel_size),
+                        ("angular_range", angular_range)):
             if not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         if angles is None:
             if not _is_int(n_angles) or n_angles < 1:
                 raise ValueError(f"n_angles must be a positive int, got {n_angles!r}")
-            angles = torch.linspace(0, math.pi, n_angles + 1, dtype=torch.float64)[:-1]
+            angles = torch.linspace(0, angular_range, n_angles + 1, dtype=torch.float64)[:-1]
         angles = torch.as_tensor(np.asarray(angles, dtype=np.float64)).reshape(-1)
         if angles.numel() == 0 or not bool(torch.isfinite(angles).all()):
             raise ValueError("angles must be a non-empty 1-D sequence of finite radians")
@@ -264,6 +272,7 @@ class ParallelBeamCT(LinearOperator):
         self.n_detectors = int(n_detectors)
         self.detector_spacing = float(detector_spacing)
         self.pixel_size = float(pixel_size)
+        self.angular_range = float(angular_range)
         self.register_buffer("angles", angles.to(torch.float32), persistent=False)
         self._angles64 = angles.numpy().copy()
         self._use_cache = bool(cache)
@@ -385,12 +394,13 @@ class ParallelBeamCT(LinearOperator):
         """Filtered back-projection :math:`\\frac{\\pi}{n_a p^2} R^*(h * y)` (see
         :mod:`spinv.operators.fbp`); ``filter`` in ``"ramp"``, ``"shepp-logan"``, ``"hann"``.
 
-        Assumes the views cover :math:`[0, \\pi)` uniformly (the default angles).
+        Assumes the views cover :math:`[0, r)` uniformly, :math:`r` = ``angular_range``
+        (the default angles); the weight :math:`\\pi/n_a` becomes :math:`r/n_a`.
         """
         if filter not in FILTERS:
             raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
         self._check(y, "y", self.sinogram_shape)
-        scale = math.pi / (self.n_angles * self.pixel_size**2)
+        scale = self.angular_range / (self.n_angles * self.pixel_size**2)
         return self.adjoint(filter_sinogram(y, filter)) * scale
 
     analytic_name = "fbp"
@@ -398,6 +408,19 @@ class ParallelBeamCT(LinearOperator):
     def analytic(self, y: torch.Tensor, filter: str = "ramp") -> torch.Tensor:
         """The analytic reconstruction of CT data: :meth:`fbp` (ramp filter by default)."""
         return self.fbp(y, filter=filter)
+
+    def refined(self, upsample: int) -> ParallelBeamCT:
+        """The same square, views and detector bins on a grid ``upsample`` times finer
+        (pixel side ``pixel_size / upsample``): its sinograms are directly comparable with this
+        operator's, which is how :func:`simulate_ct` avoids the inverse crime."""
+        if isinstance(upsample, bool) or not isinstance(upsample, int) or upsample < 1:
+            raise ValueError(f"upsample must be a positive int, got {upsample!r}")
+        return ParallelBeamCT(
+            self.image_size * upsample, n_detectors=self.n_detectors,
+            angles=self._angles64.copy(), detector_spacing=self.detector_spacing,
+            pixel_size=self.pixel_size / upsample, cache=self._use_cache,
+            angular_range=self.angular_range,
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -439,14 +462,31 @@ def simulate_ct(
         raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
     n = int(image.shape[-1])
     n_det = math.ceil(math.sqrt(2) * n) if n_detectors is None else n_detectors
-    fine = image
-    if upsample > 1:
-        kwargs = {"align_corners": False} if mode == "bilinear" else {}
-        fine = F.interpolate(image, scale_factor=upsample, mode=mode, **kwargs)
     op = ParallelBeamCT(n * upsample, n_angles, n_detectors=n_det, pixel_size=1.0 / upsample)
-    op = op.to(image.device)
-    sino = op(fine)
+    sino = fine_grid_sinogram(image, op, mode)
     if photons is None:
         return sino
     mu = default_mu(n) if mu is None else mu
     return poisson_post_log(sino, mu, photons=photons, eta=eta, seed=seed, generator=generator)
+
+
+def fine_grid_sinogram(
+    image: torch.Tensor, fine: ParallelBeamCT, mode: str = "bilinear"
+) -> torch.Tensor:
+    """Noiseless sinogram of the ``(B, C, N, N)`` ``image`` projected with ``fine``, an operator
+    on a grid ``fine.image_size / N`` times finer (e.g. :meth:`ParallelBeamCT.refined`): the
+    image is interpolated there first (``mode`` ``"bilinear"``, pixel centres aligned, or
+    ``"nearest"``); with ``fine.image_size == N`` it is projected as it is."""
+    if mode not in ("bilinear", "nearest"):
+        raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
+    n = int(image.shape[-1])
+    upsample = fine.image_size // n
+    if upsample < 1 or fine.image_size != upsample * n:
+        raise ValueError(
+            f"image: side {n} does not divide the fine grid's side {fine.image_size}"
+        )
+    x = image
+    if upsample > 1:
+        kwargs = {"align_corners": False} if mode == "bilinear" else {}
+        x = F.interpolate(image, scale_factor=upsample, mode=mode, **kwargs)
+    return fine.to(image.device)(x)

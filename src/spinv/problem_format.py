@@ -1,0 +1,293 @@
+"""The serialised form of a :class:`spinv.problems.Problem`: validation of its fields, the plain
+JSON-able dict (strict parsing, the mask as base64 bytes), field-by-field comparison and the
+one-line description.
+
+The dict (``version`` 1)::
+
+    {"version": 1, "kind": "ct" | "mri" | "denoise", "size": N | [H, W] | null,
+     "geometry": {"n_angles", "n_detectors", "angular_range", "pixel_size",
+                  "detector_spacing", "upsample"},                       # CT only
+     "noise": {"photons", "mu", "eta"} (CT) | {"sigma"} (MRI, denoising),
+     "mask": {"shape": [H, W], "dtype": "float32" | "float64",
+              "base64": <little-endian bytes> (or "values": nested list),
+              "recipe": {"pattern", "rate", "seed"} | null}}            # MRI only
+
+>>> from spinv.problems import ct_problem
+>>> d = ct_problem(32, n_angles=20).to_dict()
+>>> d["geometry"]["n_detectors"], d["noise"]["photons"]
+(46, 10000.0)
+>>> parse_problem_dict({**d, "views": 3})
+Traceback (most recent call last):
+...
+ValueError: problem.views: unknown key; expected one of version, kind, size, geometry, noise, mask
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from spinv.operators.noise import default_mu
+from spinv.problems import (
+    FORMAT_VERSION,
+    KINDS,
+    CTGeometry,
+    GaussianNoise,
+    MaskRecipe,
+    PoissonNoise,
+    Problem,
+)
+
+__all__ = [
+    "check_problem", "check_operator", "encode_mask", "decode_mask", "parse_problem_dict",
+    "first_difference", "describe",
+]
+
+_DTYPES = {"float32": ("<f4", torch.float32), "float64": ("<f8", torch.float64)}
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _normalise_size(size: Any) -> int | tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        h, w = size
+        for v in (h, w):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"size={size!r}: expected an int >= 1 or [H, W]")
+        return int(h) if h == w else (int(h), int(w))
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size={size!r}: expected an int >= 1 or [H, W]")
+    return int(size)
+
+
+def _need(value: Any, cls: type, name: str, kind: str) -> None:
+    if not isinstance(value, cls):
+        raise TypeError(f"{name}: kind {kind!r} needs a {cls.__name__}, got "
+                        f"{type(value).__name__}")
+
+
+def _only_for(p: Problem, name: str, kind: str) -> None:
+    if getattr(p, name) is not None and p.kind != kind:
+        raise ValueError(f"{name}: only a {kind!r} problem has one, this one is {p.kind!r}")
+
+
+def check_problem(p: Problem) -> dict:
+    """Validate the fields of ``p`` and return those to replace by their normal form: ``size``
+    as an int for square images, the CT detector count and :math:`\\mu` resolved to their
+    defaults, the MRI mask validated (and ``size`` taken from it when omitted)."""
+    if p.kind not in KINDS:
+        raise ValueError(f"kind={p.kind!r}: expected one of {', '.join(KINDS)}")
+    for name, kind in (("geometry", "ct"), ("mask", "mri"), ("recipe", "mri")):
+        _only_for(p, name, kind)
+    size = _normalise_size(p.size)
+    out: dict[str, Any] = {"size": size}
+    if p.kind == "ct":
+        if not isinstance(size, int) or size < 2:
+            raise ValueError(f"size={p.size!r}: CT needs a square image of side >= 2")
+        g = CTGeometry() if p.geometry is None else p.geometry
+        _need(g, CTGeometry, "geometry", "ct")
+        _need(p.noise, PoissonNoise, "noise", "ct")
+        if g.n_detectors is None:
+            n_det = math.ceil(math.sqrt(2) * size * g.pixel_size / g.detector_spacing)
+            g = dataclasses.replace(g, n_detectors=n_det)
+        out["geometry"] = g
+        if p.noise.mu is None:
+            out["noise"] = dataclasses.replace(p.noise, mu=default_mu(size))
+        return out
+    _need(p.noise, GaussianNoise, "noise", p.kind)
+    if p.kind == "mri":
+        from spinv.operators.mri import as_mask
+
+        if p.mask is None:
+            raise ValueError("mask=None: an MRI problem needs its sampling mask")
+        mask = as_mask(p.mask, "mask")
+        if p.recipe is not None:
+            _need(p.recipe, MaskRecipe, "recipe", "mri")
+        hw = tuple(mask.shape)
+        if size is not None and (size if isinstance(size, tuple) else (size, size)) != hw:
+            raise ValueError(f"size={p.size!r}: the mask has shape {hw}")
+        out.update(mask=mask, size=_normalise_size(hw))
+    return out
+
+
+def check_operator(p: Problem, operator) -> None:
+    """Raise ValueError unless ``operator`` is the forward operator of ``p``."""
+    if p.kind == "denoise":
+        return
+    if p.kind == "ct":
+        g = p.geometry
+        expected = {"image_size": p.size, "n_angles": g.n_angles, "n_detectors": g.n_detectors,
+                    "pixel_size": g.pixel_size, "detector_spacing": g.detector_spacing,
+                    "angular_range": g.angular_range}
+    else:
+        expected = {"shape": p.image_shape}
+    for key, value in expected.items():
+        got = getattr(operator, key, None)
+        if got != value:
+            raise ValueError(f"operator: {key} {got!r} does not match the problem's {value!r}")
+    if p.kind == "mri" and not torch.equal(operator.mask.detach().cpu().to(p.mask.dtype),
+                                           p.mask.detach().cpu()):
+        raise ValueError("operator: its sampling mask is not the problem's mask")
+
+
+# ----------------------------------------------------------------------------- the dict
+
+
+def encode_mask(mask: torch.Tensor, recipe: MaskRecipe | None) -> dict:
+    """``{"shape", "dtype", "base64", "recipe"}`` of a float mask (bytes little-endian)."""
+    m = mask.detach().cpu()
+    name = "float64" if m.dtype == torch.float64 else "float32"
+    raw = np.ascontiguousarray(m.numpy(), dtype=_DTYPES[name][0]).tobytes()
+    return {"shape": list(m.shape), "dtype": name, "base64": base64.b64encode(raw).decode("ascii"),
+            "recipe": None if recipe is None else dataclasses.asdict(recipe)}
+
+
+def decode_mask(d: dict, key: str = "problem.mask") -> tuple[torch.Tensor, MaskRecipe | None]:
+    """Inverse of :func:`encode_mask`; a nested list under ``"values"`` may replace
+    ``shape``/``dtype``/``base64``."""
+    _keys(d, key, ("shape", "dtype", "base64", "values", "recipe"), ())
+    if ("values" in d) == ("base64" in d):
+        raise ValueError(f"{key}: give exactly one of 'base64' (with shape, dtype) or 'values'")
+    if "values" in d:
+        try:
+            mask = torch.tensor(d["values"], dtype=torch.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}.values: expected a nested list of numbers") from None
+    else:
+        _keys(d, key, ("shape", "dtype", "base64", "recipe"), ("shape", "dtype", "base64"))
+        if d["dtype"] not in _DTYPES:
+            raise ValueError(f"{key}.dtype={d['dtype']!r}: expected float32 or float64")
+        hw = d["shape"]
+        if not (isinstance(hw, list) and len(hw) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hw)):
+            raise ValueError(f"{key}.shape={hw!r}: expected [H, W] (two ints >= 1)")
+        try:
+            raw = base64.b64decode(d["base64"], validate=True)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}.base64: not valid base64 text") from None
+        np_dtype, torch_dtype = _DTYPES[d["dtype"]]
+        if len(raw) != hw[0] * hw[1] * np.dtype(np_dtype).itemsize:
+            raise ValueError(f"{key}.base64: {len(raw)} bytes do not hold a {d['dtype']} "
+                             f"mask of shape {list(hw)}")
+        mask = torch.from_numpy(np.frombuffer(raw, np_dtype).reshape(hw).copy()).to(torch_dtype)
+    recipe = d.get("recipe")
+    if recipe is not None:
+        fields = _keys(recipe, f"{key}.recipe", ("pattern", "rate", "seed"), ("pattern", "rate"))
+        if not isinstance(fields["pattern"], str):
+            raise ValueError(f"{key}.recipe.pattern={fields['pattern']!r}: expected a name")
+        recipe = MaskRecipe(**fields)
+    return mask, recipe
+
+
+def _keys(d: Any, key: str, allowed: tuple, required: tuple) -> dict:
+    if not isinstance(d, dict):
+        raise ValueError(f"{key}: expected a dict, got {type(d).__name__}")
+    for k in d:
+        if k not in allowed:
+            raise ValueError(f"{key}.{k}: unknown key; expected one of {', '.join(allowed)}")
+    for k in required:
+        if k not in d:
+            raise ValueError(f"{key}.{k}: missing")
+    return dict(d)
+
+
+def _section(cls: type, d: Any, key: str):
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    return cls(**_keys(d, key, names, ()))
+
+
+def parse_problem_dict(d: Any) -> dict:
+    """The :class:`Problem` keyword arguments of a dict written by :meth:`Problem.to_dict`;
+    ValueError naming the key for an unknown or missing key or a bad value."""
+    d = _keys(d, "problem", ("version", "kind", "size", "geometry", "noise", "mask"), ("kind",))
+    if d.get("version", FORMAT_VERSION) != FORMAT_VERSION:
+        raise ValueError(f"problem.version={d['version']!r}: this spinv reads version "
+                         f"{FORMAT_VERSION}")
+    kind = d["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"problem.kind={kind!r}: expected one of {', '.join(KINDS)}")
+    for key, owner in (("geometry", "ct"), ("mask", "mri")):
+        if key in d and kind != owner:
+            raise ValueError(f"problem.{key}: only a {owner!r} problem has one, this is {kind!r}")
+    try:
+        out: dict[str, Any] = {"kind": kind, "size": d.get("size")}
+        noise_cls = PoissonNoise if kind == "ct" else GaussianNoise
+        out["noise"] = _section(noise_cls, d.get("noise", {}), "problem.noise")
+        if kind == "ct":
+            out["geometry"] = _section(CTGeometry, d.get("geometry", {}), "problem.geometry")
+        if kind == "mri":
+            if "mask" not in d:
+                raise ValueError("problem.mask: missing (an MRI problem carries its mask)")
+            out["mask"], out["recipe"] = decode_mask(d["mask"])
+        Problem(**out)  # validates the values together (size vs mask, ...)
+    except (TypeError, ValueError) as err:
+        text = str(err)
+        raise ValueError(text if text.startswith("problem") else f"problem.{text}") from None
+    return out
+
+
+# ----------------------------------------------------------------------------- comparison
+
+
+def _flat(p: Problem) -> list[tuple[str, Any]]:
+    size = list(p.size) if isinstance(p.size, tuple) else p.size
+    items: list[tuple[str, Any]] = [("kind", p.kind), ("size", size)]
+    for prefix, section in (("geometry", p.geometry), ("noise", p.noise),
+                            ("mask.recipe", p.recipe)):
+        if section is not None:
+            items += [(f"{prefix}.{k}", v) for k, v in dataclasses.asdict(section).items()]
+    return items
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, list):
+        return "x".join(str(i) for i in v)
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def first_difference(a: Problem, b: Problem) -> str | None:
+    """See :meth:`Problem.difference`."""
+    fa, fb = dict(_flat(a)), dict(_flat(b))
+    for key in list(fa) + [k for k in fb if k not in fa]:
+        va, vb = fa.get(key, "(none)"), fb.get(key, "(none)")
+        if va != vb:
+            ta, tb = _text(va), _text(vb)
+            if ta == tb:
+                ta, tb = repr(va), repr(vb)
+            return f"{key} {ta} vs {tb}"
+    if a.mask is not None and b.mask is not None:
+        ma, mb = a.mask.detach().cpu().double(), b.mask.detach().cpu().double()
+        if ma.shape != mb.shape:
+            return f"mask shape {_text(list(ma.shape))} vs {_text(list(mb.shape))}"
+        n = int((ma != mb).sum())
+        if n:
+            return f"mask differs at {n} of {ma.numel()} k-space locations"
+    return None
+
+
+def describe(p: Problem) -> str:
+    """See :meth:`Problem.describe`."""
+    shape = p.image_shape
+    where = "any size" if shape is None else f"{shape[0]}x{shape[1]}"
+    if p.kind == "ct":
+        g, n = p.geometry, p.noise
+        text = (f"ct {where}: {g.n_angles} views over {math.degrees(g.angular_range):.4g} deg, "
+                f"{g.n_detectors} detectors (spacing {g.detector_spacing:g}), pixel "
+                f"{g.pixel_size:g}, simulated {g.upsample}x finer; ")
+        if n.photons is None:
+            return text + "noiseless"
+        return text + f"Poisson noise, {n.photons:g} photons, mu={n.mu:.4g}, eta={n.eta:g}"
+    if p.kind == "mri":
+        r = p.recipe
+        how = (f"{r.pattern} mask at rate {r.rate:g} (seed {r.seed})" if r is not None
+               else f"given mask of sampling rate {float((p.mask > 0).float().mean()):.4g}")
+        return f"mri {where}: {how}; complex Gaussian noise sigma={p.noise.sigma:g}"
+    return f"denoise {where}: Gaussian noise sigma={p.noise.sigma:g}"
