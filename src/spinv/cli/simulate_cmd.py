@@ -28,7 +28,8 @@ from spinv.cli._common import (
 def simulate(
     problem: str = PROBLEM,
     input: str = INPUT,
-    out: Path = typer.Option(..., "--out", help="output .npz (y, ground truth, mask, options)"),
+    out: Path = typer.Option(..., "--out", help="output .npz (y, ground truth, mask, options, "
+                             "problem: the serialised set-up as JSON)"),
     slice_index: int = SLICE,
     size: int = SIZE,
     angles: int = ANGLES,
@@ -39,18 +40,25 @@ def simulate(
     noise: float = NOISE,
     seed: int = SEED,
 ) -> None:
-    """Simulate noisy measurements of a ground-truth image and save them as .npz."""
+    """Simulate noisy measurements of a ground-truth image and save them as .npz.
+
+    The entry ``problem`` holds :meth:`spinv.problems.Problem.to_dict` as JSON (kind, size,
+    geometry, noise, the MRI mask itself), so the measurements can be reconstructed without
+    the command line that made them."""
     if out.suffix != ".npz":
         raise ValueError(f"--out {str(out)!r}: expected a .npz file name")
     x = read_ground_truth(input, slice_index, size)
     p = build_problem(problem, x, angles, photons, mu, mask, rate, noise, seed)
     y = p.simulate(x, seed=seed)
     extra = {"mask": p.operator.mask.cpu().numpy()} if problem == "mri" else {}
-    options = {"problem": problem, "seed": seed, "input": input, **p.options}
+    options = {"problem": problem, "seed": seed, "input": input}
     if problem == "ct":
-        options["angles"] = angles
+        options.update(photons=p.noise.photons, mu=mu, upsample=p.geometry.upsample,
+                       angles=angles)
+    else:
+        options["noise"] = p.noise.sigma
     atomic_save_npz(out, y=y.cpu().numpy(), ground_truth=x.cpu().numpy(),
-                    options=json.dumps(options), **extra)
+                    options=json.dumps(options), problem=json.dumps(p.to_dict()), **extra)
     typer.echo(f"wrote {out} (y shape {tuple(y.shape)}, {y.dtype})")
 
 
