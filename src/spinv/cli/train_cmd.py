@@ -22,6 +22,8 @@ def _train(
         None, "--set", help="Override a config value, e.g. --set data.n_train=50 (repeatable)."),
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bar (default: only on a terminal)."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into a non-empty --out folder that is not a spinv run."),
 ) -> None:
     """Train a reconstruction model; launch with torchrun for data-parallel training."""
     from spinv.training.config import apply_overrides, load_config
@@ -39,7 +41,8 @@ def _train(
         cfg = cfg.replace("train", **changes)
     if max_steps is not None and max_steps < 0:
         raise ValueError(f"--max-steps={max_steps}: expected a non-negative integer")
-    result = train(cfg, out, max_steps=max_steps, resume=resume, progress=progress)
+    result = train(cfg, out, max_steps=max_steps, resume=resume, progress=progress,
+                   force=force)
     if not result.is_main:  # one summary line per distributed run
         return
     parts = [f"step {result.step}/{cfg.train.steps}"]

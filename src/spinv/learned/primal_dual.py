@@ -162,21 +162,3 @@ class LearnedPrimalDual(nn.Module):
     def extra_repr(self) -> str:
         group = self.group.name if self.group else None
         return f"group={group}, width={self.width}, iterations={self.iterations}"
-
-
-try:  # registration for the training infrastructure (spinv.training.registry)
-    from spinv.training.registry import register_model
-except ImportError:  # pragma: no cover - training package absent
-    register_model = None
-
-if register_model is not None:
-
-    @register_model("lpd")
-    def build_lpd(cfg: dict, operator) -> LearnedPrimalDual:
-        """``LearnedPrimalDual(operator, **cfg)``; keys: group, iterations, n_primal, n_dual,
-        width, kernel_size, seed."""
-        allowed = {"group", "iterations", "n_primal", "n_dual", "width", "kernel_size", "seed"}
-        unknown = sorted(set(cfg) - allowed)
-        if unknown:
-            raise ValueError(f"lpd: unknown model option(s) {unknown}; allowed: {sorted(allowed)}")
-        return LearnedPrimalDual(operator, **cfg)

@@ -191,31 +191,3 @@ class LearnedProximalGradient(nn.Module):
     def extra_repr(self) -> str:
         group = self.group.name if self.group else None
         return f"group={group}, width={self.width}, iterations={self.iterations}"
-
-
-try:  # registration for the training infrastructure (spinv.training.registry)
-    from spinv.training.registry import register_model
-except ImportError:  # pragma: no cover - training package absent
-    register_model = None
-
-if register_model is not None:
-
-    @register_model("lpg")
-    def build_lpg(cfg: dict, operator) -> LearnedProximalGradient:
-        """``LearnedProximalGradient(operator, **cfg)``; keys: group, width, iterations, memory,
-        step_size, kernel_size, negative_slope, seed, channels_last."""
-        allowed = {
-            "group",
-            "width",
-            "iterations",
-            "memory",
-            "step_size",
-            "kernel_size",
-            "negative_slope",
-            "seed",
-            "channels_last",
-        }
-        unknown = sorted(set(cfg) - allowed)
-        if unknown:
-            raise ValueError(f"lpg: unknown model option(s) {unknown}; allowed: {sorted(allowed)}")
-        return LearnedProximalGradient(operator, **cfg)

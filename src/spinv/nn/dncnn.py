@@ -90,18 +90,3 @@ class DnCNN(nn.Module):
                 pending = pending * scale.view(-1, 1, 1, 1)
         lip *= conv_norm_upper_bound(pending, pending.shape[-1] // 2, grid=grid)
         return 1.0 + lip if self.residual else lip
-
-
-def _register() -> None:
-    try:
-        from spinv.training.registry import register_model
-    except ImportError:  # pragma: no cover
-        return
-
-    @register_model("dncnn")
-    def _build(cfg: dict, operator=None) -> nn.Module:
-        """Registry factory: ``DnCNN(**cfg)``."""
-        return DnCNN(**cfg)
-
-
-_register()

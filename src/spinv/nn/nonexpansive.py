@@ -466,25 +466,3 @@ class _nullcontext:
 
 def _buf(name: str, kind: str = "u") -> str:
     return f"_power_{kind}_{name}"
-
-
-def _register() -> None:
-    try:
-        from spinv.training.registry import register_model
-    except ImportError:  # pragma: no cover - training package absent
-        return
-
-    @register_model("nonexpansive-denoiser")
-    def _build(cfg: dict, operator=None) -> nn.Module:
-        """Registry factory: ``NonexpansiveDenoiser(**cfg)`` (a denoiser, Y = X)."""
-        cfg = dict(cfg)
-        for key in ("certify_size", "power_size"):
-            if cfg.get(key) is not None:
-                cfg[key] = tuple(cfg[key])
-        tab = cfg.pop("method_tableau", None)
-        if tab is not None:
-            cfg["method"] = ButcherTableau.from_lists(tab["a"], tab["b"], cfg.get("method", "c"))
-        return NonexpansiveDenoiser(**cfg)
-
-
-_register()

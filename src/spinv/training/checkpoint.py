@@ -2,7 +2,8 @@
 
 Layout of a run directory ``RUN``::
 
-    RUN/ckpt-000100/weights.safetensors   model/<name>, optim/<param>/<key>, rng/torch_cpu, ...
+    RUN/ckpt-000100/weights.safetensors   model/<name>, optim/<param>/<key>, rng/torch_cpu,
+                                          state/<name> (extra state, e.g. a data generator)
     RUN/ckpt-000100/meta.json             config, spinv version, step, RNG states of python and
                                           numpy, optimiser non-tensor state, sha256 of weights
     RUN/latest.json                       {"checkpoint": "ckpt-000100", "step": 100}
@@ -38,7 +39,7 @@ import os
 import random
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import spinv
-from spinv.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401
+from spinv.atomic import atomic_write_json
 
 WEIGHTS = "weights.safetensors"
 META = "meta.json"
@@ -195,12 +196,15 @@ def save_checkpoint(
     config: Any,
     extra: dict | None = None,
     keep: int = 2,
+    state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Save ``model`` (+ ``optimizer``, RNG states) at ``step`` into run directory ``dir``.
 
     ``config`` is a plain dict or an object with ``to_dict()``; ``extra`` is JSON-able metadata
-    (e.g. an LR-scheduler state), stored under ``meta["extra"]``. Returns the checkpoint
-    directory. The ``keep`` most recent checkpoints are kept (at least the new one).
+    (e.g. an LR-scheduler state), stored under ``meta["extra"]``; ``state`` holds further tensors
+    to restore on resume (e.g. ``data/generator``), stored as ``state/<name>`` and read back as
+    :attr:`Checkpoint.state`. Returns the checkpoint directory. The ``keep`` most recent
+    checkpoints are kept (at least the new one).
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step={step!r}: expected a non-negative integer")
@@ -216,6 +220,8 @@ def save_checkpoint(
     opt_js = None
     if optimizer is not None:
         opt_js = _split_optimizer(optimizer.state_dict(), tensors, complex_keys)
+    for k, v in (state or {}).items():
+        _store(tensors, f"state/{k}", v, complex_keys)
     rng_t, rng_js = capture_rng_state()
     tensors.update(rng_t)
     cfg = config.to_dict() if hasattr(config, "to_dict") else config
@@ -320,6 +326,7 @@ class Checkpoint:
     optimizer_state: dict | None
     rng_tensors: dict[str, torch.Tensor]
     metadata: dict
+    state: dict[str, torch.Tensor] = field(default_factory=dict)  # ``state/<name>`` tensors
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Checkpoint:
@@ -350,13 +357,15 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
             tensors[key] = torch.view_as_complex(tensors[key].contiguous())
     if map_location is not None:
         tensors = {
-            k: (v if k.startswith("rng/") else v.to(map_location)) for k, v in tensors.items()
+            k: (v if k.startswith(("rng/", "state/")) else v.to(map_location))
+            for k, v in tensors.items()
         }
     model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     opt = meta.get("optimizer")
     optimizer_state = _join_optimizer(opt, tensors) if opt is not None else None
     rng = {k: v for k, v in tensors.items() if k.startswith("rng/")}
-    return Checkpoint(ckpt, model_state, optimizer_state, rng, meta)
+    extra_state = {k[len("state/"):]: v for k, v in tensors.items() if k.startswith("state/")}
+    return Checkpoint(ckpt, model_state, optimizer_state, rng, meta, extra_state)
 
 
 def load_checkpoint(

@@ -113,14 +113,17 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation: Adam (:math:`\\beta = (0.9, 0.999)`, :math:`\\epsilon = 10^{-8}`, Section
     2.5.2) for ``steps`` steps on minibatches of ``batch_size`` with learning rate ``lr`` and a
-    ``constant``/``cosine``/``step`` schedule; checkpoints every ``checkpoint_every`` steps, a
-    log line every ``log_every`` steps; ``device``: ``auto``/``cpu``/``cuda``/``cuda:N``/``mps``;
-    ``num_threads``: torch intra-op threads (null: leave as is)."""
+    ``constant``/``cosine``/``cosine-torch``/``step`` schedule (:mod:`spinv.training.schedules`;
+    ``lr_min``: the cosine floor); checkpoints every ``checkpoint_every`` steps, TensorBoard
+    scalars every ``log_every`` steps; ``device``: ``auto``/``cpu``/``cuda``/``cuda:N``/``mps``;
+    ``num_threads``: torch intra-op threads (null: leave as is); ``grad_clip``: gradient-norm
+    clipping; ``precision``: ``float32`` or ``bf16`` (autocast of the model's forward pass)."""
 
     steps: int = field(default=100, metadata=_rng(1))
     batch_size: int = field(default=4, metadata=_rng(1))
     lr: float = field(default=1e-3, metadata=_rng(0.0, lo_open=True))
-    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    lr_schedule: Literal["constant", "cosine", "cosine-torch", "step"] = "constant"
+    lr_min: float = field(default=0.0, metadata=_rng(0.0))
     seed: int = field(default=0, metadata=_rng(0))
     checkpoint_every: int = field(default=50, metadata=_rng(1))
     log_every: int = field(default=10, metadata=_rng(1))
@@ -128,6 +131,7 @@ class TrainConfig:
     num_threads: int | None = field(default=None, metadata=_rng(1))
     grad_clip: float | None = field(default=None, metadata=_rng(0.0, lo_open=True))
     tensorboard: bool = False
+    precision: Literal["float32", "bf16"] = "float32"
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spinv.problems import Problem
 from spinv.training.config import ExperimentConfig, ProblemConfig
 
 BUNDLED = ("ct-head", "brain-t1", "natural")
@@ -65,45 +66,18 @@ def generator_for(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(*keys))
 
 
-# ----------------------------------------------------------------------------- operators
+# ----------------------------------------------------------------------------- problem
 
 
-def resolve_mu(problem: ProblemConfig) -> float:
-    """The CT base attenuation :math:`\\mu`: the config value or
-    :func:`spinv.operators.noise.default_mu` for the image size."""
-    if problem.mu is not None:
-        return float(problem.mu)
-    from spinv.operators.noise import default_mu
-
-    return default_mu(problem.image_size)
-
-
-def make_mask(problem: ProblemConfig) -> torch.Tensor:
-    """The MRI sampling mask ``spinv.sampling.PATTERNS[pattern]((n, n), rate, seed=seed)``."""
-    from spinv.sampling import PATTERNS
-
-    m = problem.mask
-    if m.pattern not in PATTERNS:
-        raise ValueError(
-            f"problem.mask.pattern={m.pattern!r}: expected one of {', '.join(sorted(PATTERNS))}"
-        )
-    mask = PATTERNS[m.pattern]((problem.image_size, problem.image_size), m.rate, seed=m.seed)
-    return torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask).float()
+def make_problem(problem: ProblemConfig) -> Problem:
+    """The :class:`spinv.problems.Problem` of a config's ``problem`` section (operator, noise
+    model, MRI mask drawn from ``problem.mask``)."""
+    return Problem.from_config(problem)
 
 
 def make_operator(problem: ProblemConfig) -> torch.nn.Module:
     """The forward operator of ``problem`` (on the CPU; move it with ``.to(device)``)."""
-    if problem.kind == "ct":
-        from spinv.operators import ParallelBeamCT
-
-        return ParallelBeamCT(problem.image_size, n_angles=problem.n_angles)
-    if problem.kind == "mri":
-        from spinv.operators import SubsampledFourier
-
-        return SubsampledFourier(make_mask(problem))
-    from spinv.operators import Identity
-
-    return Identity()
+    return make_problem(problem).operator
 
 
 # ----------------------------------------------------------------------------- images
@@ -195,7 +169,9 @@ def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
 
 
 class Simulator:
-    """Draws measurements ``y`` from ground truth ``x`` for the configured problem.
+    """Draws measurements ``y`` from ground truth ``x`` for the configured problem, through
+    :meth:`spinv.problems.Problem.simulate` of :func:`make_problem` acting with ``operator``
+    (which may already sit on the training device).
 
     :meth:`measure` takes one generator per sample, so sample ``j``'s noise does not depend on
     which other samples share its batch (or its rank in data-parallel training).
@@ -204,11 +180,12 @@ class Simulator:
     def __init__(self, problem: ProblemConfig, operator: torch.nn.Module) -> None:
         self.problem = problem
         self.operator = operator
-        self.mu = resolve_mu(problem) if problem.kind == "ct" else None
+        self.setup = make_problem(problem).with_operator(operator)
+        self.mu = self.setup.noise.mu if problem.kind == "ct" else None
 
     def ground_truth(self, x: torch.Tensor) -> torch.Tensor:
         """The target the model must reproduce (complex64 for MRI, else ``x``)."""
-        return x.to(torch.complex64) if self.problem.kind == "mri" else x
+        return self.setup.ground_truth(x)
 
     @torch.no_grad()
     def measure(self, x: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
@@ -217,36 +194,7 @@ class Simulator:
             raise ValueError(
                 f"generators: got {len(generators)} for a batch of {x.shape[0]} images"
             )
-        from spinv.operators import noise
-
-        p = self.problem
-        if p.kind == "ct" and p.upsample > 1:
-            from spinv.operators.ct import simulate_ct
-
-            n_det = getattr(self.operator, "n_detectors", None)
-            return torch.cat([
-                simulate_ct(x[j : j + 1], p.n_angles, photons=p.photons, mu=self.mu,
-                            upsample=p.upsample, generator=g, n_detectors=n_det)
-                for j, g in enumerate(generators)
-            ])
-        if p.kind == "ct":
-            clean = self.operator(x)
-            if p.photons is None:
-                return clean
-            return torch.cat([
-                noise.poisson_post_log(clean[j : j + 1], self.mu, photons=p.photons, generator=g)
-                for j, g in enumerate(generators)
-            ])
-        if p.kind == "mri":
-            xc = self.ground_truth(x)
-            return torch.cat([
-                self.operator.measure(xc[j : j + 1], sigma=p.noise_sigma, generator=g)
-                for j, g in enumerate(generators)
-            ])
-        return torch.cat([
-            noise.gaussian_noise(x[j : j + 1], p.noise_sigma, generator=g)
-            for j, g in enumerate(generators)
-        ])
+        return self.setup.simulate(self.ground_truth(x), generator=list(generators))
 
 
 def _random_rotations(x: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:

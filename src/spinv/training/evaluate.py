@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spinv.training.checkpoint import atomic_write_bytes, atomic_write_json
+from spinv.atomic import atomic_write_bytes, atomic_write_json
 from spinv.training.config import ExperimentConfig, parse_rotation
 from spinv.training.data import Simulator, fixed_set, load_images_for
 

@@ -53,7 +53,7 @@ class JsonlLogger:
     """Append-only JSON-lines log; with ``resume_step`` it first drops records after that step."""
 
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None) -> None:
-        from spinv.training.checkpoint import atomic_write_text
+        from spinv.atomic import atomic_write_text
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,26 +73,38 @@ class JsonlLogger:
             self._fh.close()
 
 
-class Progress:
-    """A tqdm progress bar showing loss, throughput (images/s) and ETA (tqdm's own).
-
-    ``enabled=None`` shows it only on a terminal.
+class ProgressBar:
+    """A tqdm bar implementing the progress protocol ``progress(step, total, scalars)`` of
+    :func:`spinv.training.engine.fit`: shows the step, the loss, the throughput (images/s when
+    logged) and tqdm's ETA. ``enabled=None`` shows it only on a terminal; use as a context
+    manager or call :meth:`close`.
     """
 
     def __init__(self, total: int, initial: int = 0, enabled: bool | None = None,
-                 desc: str = "train") -> None:
+                 desc: str = "train", leave: bool = True) -> None:
         from tqdm.auto import tqdm
 
         disable = (not sys.stderr.isatty()) if enabled is None else not enabled
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", disable=disable,
-                        dynamic_ncols=True, file=sys.stderr)
+                        dynamic_ncols=True, file=sys.stderr, leave=leave, mininterval=0.5)
 
-    def update(self, loss: float, images_per_s: float) -> None:
-        self.bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{images_per_s:.1f}", refresh=False)
-        self.bar.update(1)
+    def __call__(self, step: int, total: int, scalars: dict) -> None:
+        post = {}
+        if scalars.get("loss") is not None:
+            post["loss"] = f"{scalars['loss']:.4g}"
+        if scalars.get("images_per_s") is not None:
+            post["img_s"] = f"{scalars['images_per_s']:.1f}"
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class TensorBoard:

@@ -1,110 +1,104 @@
-"""Built-in small models for smoke tests of the training infrastructure.
+"""The catalogue of learnable models: every model class of the project, built by name.
 
-``postprocess-cnn``: a learned post-processing of an analytic reconstruction,
+A *model* is an ``nn.Module`` mapping measurements ``y`` (for denoising the noisy image) to an
+image ``(B, C, H, W)``: a learned reconstruction operator :math:`\\Phi_\\theta: Y \\to X`
+trained by empirical risk minimisation (thesis §2.5.2). A config names one in its ``model:``
+section; the other keys of that section are the options of its factory
+``build(options: dict, operator) -> nn.Module``:
 
-.. math:: \\Phi_\\theta(y) = u_0(y) + \\mathrm{CNN}_\\theta(u_0(y)),
+================================  ===================================================  =========
+name                              class                                                 thesis
+================================  ===================================================  =========
+``lpg``                           :class:`spinv.learned.LearnedProximalGradient`        Alg. 5
+``lpd``                           :class:`spinv.learned.LearnedPrimalDual`              §2.4
+``postprocess-cnn``               :class:`spinv.learned.postprocess.PostProcessCNN`     §2.5.1
+``dncnn``                         :class:`spinv.nn.dncnn.DnCNN`                         §3.4
+``nonexpansive-denoiser``         :class:`spinv.nn.nonexpansive.NonexpansiveDenoiser`   Eq. 3.5-6
+================================  ===================================================  =========
 
-where :math:`u_0` is the filtered back-projection ``operator.fbp(y)`` when the operator has one
-(CT), and the adjoint :math:`A^*y` otherwise (the zero-filling reconstruction
-:math:`F^{-1}S^*y` for MRI, Figure 2.6 of the thesis; the noisy image itself for denoising).
-Complex images (MRI) enter the CNN as two real channels (real and imaginary part, Section
-2.5.1) and leave it as ``complex64`` with ``C = 1``. The last convolution is initialised to zero,
-so an untrained model is exactly :math:`u_0` (cf. the zero initialisation of
-:math:`K_{\\mathrm{intermediate}}` in Section 2.5.2); the nonlinearity is the leaky ReLU with
-slope 0.01 used there.
+This module imports the model classes (``training`` depends on ``nn`` and ``learned``, never
+the reverse). Users add their own models with :func:`spinv.training.registry.register_model`.
 
->>> import torch
 >>> from spinv.operators import Identity
->>> from spinv.training.registry import build_model
->>> model = build_model("postprocess-cnn", {"width": 8, "depth": 3}, Identity())
->>> y = torch.rand(2, 1, 16, 16)
->>> bool(torch.equal(model(y), y))  # zero-initialised residual: starts as the identity
-True
+>>> build_builtin("dncnn", {"depth": 3, "width": 4}, Identity()).__class__.__name__
+'DnCNN'
 """
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
+from typing import Any
+
 from torch import nn
 
-from spinv.training.registry import register_model
+from spinv.learned import LearnedPrimalDual, LearnedProximalGradient
+from spinv.learned.postprocess import PostProcessCNN
+from spinv.nn.dncnn import DnCNN
+from spinv.nn.nonexpansive import ButcherTableau, NonexpansiveDenoiser
 
-_OPTIONS = {"width", "depth", "channels", "init", "zero_init"}
-
-
-def _to_channels(x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([x.real, x.imag], dim=1) if x.is_complex() else x
-
-
-def _from_channels(x: torch.Tensor, complex_out: bool) -> torch.Tensor:
-    if not complex_out:
-        return x
-    c = x.shape[1] // 2
-    return torch.complex(x[:, :c], x[:, c:])
+__all__ = ["BUILTIN_MODELS", "PostProcessCNN", "build_builtin"]
 
 
-class PostProcessCNN(nn.Module):
-    """Residual CNN applied to an initial reconstruction (see the module docstring).
-
-    Parameters: ``operator`` (the forward model), ``channels`` (real image channels; 1),
-    ``width`` (hidden channels), ``depth`` (number of 3x3 convolutions, >= 2), ``init``
-    (``"fbp"``: use ``operator.fbp`` if available, else the adjoint; ``"adjoint"``),
-    ``zero_init`` (zero the last convolution so the untrained model is ``u_0``).
-    """
-
-    def __init__(
-        self,
-        operator,
-        channels: int = 1,
-        width: int = 16,
-        depth: int = 3,
-        init: str = "fbp",
-        zero_init: bool = True,
-    ) -> None:
-        super().__init__()
-        for pname, val, lo in (("channels", channels, 1), ("width", width, 1), ("depth", depth, 2)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < lo:
-                raise ValueError(f"model.{pname}={val!r}: expected an integer >= {lo}")
-        if init not in ("fbp", "adjoint"):
-            raise ValueError(f"model.init={init!r}: expected 'fbp' or 'adjoint'")
-        if not isinstance(zero_init, bool):
-            raise ValueError(f"model.zero_init={zero_init!r}: expected true or false")
-        self.operator = operator
-        self.init = init
-        dtype = getattr(operator, "domain_dtype", torch.float32)
-        self.complex_out = bool(dtype.is_complex)
-        cin = 2 * channels if self.complex_out else channels
-        layers: list[nn.Module] = [nn.Conv2d(cin, width, 3, padding=1), nn.LeakyReLU(0.01)]
-        for _ in range(depth - 2):
-            layers += [nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.01)]
-        last = nn.Conv2d(width, cin, 3, padding=1)
-        if zero_init:
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
-        layers.append(last)
-        self.net = nn.Sequential(*layers)
-
-    def initial(self, y: torch.Tensor) -> torch.Tensor:
-        """The analytic reconstruction :math:`u_0(y)` (FBP or adjoint)."""
-        if self.init == "fbp" and hasattr(self.operator, "fbp"):
-            return self.operator.fbp(y)
-        return self.operator.adjoint(y)
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        u0 = self.initial(y)
-        z = _to_channels(u0)
-        out = z + self.net(z)
-        return _from_channels(out, self.complex_out)
-
-
-@register_model("postprocess-cnn")
-def build_postprocess_cnn(cfg: dict, operator) -> nn.Module:
-    """Factory of :class:`PostProcessCNN`; options ``width``, ``depth``, ``channels``,
-    ``init``, ``zero_init``."""
-    unknown = sorted(set(cfg) - _OPTIONS)
+def _check_options(name: str, cfg: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise ValueError(
-            f"model.{unknown[0]}: unknown option of 'postprocess-cnn'; allowed: "
-            f"{', '.join(sorted(_OPTIONS))}"
+            f"model.{unknown[0]}: unknown option of {name!r}; allowed: "
+            f"{', '.join(sorted(allowed))}"
         )
+
+
+def build_lpg(cfg: dict, operator: Any) -> LearnedProximalGradient:
+    """``LearnedProximalGradient(operator, **cfg)``; options group, width, iterations, memory,
+    step_size, kernel_size, negative_slope, seed, channels_last."""
+    _check_options("lpg", cfg, {"group", "width", "iterations", "memory", "step_size",
+                                "kernel_size", "negative_slope", "seed", "channels_last"})
+    return LearnedProximalGradient(operator, **cfg)
+
+
+def build_lpd(cfg: dict, operator: Any) -> LearnedPrimalDual:
+    """``LearnedPrimalDual(operator, **cfg)``; options group, iterations, n_primal, n_dual,
+    width, kernel_size, seed."""
+    _check_options("lpd", cfg, {"group", "iterations", "n_primal", "n_dual", "width",
+                                "kernel_size", "seed"})
+    return LearnedPrimalDual(operator, **cfg)
+
+
+def build_postprocess_cnn(cfg: dict, operator: Any) -> PostProcessCNN:
+    """:class:`PostProcessCNN`; options width, depth, channels, init, zero_init."""
+    _check_options("postprocess-cnn", cfg, {"width", "depth", "channels", "init", "zero_init"})
     return PostProcessCNN(operator, **cfg)
+
+
+def build_dncnn(cfg: dict, operator: Any = None) -> DnCNN:
+    """``DnCNN(**cfg)`` (a denoiser: the operator is not used)."""
+    return DnCNN(**cfg)
+
+
+def build_nonexpansive_denoiser(cfg: dict, operator: Any = None) -> NonexpansiveDenoiser:
+    """``NonexpansiveDenoiser(**cfg)`` (a denoiser, Y = X); ``certify_size``/``power_size``
+    lists become tuples, ``method_tableau: {a, b}`` a :class:`ButcherTableau`."""
+    cfg = dict(cfg)
+    for key in ("certify_size", "power_size"):
+        if cfg.get(key) is not None:
+            cfg[key] = tuple(cfg[key])
+    tab = cfg.pop("method_tableau", None)
+    if tab is not None:
+        cfg["method"] = ButcherTableau.from_lists(tab["a"], tab["b"], cfg.get("method", "c"))
+    return NonexpansiveDenoiser(**cfg)
+
+
+BUILTIN_MODELS: dict[str, Callable[[dict, Any], nn.Module]] = {
+    "lpg": build_lpg,
+    "lpd": build_lpd,
+    "postprocess-cnn": build_postprocess_cnn,
+    "dncnn": build_dncnn,
+    "nonexpansive-denoiser": build_nonexpansive_denoiser,
+}
+
+
+def build_builtin(name: str, cfg: dict, operator: Any) -> nn.Module:
+    """Build the catalogued model ``name``; ``ValueError`` listing the names otherwise."""
+    if name not in BUILTIN_MODELS:
+        raise ValueError(f"unknown model {name!r}; catalogued: {', '.join(sorted(BUILTIN_MODELS))}")
+    return BUILTIN_MODELS[name](dict(cfg), operator)

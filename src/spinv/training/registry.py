@@ -1,23 +1,16 @@
-"""Registry of learnable reconstruction models, looked up by name from experiment configs.
+"""Models by name: the catalogue of built-in models plus the models users register.
 
-A *model* is an ``nn.Module`` mapping measurements ``y`` (the range of the forward operator;
-for denoising the noisy image) to an image ``(B, C, H, W)``: a learned reconstruction operator
-:math:`\\Phi_\\theta: Y \\to X` trained by empirical risk minimisation
-:math:`\\min_\\theta \\frac1N\\sum_i \\|u_i^* - \\Phi_\\theta(y_i)\\|_2^2` (thesis, Section 2.5.2).
-
-Factories register themselves with :func:`register_model`; a factory has the signature
-``build(cfg: dict, operator) -> nn.Module`` where ``cfg`` holds the free options of the
-``model:`` section of a config (everything but ``name``) and ``operator`` is the
-:class:`~spinv.operators.base.LinearOperator` of the problem.
-
-Modules of other subpackages register their models on import; :func:`build_model` and
-:func:`available_models` import them lazily, so that ``spinv.training`` does not depend on them.
+A config's ``model:`` section names a model; :func:`build_model` builds it with the section's
+other keys as options, for the forward operator of the problem (thesis §2.5.2: a learned
+reconstruction operator :math:`\\Phi_\\theta: Y \\to X`). The built-in models are listed in
+:mod:`spinv.training.models` (which imports their classes); a user adds a model of their own
+with :func:`register_model`, a decorator for a factory ``build(cfg: dict, operator) -> nn.Module``.
 
 >>> from torch import nn
 >>> @register_model("doctest-identity")
 ... def _build(cfg, operator):
 ...     return nn.Identity()
->>> "doctest-identity" in available_models()
+>>> "doctest-identity" in available_models() and "lpg" in available_models()
 True
 >>> build_model("doctest-identity", {}, None)
 Identity()
@@ -26,38 +19,26 @@ Identity()
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
+from spinv.training.models import BUILTIN_MODELS
+
+__all__ = ["ModelFactory", "available_models", "build_model", "get_factory", "register_model",
+           "unregister_model"]
+
 ModelFactory = Callable[[dict, Any], nn.Module]
 
-_REGISTRY: dict[str, ModelFactory] = {}
-
-# Modules imported (if present) before any lookup; each registers its models on import.
-PLUGIN_MODULES: tuple[str, ...] = (
-    "spinv.training.models",
-    "spinv.learned",
-    "spinv.learned.proximal_gradient",
-    "spinv.learned.primal_dual",
-    "spinv.learned.pnp",
-    "spinv.nn",
-    "spinv.nn.nonexpansive",
-    "spinv.nn.dncnn",
-    "spinv.nn.equivariant",
-)
-
-_loaded = False
-_plugin_errors: dict[str, str] = {}
+_USER_MODELS: dict[str, ModelFactory] = {}
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator registering ``build(cfg, operator) -> nn.Module`` under ``name``.
 
-    Registering a different factory under a taken name raises ``ValueError``; re-registering the
-    same function (e.g. on module reload) is allowed.
+    A built-in name, or a name registered by a different factory, raises ``ValueError``;
+    re-registering the same function (e.g. on module reload) is allowed.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"register_model: name={name!r} must be a non-empty string")
@@ -65,7 +46,10 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
     def decorator(factory: ModelFactory) -> ModelFactory:
         if not callable(factory):
             raise TypeError(f"register_model({name!r}): factory {factory!r} is not callable")
-        old = _REGISTRY.get(name)
+        if name in BUILTIN_MODELS:
+            raise ValueError(f"register_model: model name {name!r} is already registered by "
+                             "the built-in catalogue spinv.training.models")
+        old = _USER_MODELS.get(name)
         if old is not None and old is not factory and (
             getattr(old, "__qualname__", None) != getattr(factory, "__qualname__", None)
             or getattr(old, "__module__", None) != getattr(factory, "__module__", None)
@@ -74,49 +58,28 @@ def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
                 f"register_model: model name {name!r} is already registered by "
                 f"{old.__module__}.{old.__qualname__}"
             )
-        _REGISTRY[name] = factory
+        _USER_MODELS[name] = factory
         return factory
 
     return decorator
 
 
 def unregister_model(name: str) -> None:
-    """Remove ``name`` from the registry (for tests); unknown names are ignored."""
-    _REGISTRY.pop(name, None)
-
-
-def _load_plugins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for module in PLUGIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            # a module that does not exist (yet) is fine; a broken import inside one is reported
-            if err.name is None or not module.startswith(err.name):
-                _plugin_errors[module] = f"{type(err).__name__}: {err}"
-        except Exception as err:  # a broken plugin must not hide the other models
-            _plugin_errors[module] = f"{type(err).__name__}: {err}"
-    _loaded = True
+    """Remove a user-registered model (for tests); unknown names are ignored."""
+    _USER_MODELS.pop(name, None)
 
 
 def available_models() -> list[str]:
-    """Sorted names of all registered models (after importing the plugin modules)."""
-    _load_plugins()
-    return sorted(_REGISTRY)
+    """Sorted names of all models: the catalogue and the user-registered ones."""
+    return sorted({*BUILTIN_MODELS, *_USER_MODELS})
 
 
 def get_factory(name: str) -> ModelFactory:
-    """The factory registered under ``name``; ``ValueError`` listing the known names otherwise."""
-    _load_plugins()
-    if name not in _REGISTRY:
-        msg = f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY)) or '(none)'}"
-        if _plugin_errors:
-            broken = "; ".join(f"{m} ({e})" for m, e in sorted(_plugin_errors.items()))
-            msg += f" (modules that failed to import: {broken})"
-        raise ValueError(msg)
-    return _REGISTRY[name]
+    """The factory of ``name``; ``ValueError`` listing the known names otherwise."""
+    factory = BUILTIN_MODELS.get(name) or _USER_MODELS.get(name)
+    if factory is None:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
+    return factory
 
 
 def build_model(name: str, cfg: dict | None, operator: Any) -> nn.Module:
