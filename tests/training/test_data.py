@@ -14,6 +14,7 @@ from spinv.training.data import (
     generator_for,
     load_images_for,
     make_operator,
+    make_problem,
 )
 
 from .conftest import tiny_dict
@@ -127,3 +128,60 @@ def test_user_folder_as_dataset(tmp_path):
     assert float(test.min()) >= 0.0 and float(test.max()) <= 1.0
     with pytest.raises(FileNotFoundError, match="neither a bundled dataset"):
         load_images_for(str(tmp_path / "missing"), "test", 16)
+
+
+def _old_measure(cfg, op, x, gens):
+    """The simulation of the Simulator before it delegated to spinv.problems.Problem."""
+    from spinv.operators import noise
+    from spinv.operators.ct import simulate_ct
+
+    p = cfg.problem
+    mu = (p.mu if p.mu is not None else noise.default_mu(p.image_size)) if p.kind == "ct" else 0
+    if p.kind == "ct" and p.upsample > 1:
+        return torch.cat([simulate_ct(x[j:j + 1], p.n_angles, photons=p.photons, mu=mu,
+                                      upsample=p.upsample, generator=g,
+                                      n_detectors=op.n_detectors) for j, g in enumerate(gens)])
+    if p.kind == "ct":
+        clean = op(x)
+        if p.photons is None:
+            return clean
+        return torch.cat([noise.poisson_post_log(clean[j:j + 1], mu, photons=p.photons,
+                                                 generator=g) for j, g in enumerate(gens)])
+    if p.kind == "mri":
+        xc = x.to(torch.complex64)
+        return torch.cat([op.measure(xc[j:j + 1], sigma=p.noise_sigma, generator=g)
+                          for j, g in enumerate(gens)])
+    return torch.cat([noise.gaussian_noise(x[j:j + 1], p.noise_sigma, generator=g)
+                      for j, g in enumerate(gens)])
+
+
+@pytest.mark.parametrize("problem", [
+    {"kind": "ct", "n_angles": 8, "photons": 1e3},
+    {"kind": "ct", "n_angles": 8, "photons": 1e3, "mu": 0.05, "upsample": 2},
+    {"kind": "ct", "n_angles": 8, "photons": None},
+    {"kind": "mri", "noise_sigma": 0.05, "mask": {"pattern": "lines", "rate": 0.3, "seed": 2}},
+    {"kind": "mri", "noise_sigma": 0.0},
+    {"kind": "denoise", "noise_sigma": 0.2},
+])
+def test_simulator_pinned_to_the_pre_problem_implementation(problem, monkeypatch, tmp_path):
+    from spinv.problems import Problem
+    from spinv.sampling import PATTERNS
+
+    monkeypatch.setenv("SPINV_CACHE", str(tmp_path))
+    cfg = parse_config(tiny_dict(problem=problem))
+    op = make_operator(cfg.problem)
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    y = Simulator(cfg.problem, op).measure(x, [generator_for(9, j) for j in range(3)])
+    assert torch.equal(y, _old_measure(cfg, op, x, [generator_for(9, j) for j in range(3)]))
+    assert Problem.from_dict(make_problem(cfg.problem).to_dict()) == make_problem(cfg.problem)
+    if problem["kind"] == "mri":  # the old make_mask: PATTERNS[pattern]((n, n), rate, seed)
+        m = cfg.problem.mask
+        assert torch.equal(op.mask, PATTERNS[m.pattern]((16, 16), m.rate, seed=m.seed).float())
+
+
+def test_simulator_refuses_an_operator_of_another_geometry(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPINV_CACHE", str(tmp_path))
+    cfg = parse_config(tiny_dict(problem={"kind": "ct", "n_angles": 8}))
+    other = parse_config(tiny_dict(problem={"kind": "ct", "n_angles": 9}))
+    with pytest.raises(ValueError, match="n_angles 9 does not match the problem's 8"):
+        Simulator(cfg.problem, make_operator(other.problem))
