@@ -8,11 +8,12 @@ import torch
 from spinv.learned.pnp import (
     RelaxedDenoiser,
     compare_fixed_point_residuals,
-    conjugate_gradient,
+    operator_norm,
     plot_fixed_point_residuals,
     pnp_admm,
     pnp_proximal_gradient,
 )
+from spinv.linalg import conjugate_gradient
 from spinv.nn.dncnn import DnCNN
 from spinv.nn.nonexpansive import NonexpansiveDenoiser
 from spinv.operators import Identity, LinearOperator
@@ -118,13 +119,69 @@ def test_pnp_identity_denoiser_solves_least_squares():
     assert torch.allclose(res.x, x, atol=1e-6)
 
 
-def test_conjugate_gradient_solves_spd_system():
+def _whole_batch_cg(apply, b, x0, iterations, tol=1e-8):
+    """The CG that PnP-ADMM used before spinv.linalg: the batch as one system (Python floats)."""
+    inner = lambda a, c: (a * c).reshape(a.shape[0], -1).sum(1)  # noqa: E731 (real only)
+    x = x0.clone()
+    r = b - apply(x)
+    p = r.clone()
+    rs = float(inner(r, r).sum())
+    b_norm = float(inner(b, b).sum()) ** 0.5 or 1.0
+    for _ in range(iterations):
+        if rs ** 0.5 <= tol * b_norm:
+            break
+        ap = apply(p)
+        alpha = rs / float(inner(p, ap).sum())
+        x = x + alpha * p
+        r = r - alpha * ap
+        rs_new = float(inner(r, r).sum())
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    return x
+
+
+@pytest.mark.parametrize("iterations", [3, 50])
+def test_admm_x_step_is_the_former_whole_batch_cg(iterations):
+    # the x-step of PnP-ADMM solves the batch as one system (shared step lengths): a leading
+    # axis of length 1 makes spinv.linalg.conjugate_gradient do exactly that
     g = _gen(3)
     q = torch.randn(10, 10, generator=g, dtype=torch.float64)
     mat = q @ q.T + torch.eye(10, dtype=torch.float64)
-    b = torch.randn(1, 10, generator=g, dtype=torch.float64)
-    x = conjugate_gradient(lambda v: v @ mat.T, b, torch.zeros_like(b), iterations=50)
-    assert torch.allclose(x @ mat.T, b, atol=1e-8)
+    b = torch.randn(3, 10, generator=g, dtype=torch.float64)
+    x0 = torch.randn(3, 10, generator=g, dtype=torch.float64)
+    old = _whole_batch_cg(lambda v: v @ mat.T, b, x0, iterations)
+    new = conjugate_gradient(lambda v: v[0] @ mat.T, b[None], x0[None], rtol=1e-8,
+                             max_iterations=iterations).x[0]
+    assert (new - old).abs().max() < 1e-10
+    if iterations == 50:
+        assert torch.allclose(new @ mat.T, b, atol=1e-6)
+
+
+def test_operator_norm_is_the_operator_power_iteration():
+    g = _gen(4)
+    op = DenseOperator(torch.randn(20, 16, generator=g), (1, 4, 4))
+    like = torch.zeros(2, 1, 4, 4)
+    exact = float(torch.linalg.matrix_norm(op.m, ord=2))
+    est = operator_norm(op, like, iterations=500, tol=1e-12)
+    assert est <= exact * (1 + 1e-6) and est == pytest.approx(exact, rel=1e-4)
+    # same start, same iteration as LinearOperator.norm for inputs of the operator's dtype
+    assert operator_norm(op, like, tol=1e-7) == op.norm((2, 1, 4, 4))
+
+
+def test_pgd_with_metrics_runs_algorithm_6():
+    from spinv.experiments.pnp import pnp_pgd_with_metrics
+
+    g = _gen(5)
+    m = torch.randn(40, 64, generator=g) / 8.0
+    op = DenseOperator(m, (1, 8, 8))
+    truth = torch.rand(1, 1, 8, 8, generator=g)
+    y = op(truth)
+    den = _averaged()
+    ref = pnp_proximal_gradient(op, y, den, step=0.5, iterations=6, tol=None)
+    out = pnp_pgd_with_metrics(op, y, den, truth, step=0.5, iterations=6)
+    assert out["residuals"] == ref.residuals and torch.equal(out["x"], ref.x)
+    # the objective is that of the new iterate u_k: Algorithm 6 records E_y(u_{k-1})
+    assert out["objective"][:-1] == ref.objective[1:]
 
 
 def test_plot_is_written_atomically(tmp_path):

@@ -41,30 +41,14 @@ import torch
 from spinv.experiments.denoising import _atomic_json, machine_info, train_denoiser
 from spinv.experiments.nonexpansive_runs import _progress, _setup
 from spinv.experiments.pnp_protocol import image_metrics
-from spinv.learned.pnp import RelaxedDenoiser
+from spinv.learned.pnp import RelaxedDenoiser, pnp_proximal_gradient
+from spinv.linalg import total_norm
 from spinv.nn.dncnn import DnCNN
 from spinv.nn.nonexpansive import NonexpansiveDenoiser
 
 __all__ = ["pnp_pgd_with_metrics", "run_pnp", "pnp_convergence_experiment"]
 
 _DATASETS = {"ct": "ct-head", "mri": "brain-t1"}
-
-
-def _norm(t: torch.Tensor) -> float:
-    return float(t.abs().pow(2).sum().sqrt())
-
-
-def _real_denoiser(denoiser: Callable) -> Callable:
-    """Apply a real denoiser to a complex image by stacking real and imaginary parts along the
-    batch axis (a block-diagonal action: keeps Lipschitz constants and averagedness)."""
-    def apply(u: torch.Tensor) -> torch.Tensor:
-        if not u.is_complex():
-            return denoiser(u)
-        b = u.shape[0]
-        out = denoiser(torch.cat([u.real, u.imag], dim=0))
-        return torch.complex(out[:b], out[b:])
-
-    return apply
 
 
 def _finite(v: float) -> float | None:
@@ -76,43 +60,42 @@ def pnp_pgd_with_metrics(operator, y: torch.Tensor, denoiser: Callable,
                          truth: torch.Tensor, x0: torch.Tensor | None = None,
                          step: float | None = None, iterations: int = 100,
                          callback: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Algorithm 6 with per-iterate metrics against ``truth`` (real, in [0, 1]).
+    """Algorithm 6 (:func:`~spinv.learned.pnp.pnp_proximal_gradient`, all ``iterations`` run)
+    with per-iterate metrics against ``truth`` (real, in [0, 1]).
 
-    ``x0`` defaults to :math:`A^*y`, ``step`` to :math:`1/\\|A\\|^2` (power iteration).
-    Complex iterates (MRI) are denoised part-wise and measured by their magnitude. Returns
-    lists (one entry per iteration ``k = 1..iterations``) ``residuals``
-    :math:`\\|u_k-u_{k-1}\\|`, ``relative_residuals`` (divided by :math:`\\|u_0\\|`), ``psnr``,
-    ``ssim`` and ``objective`` :math:`\\tfrac12\\|Au_k-y\\|^2` (``None`` where not finite),
-    the final iterate ``x`` and the ``step`` used.
+    ``x0`` defaults to :math:`A^*y`, ``step`` to :math:`1/\\|A\\|^2`
+    (:meth:`~spinv.operators.base.LinearOperator.norm` on ``x0``'s shape). Complex iterates
+    (MRI) are denoised part-wise and measured by their magnitude. Returns lists (one entry per
+    iteration ``k = 1..iterations``) ``residuals`` :math:`\\|u_k-u_{k-1}\\|`,
+    ``relative_residuals`` (divided by :math:`\\|u_0\\|`), ``psnr``, ``ssim`` and ``objective``
+    :math:`\\tfrac12\\|Au_k-y\\|^2` (``None`` where not finite), the final iterate ``x`` and
+    the ``step`` used; ``callback(1)`` is called after every iteration.
     """
     from spinv.metrics import psnr, ssim
 
     if not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations={iterations!r}: expected a positive integer")
-    u = operator.adjoint(y) if x0 is None else x0.clone()
+    u0 = operator.adjoint(y) if x0 is None else x0
     if step is None:
-        step = 1.0 / max(operator.norm(tuple(u.shape)) ** 2, 1e-12)
-    if not step > 0:
-        raise ValueError(f"step={step!r}: expected a positive number")
-    den = _real_denoiser(denoiser)
-    scale = _norm(u) or 1.0
+        step = 1.0 / max(operator.norm(tuple(u0.shape)) ** 2, 1e-12)
     out: dict[str, Any] = {k: [] for k in ("residuals", "relative_residuals", "psnr", "ssim",
                                            "objective")}
-    for _ in range(iterations):
-        u_new = den(u - step * operator.adjoint(operator.forward(u) - y))
-        d = _norm(u_new - u)
-        u = u_new
+
+    def record(_k: int, u: torch.Tensor) -> None:
         mag = (u.abs() if u.is_complex() else u).float()
-        out["residuals"].append(_finite(d))
-        out["relative_residuals"].append(_finite(d / scale))
         finite = bool(torch.isfinite(mag).all())
         out["psnr"].append(float(psnr(mag, truth, data_range=1.0)[0]) if finite else None)
         out["ssim"].append(float(ssim(mag.clamp(-10, 10), truth, data_range=1.0)[0])
                            if finite else None)
-        out["objective"].append(_finite(0.5 * _norm(operator.forward(u) - y) ** 2))
+        out["objective"].append(_finite(0.5 * total_norm(operator.forward(u) - y) ** 2))
         if callback is not None:
             callback(1)
-    out["x"] = u
+
+    res = pnp_proximal_gradient(operator, y, denoiser, x0=u0, step=step, iterations=iterations,
+                                tol=None, complex_mode="split", callback=record)
+    out["residuals"] = [_finite(d) for d in res.residuals]
+    out["relative_residuals"] = [_finite(d) for d in res.relative_residuals]
+    out["x"] = res.x
     out["step"] = float(step)
     return out
 
@@ -303,12 +286,12 @@ def run_pnp(cfg: dict, out: str | os.PathLike, progress: bool = True,
 def _report(result: dict, cfg: dict, out: Path, analytic_name: str, test, recon: dict) -> None:
     """``results.md``, ``convergence.png`` (residual and PSNR per iteration) and
     ``reconstructions.png`` (slice ``show_index``)."""
+    from spinv.atomic import atomic_write_text
     from spinv.experiments.nonexpansive_report import (
         markdown_table,
         plot_images,
         plot_pnp_curves,
     )
-    from spinv.training.checkpoint import atomic_write_text
 
     k = cfg["show_index"]
     runs = {name: {"relative_residuals": r["relative_residuals"],

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from spinv.learned.pnp import RelaxedDenoiser, _operator_norm, pnp_admm, pnp_proximal_gradient
+from spinv.learned.pnp import RelaxedDenoiser, operator_norm, pnp_admm, pnp_proximal_gradient
 
 __all__ = ["Case", "make_case", "image_metrics", "run_pnp_method", "grid_search",
            "run_tv", "evenly_spaced"]
@@ -75,7 +75,7 @@ def make_case(problem, truth: torch.Tensor, seed: int, init: str = "analytic") -
           "zeros": torch.zeros_like(analytic)}.get(init)
     if x0 is None:
         raise ValueError(f"init={init!r}: expected 'analytic', 'adjoint' or 'zeros'")
-    norm2 = _operator_norm(problem.operator, analytic, iterations=200) ** 2
+    norm2 = operator_norm(problem.operator, analytic, iterations=200) ** 2
     return Case(problem, truth, y, analytic, x0, norm2)
 
 

@@ -16,7 +16,8 @@ to a fixed point (when one exists) with a nonincreasing fixed-point residual
           z_{k+1} = \\Phi(x_{k+1} + w_k),\\quad w_{k+1} = w_k + x_{k+1} - z_{k+1};
 
 the :math:`x`-step solves :math:`(A^*A+\\rho I)x = A^*y + \\rho(z_k-w_k)` by conjugate gradients
-(warm-started). The residual recorded is :math:`\\|z_{k+1}-z_k\\| + \\|w_{k+1}-w_k\\|`.
+(warm-started; the whole batch is one system, so the few CG updates share their step lengths
+across the images). The residual recorded is :math:`\\|z_{k+1}-z_k\\| + \\|w_{k+1}-w_k\\|`.
 PnP-ADMM is Douglas--Rachford splitting; its iteration operator
 :math:`\\tfrac12(I + (2\\Phi - I)(2P - I))` (:math:`P` the data prox) is averaged when
 :math:`2\\Phi - I` is nonexpansive, i.e. :math:`\\Phi` *firmly* nonexpansive
@@ -46,14 +47,15 @@ from pathlib import Path
 import torch
 
 from spinv.atomic import atomic_save_figure
-from spinv.operators.base import LinearOperator, inner
+from spinv.linalg import conjugate_gradient, power_iteration, random_vector, total_norm
+from spinv.operators.base import LinearOperator
 
 __all__ = [
     "PnPResult",
     "RelaxedDenoiser",
     "pnp_proximal_gradient",
     "pnp_admm",
-    "conjugate_gradient",
+    "operator_norm",
     "plot_fixed_point_residuals",
     "compare_fixed_point_residuals",
 ]
@@ -148,27 +150,15 @@ def _check(operator, y, iterations) -> None:
         raise ValueError(f"iterations={iterations!r}: expected a positive integer")
 
 
-def _norm(t: torch.Tensor) -> float:
-    return float(t.abs().pow(2).sum().sqrt())
-
-
-def _operator_norm(operator, like: torch.Tensor, iterations: int = 100, seed: int = 0) -> float:
-    """:math:`\\|A\\|` by power iteration on :math:`A^*A` with inputs shaped like ``like``."""
-    gen = torch.Generator().manual_seed(seed)
-    v = torch.randn(like.shape, generator=gen, dtype=like.real.dtype).to(like.device)
-    if like.is_complex():
-        v = torch.complex(v, torch.randn(like.shape, generator=gen,
-                                         dtype=like.real.dtype).to(like.device))
-    value = 0.0
-    for _ in range(iterations):
-        v = v / max(_norm(v), 1e-30)
-        w = operator.adjoint(operator.forward(v))
-        new = _norm(w)
-        if abs(new - value) <= 1e-6 * new:
-            value = new
-            break
-        value, v = new, w
-    return value ** 0.5
+def operator_norm(operator, like: torch.Tensor, iterations: int = 100, seed: int = 0,
+                  tol: float = 1e-6) -> float:
+    """:math:`\\|A\\|` by power iteration on :math:`A^*A` (:func:`spinv.linalg.power_iteration`,
+    relative tolerance ``tol`` on :math:`\\|A\\|^2`) from a standard normal start of ``like``'s
+    shape, dtype and device drawn with ``seed``; a (tight) lower bound."""
+    start = random_vector(tuple(like.shape), like.dtype, like.device,
+                          torch.Generator().manual_seed(seed))
+    return power_iteration(lambda v: operator.adjoint(operator.forward(v)), start,
+                           iterations=iterations, tol=tol).value
 
 
 @torch.no_grad()
@@ -179,7 +169,7 @@ def pnp_proximal_gradient(
     x0: torch.Tensor | None = None,
     step: float | None = None,
     iterations: int = 100,
-    tol: float = 0.0,
+    tol: float | None = 0.0,
     complex_mode: str = "split",
     callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> PnPResult:
@@ -187,55 +177,43 @@ def pnp_proximal_gradient(
 
     ``step`` :math:`\\tau` defaults to :math:`1/\\|A\\|^2` (power iteration on ``x0``'s shape);
     ``x0`` defaults to :math:`A^*y`. Stops early when the relative fixed-point residual is
-    ``<= tol``. ``callback(k, u_k)`` is called after every iteration ``k = 1, 2, ...``.
+    ``<= tol`` (``tol=None``: never). ``callback(k, u_k)`` is called after every iteration
+    ``k = 1, 2, ...``.
     """
     _check(operator, y, iterations)
     u = operator.adjoint(y) if x0 is None else x0.clone()
     if step is None:
-        step = 1.0 / max(_operator_norm(operator, u) ** 2, 1e-12)
+        step = 1.0 / max(operator_norm(operator, u) ** 2, 1e-12)
     if not step > 0:
         raise ValueError(f"step={step!r}: expected a positive number")
     den = _wrap_denoiser(denoiser, complex_mode)
-    scale = _norm(u) or 1.0
+    scale = total_norm(u) or 1.0
     res = PnPResult(u)
     for k in range(iterations):
         r = operator.forward(u) - y
-        res.objective.append(0.5 * _norm(r) ** 2)
+        res.objective.append(0.5 * total_norm(r) ** 2)
         u_new = den(u - step * operator.adjoint(r))
-        d = _norm(u_new - u)
+        d = total_norm(u_new - u)
         res.residuals.append(d)
         res.relative_residuals.append(d / scale)
         u = u_new
         res.iterations = k + 1
         if callback is not None:
             callback(k + 1, u)
-        if d / scale <= tol:
+        if tol is not None and d / scale <= tol:
             break
     res.x = u
     return res
 
 
-@torch.no_grad()
-def conjugate_gradient(apply, b: torch.Tensor, x0: torch.Tensor, iterations: int = 50,
-                       tol: float = 1e-8) -> torch.Tensor:
-    """Solve ``apply(x) = b`` for a self-adjoint positive definite ``apply`` (real inner
-    product :math:`\\mathrm{Re}\\langle\\cdot,\\cdot\\rangle` over the whole batch)."""
-    x = x0.clone()
-    r = b - apply(x)
-    p = r.clone()
-    rs = float(inner(r, r).sum())
-    b_norm = float(inner(b, b).sum()) ** 0.5 or 1.0
-    for _ in range(iterations):
-        if rs ** 0.5 <= tol * b_norm:
-            break
-        ap = apply(p)
-        alpha = rs / float(inner(p, ap).sum())
-        x = x + alpha * p
-        r = r - alpha * ap
-        rs_new = float(inner(r, r).sum())
-        p = r + (rs_new / rs) * p
-        rs = rs_new
-    return x
+def _data_prox(normal_plus, rhs: torch.Tensor, x: torch.Tensor, iterations: int) -> torch.Tensor:
+    """The ADMM :math:`x`-step: ``iterations`` CG updates on :math:`(A^*A+\\rho I)x = `
+    ``rhs`` from ``x`` (relative tolerance :math:`10^{-8}`), the whole batch as *one* system
+    (shared step lengths and stopping rule; a leading axis of length 1 for
+    :func:`spinv.linalg.conjugate_gradient`)."""
+    res = conjugate_gradient(lambda v: normal_plus(v[0])[None], rhs[None], x[None], rtol=1e-8,
+                             max_iterations=iterations)
+    return res.x[0]
 
 
 @torch.no_grad()
@@ -261,19 +239,19 @@ def pnp_admm(
     z = aty.clone() if x0 is None else x0.clone()
     x = z.clone()
     w = torch.zeros_like(z)
-    scale = _norm(z) or 1.0
+    scale = total_norm(z) or 1.0
 
     def normal_plus(v: torch.Tensor) -> torch.Tensor:
         return operator.adjoint(operator.forward(v)) + rho * v
 
     res = PnPResult(z)
     for k in range(iterations):
-        x = conjugate_gradient(normal_plus, aty + rho * (z - w), x, cg_iterations)
+        x = _data_prox(normal_plus, aty + rho * (z - w), x, cg_iterations)
         z_new = den(x + w)
         w_new = w + x - z_new
-        d = _norm(z_new - z) + _norm(w_new - w)
+        d = total_norm(z_new - z) + total_norm(w_new - w)
         z, w = z_new, w_new
-        res.objective.append(0.5 * _norm(operator.forward(z) - y) ** 2)
+        res.objective.append(0.5 * total_norm(operator.forward(z) - y) ** 2)
         res.residuals.append(d)
         res.relative_residuals.append(d / scale)
         res.iterations = k + 1

@@ -93,8 +93,13 @@ class LinearOperator(nn.Module):
 
         ``shape`` is an input shape ``(B, C, H, W)``; operators that know their domain
         (``image_shape`` attribute) may omit it. Power iteration converges from below, so the
-        returned value is a (tight) lower bound.
+        returned value is a (tight) lower bound. The iteration is
+        :func:`spinv.linalg.power_iteration` on :math:`A^*A` (stops once consecutive estimates
+        of :math:`\\|A\\|^2` agree to ``tol`` relatively), from a standard normal start drawn
+        with ``seed``.
         """
+        from spinv.linalg import power_iteration, random_vector
+
         if shape is None:
             shape = getattr(self, "image_shape", None)
             if shape is None:
@@ -103,20 +108,8 @@ class LinearOperator(nn.Module):
                     "shape=(B, C, H, W)"
                 )
         gen = torch.Generator().manual_seed(seed)
-        x = _random_like_space(tuple(shape), self.domain_dtype, self._device(), gen)
-        x = x / x.abs().pow(2).sum().sqrt()
-        value = 0.0
-        for _ in range(iterations):
-            z = self.normal(x)
-            new = float(z.abs().pow(2).sum().sqrt())
-            if new == 0.0:
-                return 0.0
-            x = z / new
-            if abs(new - value) <= tol * new:
-                value = new
-                break
-            value = new
-        return value**0.5
+        x = random_vector(tuple(shape), self.domain_dtype, self._device(), gen)
+        return power_iteration(self.normal, x, iterations=iterations, tol=tol).value
 
     @torch.no_grad()
     def adjoint_test(self, shape: tuple[int, ...] | None = None, seed: int = 0) -> float:
