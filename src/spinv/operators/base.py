@@ -22,15 +22,6 @@ import torch
 from torch import nn
 
 
-def _random_like_space(shape: tuple[int, ...], dtype: torch.dtype, device, gen) -> torch.Tensor:
-    if dtype.is_complex:
-        real_dtype = torch.float32 if dtype == torch.complex64 else torch.float64
-        re = torch.randn(shape, generator=gen, dtype=real_dtype, device="cpu")
-        im = torch.randn(shape, generator=gen, dtype=real_dtype, device="cpu")
-        return torch.complex(re, im).to(device)
-    return torch.randn(shape, generator=gen, dtype=dtype, device="cpu").to(device)
-
-
 def inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Real inner product :math:`\\mathrm{Re}\\sum_i a_i \\bar b_i` over all but the batch axis.
 
@@ -119,14 +110,16 @@ class LinearOperator(nn.Module):
         ``x`` and ``y`` are random with a fixed ``seed``; returns a float (0 for an exact adjoint
         up to rounding).
         """
+        from spinv.linalg import random_vector
+
         if shape is None:
             shape = getattr(self, "image_shape", None)
             if shape is None:
                 raise ValueError("shape=None: pass shape=(B, C, H, W) for this operator")
         gen = torch.Generator().manual_seed(seed)
-        x = _random_like_space(tuple(shape), self.domain_dtype, self._device(), gen)
+        x = random_vector(tuple(shape), self.domain_dtype, self._device(), gen)
         Ax = self.forward(x)
-        y = _random_like_space(tuple(Ax.shape), Ax.dtype, Ax.device, gen)
+        y = random_vector(tuple(Ax.shape), Ax.dtype, Ax.device, gen)
         lhs = inner(Ax, y).sum()
         rhs = inner(x, self.adjoint(y)).sum()
         scale = Ax.abs().pow(2).sum().sqrt() * y.abs().pow(2).sum().sqrt()
