@@ -215,8 +215,12 @@ class Problem:
 
     @property
     def analytic_name(self) -> str:
-        """``"fbp"``, ``"zero-filled"`` or ``"noisy"`` (see :meth:`LinearOperator.analytic`)."""
-        return {"ct": "fbp", "mri": "zero-filled", "denoise": "noisy"}[self.kind]
+        """``"fbp"``, ``"zero-filled"`` or ``"noisy"``: the operator class's
+        :attr:`~spinv.operators.LinearOperator.analytic_name` (without building the operator)."""
+        from spinv.operators import ParallelBeamCT, SubsampledFourier
+
+        return {"ct": ParallelBeamCT, "mri": SubsampledFourier, "denoise": Identity}[
+            self.kind].analytic_name
 
     def to(self, device) -> Problem:
         """Move :attr:`operator` to ``device`` (in place) and return ``self``."""
