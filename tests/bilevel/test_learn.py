@@ -19,8 +19,9 @@ from spinv.bilevel.learn import (
     threshold_and_retune,
     tune_alpha,
 )
-from spinv.bilevel.lower_level import LowerLevel, _rdot, make_regulariser
+from spinv.bilevel.lower_level import LowerLevel, make_regulariser
 from spinv.bilevel.parametrisations import CartesianLines, FreePattern
+from spinv.linalg import inner
 
 OPTS = SolverOptions(tol=1e-9, cg_tol=1e-9)
 
@@ -132,6 +133,6 @@ def test_gozcu_greedy_selection_and_count():
         m = torch.zeros(8, 8, dtype=torch.float64)
         m[:, c] = 1
         u = loss_and_gradient(ll, m, alpha, opts).u - ll.u_true
-        return float(0.5 * _rdot(u, u).sum())
+        return float(0.5 * inner(u, u).sum())
 
     assert res.lines[0] == min(range(8), key=loss_of)

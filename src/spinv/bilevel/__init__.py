@@ -29,7 +29,7 @@ from spinv.bilevel.learn import (
     tune_alpha,
 )
 from spinv.bilevel.lower_level import LowerLevel, Regulariser, make_regulariser
-from spinv.bilevel.newton_cg import conjugate_gradient, newton_cg
+from spinv.bilevel.newton_cg import newton_cg
 from spinv.bilevel.parametrisations import (
     CartesianLines,
     DifferentiablePattern,
@@ -50,7 +50,6 @@ __all__ = [
     "Regulariser",
     "SolverOptions",
     "check_gradient",
-    "conjugate_gradient",
     "evaluate_pattern",
     "gozcu_greedy_lines",
     "knoll_density",

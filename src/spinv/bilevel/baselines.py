@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import torch
 
 from spinv.bilevel.implicit import SolverOptions, solve_lower
-from spinv.bilevel.lower_level import LowerLevel, _rdot
+from spinv.bilevel.lower_level import LowerLevel
+from spinv.linalg import inner
 
 __all__ = ["uninformed_patterns", "knoll_density", "gozcu_greedy_lines", "GreedyResult"]
 
@@ -167,7 +168,7 @@ def gozcu_greedy_lines(
             u, st, _ = solve_lower(ll, mask_of(chosen + [cand]), alpha, opts, state)
             solves += 1
             diff = u - ll.u_true
-            loss = float(0.5 * _rdot(diff, diff).sum() / n)
+            loss = float(0.5 * inner(diff, diff).sum() / n)
             if loss < best[0]:
                 best = (loss, cand, st)
         chosen.append(best[1])

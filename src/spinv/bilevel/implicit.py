@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import torch
 
-from spinv.bilevel.lower_level import LowerLevel, _rdot, make_regulariser
-from spinv.bilevel.newton_cg import conjugate_gradient, newton_cg
+from spinv.bilevel.lower_level import LowerLevel, make_regulariser
+from spinv.bilevel.newton_cg import newton_cg
 from spinv.bilevel.pdhg import pdhg
+from spinv.linalg import conjugate_gradient, inner
 
 __all__ = [
     "SolverOptions",
@@ -122,22 +123,23 @@ def loss_and_gradient(
     if ll.u_true is None:
         raise ValueError("ll.u_true is None: the upper level needs ground-truth images")
     n = ll.y.shape[0]
-    u, state, inner = solve_lower(ll, s, alpha, opts, state)
+    u, state, lower_iterations = solve_lower(ll, s, alpha, opts, state)
     diff = u - ll.u_true
-    loss = float(0.5 * _rdot(diff, diff).sum() / n)
+    loss = float(0.5 * inner(diff, diff).sum() / n)
     if ll.reg.is_none or alpha == 0:
         curv = None
     else:
         curv = ll.curvature(u)
     pre = ll.preconditioner(u, s, alpha, curvature=curv) if opts.precondition else None
-    w, info = conjugate_gradient(
+    adjoint = conjugate_gradient(
         lambda v: ll.hvp(u, v, s, alpha, curvature=curv),
         diff,
         x0=adjoint0,
-        precond=pre,
-        tol=opts.cg_tol,
-        maxiter=opts.cg_maxiter,
+        rtol=opts.cg_tol,
+        max_iterations=opts.cg_maxiter,
+        preconditioner=pre,
     )
+    w = adjoint.x
     dw, da = ll.mixed(u, w, s, wrt="w")
     grad_w = -dw.sum(0) / n
     return LossGradient(
@@ -147,8 +149,8 @@ def loss_and_gradient(
         u=u,
         state=state,
         adjoint=w,
-        inner_iterations=inner,
-        cg_iterations=info.iterations,
+        inner_iterations=lower_iterations,
+        cg_iterations=adjoint.iterations,
         grad_w=grad_w,
     )
 
@@ -170,13 +172,13 @@ class _LowerLevelSolve(torch.autograd.Function):
         with torch.no_grad():
             curv = None if ll.reg.is_none or alpha == 0 else ll.curvature(u)
             pre = ll.preconditioner(u, s, alpha, curvature=curv) if opts.precondition else None
-            w, _ = conjugate_gradient(
+            w = conjugate_gradient(
                 lambda v: ll.hvp(u, v, s, alpha, curvature=curv),
                 grad_u.to(u.dtype),
-                precond=pre,
-                tol=opts.cg_tol,
-                maxiter=opts.cg_maxiter,
-            )
+                rtol=opts.cg_tol,
+                max_iterations=opts.cg_maxiter,
+                preconditioner=pre,
+            ).x
             ds, da = ll.mixed(u, w, s)
         return -ds.sum(0), -da.sum(), None, None
 

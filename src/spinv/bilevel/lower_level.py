@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from spinv.linalg import inner
 from spinv.variational.differences import GRADIENT_NORM_BOUND, gradient, gradient_adjoint
+from spinv.variational.regularisers import modulus
 from spinv.variational.rho import HuberRho, QuadraticRho
 
 __all__ = [
@@ -193,16 +195,6 @@ def make_regulariser(
 
 
 # --------------------------------------------------------------------------------------------
-def _rdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image real inner product :math:`\\mathrm{Re}\\langle a,b\\rangle`, shape ``(B,)``."""
-    return (a.real * b.real + a.imag * b.imag).reshape(a.shape[0], -1).sum(1)
-
-
-def _pointwise_norm(z: torch.Tensor) -> torch.Tensor:
-    """:math:`|z|_i=(\\sum_m |z_m|_i^2)^{1/2}` over the component axis 2 (kept)."""
-    return (z.real.square() + z.imag.square()).sum(dim=2, keepdim=True).sqrt()
-
-
 @dataclass
 class LowerLevel:
     """Training data and energy of Eq. (1.3) for a batch of images.
@@ -287,16 +279,16 @@ class LowerLevel:
         """:math:`E_y(u;S,\\alpha)` per image, shape ``(B,)`` (Eq. 1.3)."""
         sf = self.fft_pattern(s)
         res = sf * (torch.fft.fft2(u, norm="ortho") - self.y_fft)
-        e = 0.5 * _rdot(res, res) + 0.5 * self.eps * _rdot(u, u)
+        e = 0.5 * inner(res, res) + 0.5 * self.eps * inner(u, u)
         if not self.reg.is_none and alpha != 0:
-            r = _pointwise_norm(self.reg.op(u))
+            r = modulus(self.reg.op(u), 2)
             e = e + alpha * self.reg.rho.value(r).reshape(u.shape[0], -1).sum(1)
         return e
 
     def reg_gradient(self, u: torch.Tensor) -> torch.Tensor:
         """:math:`D_uJ(u)=A^*(\\phi(|Au|)Au)` (Eq. 1.8)."""
         z = self.reg.op(u)
-        return self.reg.op.adjoint(self.reg.rho.phi(_pointwise_norm(z)) * z)
+        return self.reg.op.adjoint(self.reg.rho.phi(modulus(z, 2)) * z)
 
     def gradient(self, u: torch.Tensor, s: torch.Tensor, alpha: float) -> torch.Tensor:
         """:math:`D_uE=F^{-1}S^2(Fu-y)+\\alpha A^*(\\phi(|Au|)Au)+\\varepsilon u` (App. 1.D)."""
@@ -310,7 +302,7 @@ class LowerLevel:
     def curvature(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Pointwise data of the regulariser Hessian at ``u``: ``(z, phi(|z|), psi(|z|))``."""
         z = self.reg.op(u)
-        r = _pointwise_norm(z)
+        r = modulus(z, 2)
         return z, self.reg.rho.phi(r), self.reg.rho.psi(r)
 
     def hvp(
@@ -360,7 +352,7 @@ class LowerLevel:
         if self.reg.is_none:
             da = torch.zeros(u.shape[0], dtype=ds.dtype, device=ds.device)
         else:
-            da = _rdot(w, self.reg_gradient(u))
+            da = inner(w, self.reg_gradient(u))
         return ds, da
 
     def preconditioner(

@@ -38,7 +38,9 @@ from dataclasses import dataclass
 
 import torch
 
-from spinv.bilevel.lower_level import LowerLevel, _pointwise_norm
+from spinv.bilevel.lower_level import LowerLevel
+from spinv.linalg import inner
+from spinv.variational.regularisers import modulus
 
 __all__ = ["pdhg", "PDHGResult", "pdhg_parameters"]
 
@@ -71,10 +73,6 @@ def pdhg_parameters(
     eps = ll.eps
     mu = 2 * math.sqrt(eps / ((1 + lnorm**2) * eta))
     return mu / (2 * eps), mu * eta / 2, 1 / (1 + mu)
-
-
-def _norm(x: torch.Tensor) -> torch.Tensor:
-    return (x.real.square() + x.imag.square()).reshape(x.shape[0], -1).sum(1).sqrt()
 
 
 @torch.no_grad()
@@ -127,16 +125,18 @@ def pdhg(
             x = torch.add(v2, op(ubar), alpha=sigma)
             # prox of sigma F2* by Moreau: x - sigma prox_{F2/sigma}(x / sigma) = f(|x|) x
             # (Rho.dual_factor; closed form for the Huber rho, App. 1.C.1)
-            v2_new = x.mul_(rho.dual_factor(_pointwise_norm(x), sigma, alpha))
+            v2_new = x.mul_(rho.dual_factor(modulus(x, 2), sigma, alpha))
             kstar.add_(op.adjoint(v2_new))
         u_new = torch.add(u, kstar, alpha=-tau).mul_(shrink_g)
         ubar = torch.add(u_new, u_new - u, alpha=theta)
         if check:
-            du = _norm(u_new - u) / _norm(u).clamp_min(1e-300)
-            dv = _norm(v1_new - v1) / _norm(v1).clamp_min(1e-300)
+            # Algorithm 1 residual, norms from the real inner product of spinv.linalg
+            du, d1 = u_new - u, v1_new - v1
+            du = inner(du, du).sqrt() / inner(u, u).sqrt().clamp_min(1e-300)
+            dv = inner(d1, d1).sqrt() / inner(v1, v1).sqrt().clamp_min(1e-300)
             if use_reg:
-                nv2 = _norm(v2).clamp_min(1e-300)
-                dv = dv + _norm(v2_new - v2) / nv2
+                d2 = v2_new - v2
+                dv = dv + inner(d2, d2).sqrt() / inner(v2, v2).sqrt().clamp_min(1e-300)
             crit = float((du + dv).max())
         u, v1 = u_new, v1_new
         if use_reg:
