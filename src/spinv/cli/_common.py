@@ -75,7 +75,7 @@ def build_problem(
             raise ValueError(f"--rate must lie in (0, 1], got {rate}")
         return mri_problem((h, w), pattern=mask, rate=rate, noise=0.02 if noise is None else noise,
                            seed=seed)
-    return denoising_problem(0.1 if noise is None else noise)
+    return denoising_problem(0.1 if noise is None else noise, size=(h, w))
 
 
 def save_array_image(path: Path, x: torch.Tensor) -> None:
