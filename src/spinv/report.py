@@ -26,81 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from spinv.atomic import atomic_save_figure as save_figure  # noqa: F401  (public name)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def image_panel(ax, image, label: str | None = None, fontsize: float = 8, pad: float = 1.5) -> None:
-    """Show ``image`` (values clipped to [0, 1], grey, no ticks) on ``ax``, with ``label`` (e.g.
-    SSIM and PSNR) printed in yellow in its top-left corner."""
-    ax.imshow(np.clip(np.asarray(image, dtype=float), 0.0, 1.0), cmap="gray", vmin=0.0, vmax=1.0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if label is not None:
-        ax.text(0.02, 0.98, label, transform=ax.transAxes, va="top", ha="left",
-                fontsize=fontsize, color="yellow",
-                bbox={"facecolor": "black", "alpha": 0.5, "pad": pad, "lw": 0})
-
-
-def example_figure(ex: dict, title: str = "") -> Any:
-    """Grid of examples: rows = images, columns = ground truth, baseline, reconstruction; the
-    SSIM (top) and PSNR (bottom) of each reconstruction are printed on it, as in Figure 2.9."""
-    plt = _plt()
-    k = ex["truth"].shape[0]
-    cols = [("ground truth", "truth", None, None)]
-    if "baseline" in ex:
-        cols.append(("baseline", "baseline", "baseline_psnr", "baseline_ssim"))
-    cols.append(("learned", "recon", "psnr", "ssim"))
-    fig, axes = plt.subplots(k, len(cols), figsize=(2.4 * len(cols), 2.4 * k), squeeze=False)
-    for i in range(k):
-        for j, (name, key, pk, sk) in enumerate(cols):
-            label = None if pk is None else f"{float(ex[sk][i]):.3f}\n{float(ex[pk][i]):.2f} dB"
-            image_panel(axes[i, j], ex[key][i], label)
-            if i == 0:
-                axes[i, j].set_title(name, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def _trimmed(values: list[float], frac: float = 0.05) -> np.ndarray:
-    v = np.sort(np.asarray([x for x in values if x is not None and np.isfinite(x)], float))
-    if v.size >= 20:
-        cut = int(np.floor(frac * v.size))
-        v = v[cut : v.size - cut]
-    return v
-
-
-def violin_figure(groups: dict[str, list[float]], ylabel: str) -> Any:
-    """Violin plot of per-image values per label (top/bottom 5 % trimmed, Figure 2.7)."""
-    plt = _plt()
-    labels = list(groups)
-    data = [_trimmed(groups[k]) for k in labels]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(labels) + 1.5), 3.4))
-    pos = [i + 1 for i, d in enumerate(data) if d.size > 1]
-    if pos:
-        ax.violinplot([data[p - 1] for p in pos], positions=pos, showmeans=True,
-                      showextrema=True)
-    for i, d in enumerate(data):
-        ax.scatter(np.full(d.size, i + 1.0), d, s=6, color="black", alpha=0.5, zorder=3)
-    ax.set_xticks(range(1, len(labels) + 1))
-    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.grid(axis="y", alpha=0.3)
-    return fig
+from spinv.atomic import atomic_write_text
+from spinv.plotting import example_figure, pyplot, save_figure, violin_figure
 
 
 def curves_figure(runs: list[RunInfo]) -> Any:
     """Training loss (log scale) and validation PSNR against the step, one line per run."""
-    plt = _plt()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.3))
     for r in runs:
         tr = [(e["step"], e["loss"]) for e in r.log if "loss" in e and e["loss"] is not None]
@@ -147,7 +79,7 @@ def collect_run(path: str | os.PathLike) -> RunInfo:
     """Read a run directory (or an evaluation directory holding ``metrics.json``)."""
     import yaml
 
-    from spinv.training.logging import read_log
+    from spinv.training.logging import read_log  # the run report reads training logs
 
     p = Path(path)
     if not p.is_dir():
@@ -239,8 +171,6 @@ def make_report(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike,
                 n_examples: int = 3) -> dict:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` for ``run_dirs`` into
     ``out_dir``; returns ``{"markdown", "html", "figures"}`` paths."""
-    from spinv.training.checkpoint import atomic_write_text
-
     if not run_dirs:
         raise ValueError("run_dirs: expected at least one run or evaluation directory")
     runs = [collect_run(p) for p in run_dirs]

@@ -10,11 +10,12 @@ from spinv.cli import main
 
 
 def test_demo_end_to_end_at_toy_size(tmp_path, capsys):
-    from spinv.experiments.demo import METHOD_ORDER, run_demo
+    from spinv.experiments.demo import METHOD_ORDER, DemoSettings, run_demo
 
     out = tmp_path / "demo"
-    results = run_demo(out, n_train=2, steps=3, image_size=16, n_test=2, width=8, iterations=2,
-                       tv_iterations=20, progress=False, bf16=False)
+    settings = DemoSettings(n_train=2, steps=3, image_size=16, n_test=2, width=8, iterations=2,
+                            tv_iterations=20, bf16=False)
+    results = run_demo(out, settings, progress=False)
     assert set(results["metrics"]) == set(METHOD_ORDER)
     for name in METHOD_ORDER:
         for split in ("upright", "rotated"):
@@ -30,6 +31,12 @@ def test_demo_end_to_end_at_toy_size(tmp_path, capsys):
     for png in ("examples.png", "psnr_violin.png", "ssim_violin.png", "training_curves.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+    # both learned models leave a run with the losses the results report
+    from spinv.training.logging import read_log
+
+    for label, name in (("ordinary LPG", "ordinary"), ("equivariant LPG (C4)", "C4")):
+        log = read_log(out / "models" / name / "log.jsonl")
+        assert [r["loss"] for r in log if "loss" in r] == results["training"][label]["losses"]
 
 
 def test_demo_rejects_a_bad_size_in_one_line(tmp_path, capsys):

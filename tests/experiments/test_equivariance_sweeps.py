@@ -13,7 +13,7 @@ import yaml
 from spinv.cli import main
 from spinv.experiments.equivariance_config import load_config
 from spinv.experiments.equivariance_depth import lpg_iterates
-from spinv.experiments.equivariance_sweeps import _capped
+from spinv.experiments.equivariance_sweeps import capped_sizes
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "equivariance-smoke.yaml"
@@ -160,10 +160,10 @@ def test_every_shipped_config_validates():
 def test_training_set_size_capped_at_available_slices():
     notes: list[str] = []
     cfg = load_config({"small": {"problem": "ct"}}, "sweep-n", "small")
-    assert _capped(cfg, [10, 50, 100, 200], notes) == [10, 50, 60]
+    assert capped_sizes(cfg, [10, 50, 100, 200], notes) == [10, 50, 60]
     assert len(notes) == 2 and "60 training slices" in notes[0]
     cfg = load_config({"small": {"problem": "mri"}}, "sweep-n", "small")
-    assert _capped(cfg, [100], []) == [84]
+    assert capped_sizes(cfg, [100], []) == [84]
 
 
 @pytest.mark.parametrize("reuse", ["cycle", "last"])

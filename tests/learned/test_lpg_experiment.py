@@ -13,19 +13,11 @@ pytest.importorskip("spinv.data.transforms")
 
 def test_run_ct_comparison_smoke(tmp_path):
     from spinv.experiments.equivariance import run_ct_comparison
+    from spinv.experiments.equivariance_training import LPGSettings
 
-    out = run_ct_comparison(
-        n_train=3,
-        groups=(None, "C4"),
-        steps=3,
-        image_size=24,
-        n_test=2,
-        width=8,
-        iterations=1,
-        seed=0,
-        out_dir=tmp_path,
-        bf16=True,
-    )
+    settings = LPGSettings(steps=3, width=8, iterations=1, seed=0, bf16=True)
+    out = run_ct_comparison(n_train=3, groups=(None, "C4"), settings=settings, image_size=24,
+                            n_test=2, out_dir=tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["results"]) == {"ordinary", "C4"}
     for name in ("ordinary", "C4"):
@@ -34,8 +26,9 @@ def test_run_ct_comparison_smoke(tmp_path):
             assert len(metrics["psnr"]) == 2
             assert all(math.isfinite(v) for v in metrics["psnr"] + metrics["ssim_roi"])
     assert "| C4 | rotated |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "models" / "C4" / "spinv-run.json").is_file()
     with pytest.raises(ValueError, match="steps="):
-        run_ct_comparison(steps=0)
+        LPGSettings(steps=0)
 
 
 def _mean_gradient_magnitude(x):

@@ -20,15 +20,18 @@ def demo(
                               "(default: when the CPU/GPU supports it)"),
     threads: int = typer.Option(None, "--threads", help="torch threads (default: the idle "
                                 "cores, from the load average)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the model runs in "
+                                "--out/models after an interruption"),
 ) -> None:
     """Headline comparison: ordinary vs C4-equivariant learned reconstruction on head CT.
 
     Trains both learned proximal gradient methods (thesis Algorithm 5) on low-dose head CT and
-    compares them with FBP and TV on upright and rotated held-out slices; writes a report.
+    compares them with FBP and TV on upright and rotated held-out slices; writes a report and
+    the two model runs (--out/models/ordinary, --out/models/C4).
     """
     import torch
 
-    from spinv.experiments.demo import format_table, run_demo
+    from spinv.experiments.demo import DemoSettings, format_table, run_demo
 
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
@@ -41,8 +44,9 @@ def demo(
         raise ValueError(f"--image-size must be >= 16, got {image_size}")
     typer.echo(f"spinv demo: ct-head, {n_train} training slices, {image_size}² pixels, "
                f"{steps} steps per model, {torch.get_num_threads()} thread(s) -> {out}")
-    results = run_demo(out, n_train=n_train, steps=steps, image_size=image_size, n_test=n_test,
-                       width=width, iterations=iterations, seed=seed, bf16=bf16)
+    settings = DemoSettings(n_train=n_train, steps=steps, image_size=image_size, n_test=n_test,
+                            width=width, iterations=iterations, seed=seed, bf16=bf16)
+    results = run_demo(out, settings, resume=resume)
     typer.echo("")
     typer.echo(format_table(results))
     typer.echo(f"report: {out / 'report.md'} (also report.html, examples.png, psnr_violin.png)")

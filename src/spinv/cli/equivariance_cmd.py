@@ -3,7 +3,9 @@
 
 Each command reads ``CONFIG`` (``configs/equivariance-*.yaml``; section ``--scale``), trains
 with a progress bar over the training steps and writes ``results.json``, ``results.md`` and PNG
-figures to ``--out``.
+figures to ``--out``, and one run directory per trained model to ``--out/models/<name>``
+(``spinv evaluate`` / ``spinv report`` accept them). ``--resume`` continues the runs of a
+killed experiment (finished models are loaded, not retrained).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ _OUT = typer.Option(..., "--out", help="Output directory (results.json, results.
 _SCALE = typer.Option("small", "--scale", help="Config section: small (CPU) or paper (GPU).")
 _SEED = typer.Option(None, "--seed", help="Override the config's seed.")
 _QUIET = typer.Option(False, "--quiet", help="No progress bars.")
+_RESUME = typer.Option(False, "--resume", help="Continue the model runs in --out/models.")
 
 
-def _run(command: str, config: Path, out: Path, scale: str, seed: int | None, quiet: bool):
+def _run(command: str, config: Path, out: Path, scale: str, seed: int | None, quiet: bool,
+         resume: bool):
     from spinv.experiments.equivariance_config import load_config
 
     cfg = load_config(config, command, scale)
@@ -38,7 +42,7 @@ def _run(command: str, config: Path, out: Path, scale: str, seed: int | None, qu
         from spinv.experiments import equivariance_sweeps as sweeps
 
         run = sweeps.run_sweep_n if command == "sweep-n" else sweeps.run_groups
-    payload = run(cfg, out, progress=not quiet)
+    payload = run(cfg, out, progress=not quiet, resume=resume)
     typer.echo((out / "results.md").read_text())
     for note in payload["notes"]:
         typer.echo(f"note: {note}")
@@ -47,23 +51,23 @@ def _run(command: str, config: Path, out: Path, scale: str, seed: int | None, qu
 
 @equivariance_app.command("sweep-n")
 def sweep_n(config: Path = _CONFIG, out: Path = _OUT, scale: str = _SCALE, seed: int = _SEED,
-            quiet: bool = _QUIET) -> None:
+            quiet: bool = _QUIET, resume: bool = _RESUME) -> None:
     """Training-set-size sweep, ordinary vs C4, upright and rotated tests (Figs 2.8-2.11)."""
-    _run("sweep-n", config, out, scale, seed, quiet)
+    _run("sweep-n", config, out, scale, seed, quiet, resume)
 
 
 @equivariance_app.command("groups")
 def groups(config: Path = _CONFIG, out: Path = _OUT, scale: str = _SCALE, seed: int = _SEED,
-           quiet: bool = _QUIET) -> None:
+           quiet: bool = _QUIET, resume: bool = _RESUME) -> None:
     """Group-order sweep m in {1, 2, 3, 4, 6, 8} at fixed N (Fig. 2.7)."""
-    _run("groups", config, out, scale, seed, quiet)
+    _run("groups", config, out, scale, seed, quiet, resume)
 
 
 @equivariance_app.command("depth")
 def depth(config: Path = _CONFIG, out: Path = _OUT, scale: str = _SCALE, seed: int = _SEED,
-          quiet: bool = _QUIET) -> None:
+          quiet: bool = _QUIET, resume: bool = _RESUME) -> None:
     """Learned iterations run past their trained depth vs TV-PDHG iterates (Fig. 2.12)."""
-    _run("depth", config, out, scale, seed, quiet)
+    _run("depth", config, out, scale, seed, quiet, resume)
 
 
 def register(app: typer.Typer) -> None:

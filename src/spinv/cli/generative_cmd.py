@@ -67,11 +67,11 @@ def reconstruct(
     """Simulate MRI data on test slices and reconstruct with a generative regulariser."""
     import numpy as np
 
+    from spinv.atomic import atomic_write_bytes, atomic_write_json
     from spinv.data import load_dataset
     from spinv.experiments.generative import _metrics, make_problem
     from spinv.generative import make_regulariser, reconstruct_generative
     from spinv.generative.train import load_vae, prepare_slices
-    from spinv.training.checkpoint import atomic_write_bytes, atomic_write_json
 
     if n_images < 1:
         raise ValueError(f"n_images={n_images}; expected an integer >= 1")

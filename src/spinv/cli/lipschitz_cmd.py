@@ -1,7 +1,8 @@
 """``spinv lipschitz CHECKPOINT``: certified Lipschitz bound vs. adversarial estimates.
 
 Loads a checkpoint written by :mod:`spinv.training.checkpoint` (safetensors weights +
-``meta.json`` whose ``config.model`` names a registered model and its options), prints the
+``meta.json`` whose ``config.model`` names a catalogued model and its options) of a denoiser
+(a run whose problem kind is ``denoise``, or a checkpoint with only a model section), prints the
 model's certified bound (:meth:`~spinv.nn.nonexpansive.NonexpansiveDenoiser.certified_lipschitz`
 or a product-of-norms bound) and empirical lower estimates (Jacobian power iteration with
 jvp/vjp, gradient ascent on :math:`\\|f(x)-f(y)\\|/\\|x-y\\|` from many starts, random pairs),
@@ -59,14 +60,21 @@ def _lipschitz(
     out: Path | None = typer.Option(None, "--out", help="Directory for lipschitz.json."),
 ) -> None:
     """Report the certified Lipschitz bound of a trained model and adversarial estimates."""
+    from spinv.atomic import atomic_write_json
     from spinv.nn.lipschitz import lipschitz_report
-    from spinv.training.checkpoint import atomic_write_json
 
     for name, v, lo in (("--size", size, 1), ("--batch", batch, 1), ("--starts", starts, 1),
                         ("--steps", steps, 0)):
         if v < lo:
             raise ValueError(f"{name}={v}: expected an integer >= {lo}")
     model, config = load_any_model(checkpoint)
+    kind = ((config.get("problem") or {}).get("kind") if isinstance(config, dict) else None)
+    if kind not in (None, "denoise"):
+        raise ValueError(
+            f"spinv lipschitz {str(checkpoint)!r}: the model maps {kind} measurements to images; "
+            "the Lipschitz report is for denoisers (image to image, problem kind 'denoise'); "
+            "use spinv evaluate for reconstruction models"
+        )
     if channels is None:
         channels = int(getattr(model, "config", {}).get("in_channels", 0) or (
             (config.get("model") or {}).get("in_channels", 1) if isinstance(config, dict) else 1))

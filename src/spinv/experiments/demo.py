@@ -12,7 +12,10 @@ Protocol (thesis §2.5.1-§2.5.3 at CPU scale, data from the bundled ``ct-head``
    on 4 *training* slices, :func:`spinv.variational.reconstruct.tune_alpha`);
 4. the ordinary (``group=None``) and equivariant (``group="C4"``) LPG models, matched width
    :math:`|H|\\cdot n_{channels}` = ``width``, trained for ``steps`` Adam steps on the same
-   minibatches (:func:`spinv.experiments.equivariance.train_lpg`).
+   minibatches by the project's training engine
+   (:func:`spinv.experiments.equivariance_training.train_lpg`); each leaves a run directory
+   ``OUT/models/ordinary`` and ``OUT/models/C4`` that ``spinv evaluate`` and ``spinv report``
+   accept (``resume=True`` continues them after an interruption).
 
 The thesis' finding to look for: with few training images the equivariant method is better, and
 its quality barely changes on rotated images while the ordinary method's drops. At demo scale
@@ -25,19 +28,20 @@ from __future__ import annotations
 import json
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from spinv.experiments.equivariance import (
-    CTData,
+    ExperimentData,
     image_metrics,
     prepare_ct_data,
     reconstruct_all,
-    train_lpg,
 )
 from spinv.experiments.equivariance_baselines import baseline_metrics
+from spinv.experiments.equivariance_training import LPGSettings, model_progress, train_lpg
 
 METHOD_ORDER = ("FBP", "TV", "ordinary LPG", "equivariant LPG (C4)")
 
@@ -51,60 +55,54 @@ def bf16_available(device: torch.device | str = "cpu") -> bool:
     return bool(is_supported and is_supported())
 
 
-def run_demo(
-    out_dir: str | Path,
-    n_train: int = 10,
-    steps: int = 1000,
-    image_size: int = 64,
-    n_test: int = 14,
-    width: int = 96,
-    iterations: int = 8,
-    lr: float = 5e-4,
-    seed: int = 0,
-    bf16: bool | None = None,
-    tv_iterations: int = 300,
-    progress: bool = True,
-) -> dict:
-    """Run the headline comparison and write ``results.json``, ``report.md``, ``report.html``
-    and figures to ``out_dir``; returns the results dict (see the module docstring)."""
-    from tqdm.auto import tqdm
+@dataclass(frozen=True)
+class DemoSettings:
+    """Settings of the demo: ``n_train`` training and ``n_test`` held-out slices of
+    ``image_size``²; LPG ``width``, ``iterations``, Adam ``steps`` and ``lr``; ``seed`` of data,
+    noise, rotations and weights; ``bf16`` autocast (``None``: when the hardware supports it);
+    ``tv_iterations`` of PDHG for TV."""
 
-    if bf16 is None:
-        bf16 = bf16_available()
+    n_train: int = 10
+    steps: int = 1000
+    image_size: int = 64
+    n_test: int = 14
+    width: int = 96
+    iterations: int = 8
+    lr: float = 5e-4
+    seed: int = 0
+    bf16: bool | None = None
+    tv_iterations: int = 300
+
+
+LEARNED = (("ordinary LPG", None), ("equivariant LPG (C4)", "C4"))
+
+
+def run_demo(out_dir: str | Path, settings: DemoSettings | None = None, progress: bool = True,
+             resume: bool = False) -> dict:
+    """Run the headline comparison and write ``results.json``, ``report.md``, ``report.html``,
+    figures and the two model runs (``models/ordinary``, ``models/C4``; ``resume``: continue
+    them) to ``out_dir``; returns the results dict (see the module docstring)."""
+    s = settings if settings is not None else DemoSettings()
+    bf16 = bf16_available() if s.bf16 is None else s.bf16
     t_start = time.perf_counter()
     out = Path(out_dir)
-    data = prepare_ct_data(n_train, image_size, n_test, 50, seed)
+    data = prepare_ct_data(s.n_train, s.image_size, s.n_test, 50, s.seed)
     recs: dict[str, dict[str, torch.Tensor]] = {}  # FBP and TV (alpha tuned on training slices)
-    tv_settings = {"tune_images": min(4, n_train), "alpha_grid": list(np.logspace(-3, 0, 4)),
-                   "golden_iterations": 4, "tune_iterations": tv_iterations}
+    tv_settings = {"tune_images": min(4, s.n_train), "alpha_grid": list(np.logspace(-3, 0, 4)),
+                   "golden_iterations": 4, "tune_iterations": s.tv_iterations}
     alpha = baseline_metrics(tv_settings, data, keep=recs)["alpha"]
-
+    lpg = LPGSettings(steps=s.steps, width=s.width, iterations=s.iterations, lr=s.lr, bf16=bf16,
+                      seed=s.seed)
     training = {}
-    bar = tqdm(total=2 * steps, desc="training LPG", unit="step", disable=not progress,
-               dynamic_ncols=True)
-
-    def report_step(name: str, step: int, loss: float) -> None:
-        bar.update(1)
-        if step % 10 == 0:
-            bar.set_postfix_str(f"{name} loss {loss:.2e}")
-
-    for label, group in (("ordinary LPG", None), ("equivariant LPG (C4)", "C4")):
-        model, losses, seconds = train_lpg(
-            data, group, steps, width=width, iterations=iterations, lr=lr, bf16=bf16,
-            seed=seed, progress=report_step,
-        )
-        recs[label] = {
-            "upright": reconstruct_all(model, data.y_test, bf16),
-            "rotated": reconstruct_all(model, data.y_rot, bf16),
-        }
-        training[label] = {
-            "group": group,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "train_time_s": seconds,
-            "losses": losses,
-        }
-    bar.close()
-
+    for label, group in LEARNED:
+        with model_progress(progress, s.steps, f"training {label}") as bar:
+            model, losses, seconds = train_lpg(data, group, lpg, out / "models" / (group or
+                                               "ordinary"), resume, bar)
+        recs[label] = {"upright": reconstruct_all(model, data.y_test, bf16),
+                       "rotated": reconstruct_all(model, data.y_rot, bf16)}
+        training[label] = {"group": group,
+                           "parameters": sum(p.numel() for p in model.parameters()),
+                           "train_time_s": seconds, "losses": losses}
     truth = {"upright": (data.x_test, data.mask_test), "rotated": (data.x_rot, data.mask_rot)}
     metrics = {
         name: {split: image_metrics(r[split].float(), *truth[split]) for split in truth}
@@ -112,10 +110,10 @@ def run_demo(
     }
     results = {
         "settings": {
-            "dataset": "ct-head", "n_train": n_train, "n_test": int(len(data.x_test)),
-            "image_size": image_size, "n_angles": 50, "photons": 1e4, "steps": steps,
-            "width": width, "iterations": iterations, "lr": lr, "seed": seed, "bf16": bf16,
-            "tv_alpha": alpha, "tv_iterations": tv_iterations,
+            "dataset": "ct-head", "n_train": s.n_train, "n_test": int(len(data.x_test)),
+            "image_size": s.image_size, "n_angles": 50, "photons": 1e4, "steps": s.steps,
+            "width": s.width, "iterations": s.iterations, "lr": s.lr, "seed": s.seed,
+            "bf16": bf16, "tv_alpha": alpha, "tv_iterations": s.tv_iterations,
             "test_angles_deg": data.angles.tolist(),
         },
         "machine": {
@@ -153,10 +151,10 @@ def format_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _examples_figure(recs: dict, data: CTData, metrics: dict, index: int = 0):
-    from spinv.report import _plt, image_panel
+def _examples_figure(recs: dict, data: ExperimentData, metrics: dict, index: int = 0):
+    from spinv.plotting import image_panel, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     rows = (("upright", data.x_test), ("rotated", data.x_rot))
     cols = ("ground truth",) + METHOD_ORDER
     fig, axes = plt.subplots(2, len(cols), figsize=(2.3 * len(cols), 4.9), squeeze=False)
@@ -179,7 +177,7 @@ def _examples_figure(recs: dict, data: CTData, metrics: dict, index: int = 0):
 
 
 def _violins(metrics: dict, key: str, ylabel: str):
-    from spinv.report import violin_figure
+    from spinv.plotting import violin_figure
 
     groups = {}
     for name in METHOD_ORDER:
@@ -190,9 +188,9 @@ def _violins(metrics: dict, key: str, ylabel: str):
 
 
 def _curves(training: dict):
-    from spinv.report import _plt
+    from spinv.plotting import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     for name, t in training.items():
         losses = np.asarray(t["losses"])
@@ -208,9 +206,9 @@ def _curves(training: dict):
     return fig
 
 
-def _write_outputs(out: Path, results: dict, recs: dict, data: CTData) -> None:
+def _write_outputs(out: Path, results: dict, recs: dict, data: ExperimentData) -> None:
     from spinv.atomic import atomic_write_bytes
-    from spinv.report import save_figure
+    from spinv.plotting import save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     metrics = results["metrics"]

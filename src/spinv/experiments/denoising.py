@@ -64,7 +64,7 @@ class _PlainResNet(nn.Module):
 
 
 def _atomic_json(path: str | os.PathLike, obj) -> None:
-    from spinv.training.checkpoint import atomic_write_json
+    from spinv.atomic import atomic_write_json
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, obj)

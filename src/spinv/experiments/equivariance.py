@@ -7,7 +7,8 @@ At CPU scale, for each group in ``groups`` (``None`` = ordinary, ``"C4"``, ...):
    (:func:`spinv.operators.ct.simulate_ct`: a twice finer projection grid against the inverse
    crime, Poisson noise, §2.5.1);
 2. train :class:`~spinv.learned.LearnedProximalGradient` (Algorithm 5) for ``steps`` Adam
-   steps on the squared error of §2.5.2 (minibatch ``batch_size``; data noise is fixed). The
+   steps on the squared error of §2.5.2 (minibatch ``batch_size``; data noise is fixed) with the
+   project's training engine (:mod:`spinv.experiments.equivariance_training`). The
    thesis trains 1e5 steps at learning rate 1e-4; short CPU runs use a larger rate with
    gradient-norm clipping (``clip_grad_norm``), without which an 8-iteration C4 model at
    learning rate 1e-3 diverged after ~150 steps in our runs;
@@ -17,25 +18,24 @@ At CPU scale, for each group in ``groups`` (``None`` = ordinary, ``"C4"``, ...):
    (:func:`spinv.data.transforms.body_mask_ct`; the thesis uses lung masks, §2.5.3).
 
 Everything random derives from ``seed``; every model starts from the same seed. Results are
-returned as a dict and, with ``out_dir``, written to ``results.json`` and ``results.md``.
+returned as a dict and, with ``out_dir``, written to ``results.json`` and ``results.md``; each
+model leaves its run directory in ``out_dir/models/<name>``.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from spinv.atomic import atomic_write_json, atomic_write_text
-from spinv.learned import LearnedProximalGradient
+from spinv.experiments.equivariance_training import LPGSettings, train_lpg
 
 __all__ = [
-    "CTData",
+    "ExperimentData",
     "assemble_data",
     "downsample",
     "image_metrics",
@@ -43,7 +43,6 @@ __all__ = [
     "prepare_ct_data",
     "reconstruct_all",
     "run_ct_comparison",
-    "train_lpg",
 ]
 
 
@@ -96,8 +95,11 @@ def image_metrics(rec: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> dic
 
 
 @dataclass
-class CTData:
-    """Training and test data of the CT experiment (all image tensors ``(N, 1, n, n)``)."""
+class ExperimentData:
+    """Training and test data of a chapter-2 experiment, CT or MRI (all image tensors
+    ``(N, 1, n, n)``); ``setup`` describes the problem, dataset and evaluation as sections of an
+    :class:`~spinv.training.config.ExperimentConfig` (``problem``, ``data``, ``eval``) so that
+    the models trained on it leave runs that ``spinv evaluate`` accepts."""
 
     operator: torch.nn.Module
     x_train: torch.Tensor
@@ -109,6 +111,7 @@ class CTData:
     mask_test: torch.Tensor
     mask_rot: torch.Tensor
     angles: torch.Tensor
+    setup: dict = field(default_factory=dict)
 
 
 def prepare_ct_data(
@@ -120,7 +123,7 @@ def prepare_ct_data(
     *,
     photons: float = 1e4,
     test_split: str = "test",
-) -> CTData:
+) -> ExperimentData:
     """Ground truths, low-dose sinograms (``photons`` per detector pixel) and body masks of the
     CT experiment (steps 1 and 3 of the module docstring): ``n_test`` slices of ``test_split``
     (``"test"`` or ``"val"``) upright and rotated by random angles in [-180, 180)."""
@@ -131,7 +134,7 @@ def prepare_ct_data(
     if not isinstance(n_train, int) or isinstance(n_train, bool) or n_train < 1:
         raise ValueError(f"n_train={n_train!r}: expected a positive integer")
     native = load_ct_slices(test_split, n_test, None)
-    return assemble_data(
+    data = assemble_data(
         ParallelBeamCT(image_size, n_angles),
         load_ct_slices("train", n_train, image_size),
         downsample(native, image_size),
@@ -140,6 +143,19 @@ def prepare_ct_data(
         seed,
         x_test_native=native,
     )
+    data.setup = experiment_setup(
+        {"kind": "ct", "image_size": image_size, "n_angles": n_angles, "photons": photons,
+         "mu": None, "upsample": 2}, "ct-head", test_split, n_test)
+    return data
+
+
+def experiment_setup(problem: dict, dataset: str, test_split: str, n_test: int) -> dict:
+    """The ``setup`` of :class:`ExperimentData`: config sections ``problem`` (as given),
+    ``data`` (``dataset``, area downsampling) and ``eval`` (ROI metrics on ``n_test`` slices of
+    ``test_split``)."""
+    return {"name": dataset, "problem": problem,
+            "data": {"dataset": dataset, "val_size": 0, "resize": "area"},
+            "eval": {"split": test_split, "roi": True, "n_images": n_test}}
 
 
 def assemble_data(
@@ -151,7 +167,7 @@ def assemble_data(
     seed: int,
     *,
     x_test_native: torch.Tensor | None = None,
-) -> CTData:
+) -> ExperimentData:
     """The experiment's data from ground truths: the test images rotated by random angles in
     [-180, 180) drawn from ``seed`` (rotate, then measure), measurements ``simulate(x, s)`` with
     seeds ``seed + 1, 2, 3`` for the training, upright and rotated sets, ROI masks
@@ -177,7 +193,7 @@ def assemble_data(
                 "test image"
             )
         x_rot = downsample(rotate(x_test_native, angles), x_test.shape[-1])
-    return CTData(
+    return ExperimentData(
         operator=operator,
         x_train=x_train,
         y_train=simulate(x_train, seed + 1),
@@ -191,95 +207,34 @@ def assemble_data(
     )
 
 
-def train_lpg(
-    data: CTData,
-    group: str | None,
-    steps: int,
-    width: int = 96,
-    iterations: int = 8,
-    lr: float = 5e-4,
-    batch_size: int = 1,
-    clip_grad_norm: float | None = 1.0,
-    bf16: bool = False,
-    seed: int = 0,
-    progress=None,
-    *,
-    memory: int = 5,
-) -> tuple[LearnedProximalGradient, list[float], float]:
-    """Train one LPG model on ``data`` (step 2 of the module docstring) on the device of
-    ``data.x_train``; returns ``(model, losses, seconds)``. Every model sees the same minibatches
-    for the same ``seed``; ``progress(name, step, loss)`` is called after every step. The loss is
-    the mean squared (complex: squared modulus) error."""
-    name = group or "ordinary"
-    for key, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{key}={value!r}: expected a positive integer")
-    if not lr > 0:
-        raise ValueError(f"lr={lr!r}: expected a positive learning rate")
-    x_train, y_train = data.x_train, data.y_train
-    device = x_train.device
-    model = LearnedProximalGradient(
-        data.operator, group=group, width=width, iterations=iterations, memory=memory, seed=seed
-    ).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    order = torch.Generator().manual_seed(seed + 4)  # same minibatches for every model
-    losses: list[float] = []
-    t0 = time.perf_counter()
-    for step in range(steps):
-        idx = torch.randint(0, len(x_train), (batch_size,), generator=order).to(device)
-        opt.zero_grad(set_to_none=True)
-        with _autocast(bf16, y_train):
-            rec = model(y_train[idx])
-        err = (rec.to(torch.complex64) if rec.is_complex() else rec.float()) - x_train[idx]
-        loss = err.abs().square().mean()
-        loss.backward()
-        if clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-        opt.step()
-        losses.append(loss.item())
-        if not math.isfinite(losses[-1]):
-            raise FloatingPointError(f"{name}: loss became {losses[-1]} at step {step}")
-        if progress is not None:
-            progress(name, step, losses[-1])
-    return model, losses, time.perf_counter() - t0
-
-
 def run_ct_comparison(
     n_train: int = 20,
     groups: tuple = (None, "C4"),
-    steps: int = 500,
+    settings: LPGSettings | None = None,
     image_size: int = 64,
-    seed: int = 0,
-    out_dir: str | os.PathLike | None = None,
     n_test: int = 8,
-    width: int = 96,
-    iterations: int = 8,
-    lr: float = 5e-4,
-    batch_size: int = 1,
-    clip_grad_norm: float | None = 1.0,
-    bf16: bool = False,
     n_angles: int = 50,
+    out_dir: str | os.PathLike | None = None,
     progress=None,
-    return_models: bool = False,
+    resume: bool = False,
 ) -> dict:
     """Train and compare ordinary/equivariant LPG models; see the module docstring.
 
-    ``bf16=True`` runs the networks under ``torch.autocast`` with bfloat16 and in
-    ``channels_last`` layout (several times faster on CPUs with bf16 support; the operator and
-    data term stay float32). ``progress(group, step, loss)`` is called every 10 steps if
-    given. Returns ``{"settings": ..., "results": {name: {...}}}`` with per-image and mean
-    metrics for the ``upright`` and ``rotated`` test sets, training losses and wall time; with
-    ``return_models=True`` returns ``(payload, models, data)``.
+    ``settings`` (default ``LPGSettings(steps=500)``) holds the model and training settings and
+    the seed of everything; ``settings.bf16`` runs the networks under bfloat16 autocast (the
+    operator and data term stay float32). ``progress(step, total, scalars)`` is called after
+    every step. With ``out_dir`` each model's run goes to ``out_dir/models/<name>``
+    (``resume``: continue them). Returns ``{"settings": ..., "results": {name: {...}}}`` with
+    per-image and mean metrics for the ``upright`` and ``rotated`` test sets, training losses
+    and wall time.
     """
-    data = prepare_ct_data(n_train, image_size, n_test, n_angles, seed)
-    results, models = {}, {}
+    s = settings if settings is not None else LPGSettings(steps=500)
+    data = prepare_ct_data(n_train, image_size, n_test, n_angles, s.seed)
+    results = {}
     for group in groups:
         name = group or "ordinary"
-        model, losses, train_time = train_lpg(
-            data, group, steps, width, iterations, lr, batch_size, clip_grad_norm, bf16, seed,
-            progress,
-        )
-        models[name] = model
+        run_dir = None if out_dir is None else Path(out_dir) / "models" / name
+        model, losses, train_time = train_lpg(data, group, s, run_dir, resume, progress)
         results[name] = {
             "group": group,
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -287,27 +242,18 @@ def run_ct_comparison(
             "loss_first_10": sum(losses[:10]) / len(losses[:10]),
             "loss_last_10": sum(losses[-10:]) / len(losses[-10:]),
             "losses": losses,
-            "upright": image_metrics(reconstruct_all(model, data.y_test, bf16), data.x_test,
+            "upright": image_metrics(reconstruct_all(model, data.y_test, s.bf16), data.x_test,
                                      data.mask_test),
-            "rotated": image_metrics(reconstruct_all(model, data.y_rot, bf16), data.x_rot,
+            "rotated": image_metrics(reconstruct_all(model, data.y_rot, s.bf16), data.x_rot,
                                      data.mask_rot),
         }
     payload = {
         "settings": {
-            "n_train": n_train,
-            "n_test": len(data.x_test),
-            "groups": [g or "ordinary" for g in groups],
-            "steps": steps,
-            "image_size": image_size,
-            "width": width,
-            "iterations": iterations,
-            "lr": lr,
-            "batch_size": batch_size,
-            "clip_grad_norm": clip_grad_norm,
-            "bf16": bf16,
-            "n_angles": n_angles,
-            "seed": seed,
-            "test_angles_deg": data.angles.tolist(),
+            "n_train": n_train, "n_test": len(data.x_test),
+            "groups": [g or "ordinary" for g in groups], "steps": s.steps,
+            "image_size": image_size, "width": s.width, "iterations": s.iterations, "lr": s.lr,
+            "batch_size": s.batch_size, "clip_grad_norm": s.clip_grad_norm, "bf16": s.bf16,
+            "n_angles": n_angles, "seed": s.seed, "test_angles_deg": data.angles.tolist(),
             "torch_threads": torch.get_num_threads(),
         },
         "results": results,
@@ -316,8 +262,6 @@ def run_ct_comparison(
         out = Path(out_dir)
         atomic_write_json(out / "results.json", payload)
         atomic_write_text(out / "results.md", format_table(payload))
-    if return_models:
-        return payload, models, data
     return payload
 
 

@@ -54,6 +54,7 @@ SCHEMA: dict[str, tuple[str, Any, str]] = {
     "device": ("str", "auto", "auto, cpu, cuda, cuda:0, ..."),
     "seed": ("int0", 0, "seed of data noise, test rotations, weights and minibatches"),
     "eval_split": ("choice:test|val", "test", "split the models are evaluated on"),
+    "checkpoint_every": ("opt-int+", None, "checkpoint interval of model runs (null: steps/10)"),
     # sweep-n (Figs 2.8, 2.10)
     "n_train_values": ("list[int+]", [10, 20, 50, 100], "training-set sizes N"),
     "groups": ("list[group]", [None, "C4"], "models: null (ordinary) or C<m>/D<m>"),

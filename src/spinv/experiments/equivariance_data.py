@@ -17,9 +17,10 @@ ground truth is rotated first, at the bundled resolution, then area-averaged to 
 and simulated (:func:`spinv.experiments.equivariance.assemble_data`; this avoids the blur that
 makes rotated images easier, thesis Appendix 2.A).
 
-Training (§2.5.2): empirical risk :math:`\\frac1N\\sum_i \\|u_i^* - \\Phi(y_i)\\|_2^2`
-minimised by Adam with minibatches; for complex reconstructions the modulus of the error is
-squared. Data noise is drawn once and kept fixed.
+Training (§2.5.2, :mod:`spinv.experiments.equivariance_training`): empirical risk
+:math:`\\frac1N\\sum_i \\|u_i^* - \\Phi(y_i)\\|_2^2` minimised by Adam with minibatches; for
+complex reconstructions the modulus of the error is squared. Data noise is drawn once and kept
+fixed.
 
 >>> d = prepare_data("mri", n_train=2, image_size=16, n_test=2, seed=0)
 >>> tuple(d.x_train.shape), d.y_train.dtype, tuple(d.mask_rot.shape)
@@ -30,19 +31,16 @@ squared. Data noise is drawn once and kept fixed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from spinv.experiments.equivariance import (
-    CTData,
+    ExperimentData,
     assemble_data,
     downsample,
+    experiment_setup,
     load_ct_slices,
     prepare_ct_data,
-    train_lpg,
 )
-from spinv.learned import LearnedProximalGradient
 
 __all__ = [
     "DATASETS",
@@ -51,7 +49,6 @@ __all__ = [
     "load_slices",
     "prepare_data",
     "prepare_mri_data",
-    "train_model",
 ]
 
 DATASETS = {"ct": "ct-head", "mri": "brain-t1"}
@@ -87,10 +84,10 @@ def prepare_mri_data(
     noise: float = 0.02,
     seed: int = 0,
     test_split: str = "test",
-) -> CTData:
+) -> ExperimentData:
     """MRI counterpart of :func:`spinv.experiments.equivariance.prepare_ct_data` (same
-    container, fields ``operator, x_*, y_*, mask_*, angles``; ground truths real float32,
-    measurements complex64). The sampling pattern is drawn with ``seed``."""
+    container, fields ``operator, x_*, y_*, mask_*, angles, setup``; ground truths real float32,
+    measurements complex64). The sampling pattern (``lines``) is drawn with ``seed``."""
     from spinv.data.transforms import roi_mask_mri
     from spinv.operators import SubsampledFourier
     from spinv.sampling import variable_density_lines
@@ -103,7 +100,7 @@ def prepare_mri_data(
         raise ValueError(f"noise={noise!r}: expected a noise level >= 0")
     op = SubsampledFourier(variable_density_lines((image_size, image_size), rate, seed=seed))
     native = load_slices("mri", test_split, n_test, None)
-    return assemble_data(
+    data = assemble_data(
         op,
         load_slices("mri", "train", n_train, image_size),
         downsample(native, image_size),
@@ -112,6 +109,11 @@ def prepare_mri_data(
         seed,
         x_test_native=native,
     )
+    data.setup = experiment_setup(
+        {"kind": "mri", "image_size": image_size, "noise_sigma": noise,
+         "mask": {"pattern": "lines", "rate": rate, "seed": seed}},
+        "brain-t1", test_split, n_test)
+    return data
 
 
 def prepare_data(
@@ -125,7 +127,7 @@ def prepare_data(
     photons: float = 1e4,
     rate: float = 0.2,
     noise: float = 0.02,
-) -> CTData:
+) -> ExperimentData:
     """CT or MRI data of the experiment (see the module docstring)."""
     if problem == "ct":
         return prepare_ct_data(n_train, image_size, n_test, n_angles, seed, photons=photons,
@@ -135,31 +137,9 @@ def prepare_data(
     raise ValueError(f"problem={problem!r}: expected 'ct' or 'mri'")
 
 
-def data_to(data: CTData, device: torch.device) -> CTData:
+def data_to(data: ExperimentData, device: torch.device) -> ExperimentData:
     """A copy of ``data`` with every tensor (and the operator) on ``device``."""
     fields = {k: (v.to(device) if isinstance(v, torch.Tensor | torch.nn.Module) else v)
               for k, v in vars(data).items()}
     fields["angles"] = data.angles  # bookkeeping, stays on the CPU
-    return CTData(**fields)
-
-
-def train_model(
-    data: CTData,
-    group: str | None,
-    steps: int,
-    width: int = 32,
-    iterations: int = 8,
-    memory: int = 5,
-    lr: float = 5e-4,
-    batch_size: int = 1,
-    clip_grad_norm: float | None = 1.0,
-    bf16: bool = False,
-    seed: int = 0,
-    progress: Callable[[int, float], None] | None = None,
-) -> tuple[LearnedProximalGradient, list[float], float]:
-    """Train one learned proximal gradient model (Algorithm 5) on ``data``; returns
-    ``(model, losses, seconds)``. Same weights initialisation seed and the same minibatch order
-    for every model with the same ``seed``; ``progress(step, loss)`` after every step."""
-    report = None if progress is None else (lambda _name, step, loss: progress(step, loss))
-    return train_lpg(data, group, steps, width, iterations, lr, batch_size, clip_grad_norm,
-                     bf16, seed, report, memory=memory)
+    return ExperimentData(**fields)

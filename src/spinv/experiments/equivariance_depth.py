@@ -40,10 +40,11 @@ import torch
 
 from spinv.experiments.equivariance_baselines import tune_tv_alpha
 from spinv.experiments.equivariance_sweeps import (
-    _capped,
-    _n_test,
-    _settings,
+    capped_sizes,
     load_run_data,
+    model_dir,
+    n_test_for,
+    settings_payload,
     setup_run,
     train_and_time,
     write_payload,
@@ -69,16 +70,18 @@ def _roi_psnr(u: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> list[floa
 
 
 def run_depth(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
-              progress: bool = False) -> dict[str, Any]:
+              progress: bool = False, resume: bool = False) -> dict[str, Any]:
     """Train the model(s) of ``groups`` on ``n_train`` slices, run them for
     ``total_iterations`` iterations on ``n_show`` test slices, and compare the ROI PSNR of
-    every iterate with the TV-PDHG iterates. Returns ``{"experiment", "settings", "notes",
-    "alpha", "results": {"learned": {model: {"psnr_roi": [[...] per iterate]}}, "pdhg": ...}}``.
+    every iterate with the TV-PDHG iterates; each model's run goes to
+    ``out_dir/models/depth-<name>`` (``resume``: continue them). Returns ``{"experiment",
+    "settings", "notes", "alpha", "results": {"learned": {model: {"psnr_roi": [[...] per
+    iterate]}}, "pdhg": ...}}``.
     """
     device = setup_run(cfg)
     notes: list[str] = []
-    (n,) = _capped(cfg, [cfg["n_train"]], notes)
-    n_test = _n_test(cfg, notes)
+    (n,) = capped_sizes(cfg, [cfg["n_train"]], notes)
+    n_test = n_test_for(cfg, notes)
     data = load_run_data(cfg, n, n_test, device)
     n_show = min(cfg["n_show"], n_test)
     x, y, mask = data.x_test[:n_show], data.y_test[:n_show], data.mask_test[:n_show]
@@ -86,7 +89,8 @@ def run_depth(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
     learned: dict[str, dict] = {}
     for group in cfg["groups"]:
         name = group or "ordinary"
-        model, losses, secs = train_and_time(cfg, data, group, f"depth {name}", progress)
+        model, losses, secs = train_and_time(cfg, data, group, f"depth {name}", progress,
+                                             model_dir(out_dir, f"depth-{name}"), resume)
         model.eval()
         per_iter = []
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg["bf16"]):
@@ -111,7 +115,7 @@ def run_depth(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
     pdhg_mean = [float(np.mean(v)) for v in pdhg]
     payload = {
         "experiment": "depth",
-        "settings": _settings(cfg, ("groups", "n_train", "total_iterations", "reuse",
+        "settings": settings_payload(cfg, ("groups", "n_train", "total_iterations", "reuse",
                                     "pdhg_iterations", "alpha_grid", "tune_images",
                                     "tune_iterations", "n_show")),
         "n_train_used": n,
@@ -151,10 +155,10 @@ def format_depth_markdown(payload: dict[str, Any]) -> str:
 
 def write_depth_outputs(payload: dict[str, Any], out: Path) -> list[Path]:
     """``results.json``, ``results.md`` and ``psnr_vs_iteration.png``."""
-    from spinv.report import _plt, save_figure
+    from spinv.plotting import pyplot, save_figure
 
     written = write_payload(out, payload, format_depth_markdown(payload))
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     for name, e in payload["results"]["learned"].items():
         k = np.arange(1, len(e["mean_psnr_roi"]) + 1)

@@ -11,10 +11,14 @@
 * :func:`run_groups` (§2.5.2, Fig. 2.7): at fixed :math:`N`, the equivariant method with the
   groups :math:`H = \\mathbb{Z}_m` (``"C<m>"``), evaluated on the validation split.
 
-Data and training: :mod:`spinv.experiments.equivariance_data`; settings:
+Data: :mod:`spinv.experiments.equivariance_data`; training (the project's engine):
+:mod:`spinv.experiments.equivariance_training`; settings:
 :mod:`spinv.experiments.equivariance_config`. Results are returned as a dict and, with
 ``out_dir``, written atomically as ``results.json``, ``results.md`` and violin plots (PNG) of
-the per-image ROI PSNR/SSIM (top and bottom 5 % trimmed, :func:`spinv.report.violin_figure`).
+the per-image ROI PSNR/SSIM (top and bottom 5 % trimmed, :func:`spinv.plotting.violin_figure`);
+every trained model leaves a run directory ``out_dir/models/<name>`` (``N2-C4``, ``m4``, …)
+that ``spinv evaluate`` and ``spinv report`` accept; ``resume=True`` continues the runs of a
+killed experiment.
 """
 
 from __future__ import annotations
@@ -29,14 +33,20 @@ import torch
 from spinv.atomic import atomic_write_json, atomic_write_text
 from spinv.experiments.equivariance import image_metrics, reconstruct_all
 from spinv.experiments.equivariance_baselines import baseline_metrics
-from spinv.experiments.equivariance_data import available, data_to, prepare_data, train_model
-from spinv.report import image_panel, save_figure, violin_figure
+from spinv.experiments.equivariance_data import available, data_to, prepare_data
+from spinv.experiments.equivariance_training import LPGSettings, model_progress, train_lpg
+from spinv.plotting import image_panel, pyplot, save_figure, violin_figure
 
 __all__ = [
     "evaluate_model",
     "run_groups",
     "run_sweep_n",
+    "capped_sizes",
+    "model_dir",
+    "n_test_for",
+    "settings_payload",
     "setup_run",
+    "train_and_time",
     "write_payload",
 ]
 
@@ -71,7 +81,7 @@ def setup_run(cfg: dict[str, Any]) -> torch.device:
     return device
 
 
-def _capped(cfg: dict[str, Any], values: list[int], notes: list[str]) -> list[int]:
+def capped_sizes(cfg: dict[str, Any], values: list[int], notes: list[str]) -> list[int]:
     have = available(cfg["problem"], "train")
     out: list[int] = []
     for n in values:
@@ -83,7 +93,7 @@ def _capped(cfg: dict[str, Any], values: list[int], notes: list[str]) -> list[in
     return out
 
 
-def _n_test(cfg: dict[str, Any], notes: list[str]) -> int:
+def n_test_for(cfg: dict[str, Any], notes: list[str]) -> int:
     have = available(cfg["problem"], cfg["eval_split"])
     if cfg["n_test"] > have:
         notes.append(f"n_test={cfg['n_test']} capped at the {have} slices of split "
@@ -100,28 +110,17 @@ def load_run_data(cfg: dict[str, Any], n_train: int, n_test: int, device: torch.
     return data_to(data, device)
 
 
-def _progress_bar(enabled: bool, total: int, desc: str):
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=desc, disable=not enabled, leave=False, mininterval=1.0)
-
-    def update(step: int, loss: float) -> None:
-        bar.update(1)
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss:.2e}", refresh=False)
-
-    return bar, update
+def model_dir(out_dir: str | os.PathLike | None, name: str) -> Path | None:
+    """Run directory of the model ``name`` of an experiment writing to ``out_dir``."""
+    return None if out_dir is None else Path(out_dir) / "models" / name
 
 
-def train_and_time(cfg: dict[str, Any], data, group: str | None, desc: str, progress: bool):
-    """Train one model with the settings of ``cfg`` (tqdm bar over the steps if ``progress``)."""
-    bar, update = _progress_bar(progress, cfg["steps"], desc)
-    try:
-        return train_model(data, group, cfg["steps"], cfg["width"], cfg["iterations"],
-                           cfg["memory"], cfg["lr"], cfg["batch_size"], cfg["clip_grad_norm"],
-                           cfg["bf16"], cfg["seed"], update)
-    finally:
-        bar.close()
+def train_and_time(cfg: dict[str, Any], data, group: str | None, desc: str, progress: bool,
+                   run_dir: Path | None = None, resume: bool = False):
+    """Train one model with the settings of ``cfg`` (a progress bar over the steps if
+    ``progress``); its run goes to ``run_dir``. Returns ``(model, losses, seconds)``."""
+    with model_progress(progress, cfg["steps"], desc) as bar:
+        return tuple(train_lpg(data, group, LPGSettings.from_config(cfg), run_dir, resume, bar))
 
 
 def evaluate_model(model, data, bf16: bool = False, keep: dict | None = None) -> dict[str, dict]:
@@ -152,7 +151,7 @@ def _entry(model, losses: list[float], seconds: float, metrics: dict, n_train: i
     }
 
 
-def _settings(cfg: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+def settings_payload(cfg: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     common = ("problem", "image_size", "n_test", "width", "iterations", "memory", "steps", "lr",
               "batch_size", "clip_grad_norm", "bf16", "seed", "eval_split")
     extra = ("n_angles", "photons") if cfg["problem"] == "ct" else ("rate", "noise")
@@ -163,7 +162,7 @@ def _settings(cfg: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def run_sweep_n(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
-                progress: bool = False) -> dict[str, Any]:
+                progress: bool = False, resume: bool = False) -> dict[str, Any]:
     """Training-set-size sweep (Figs 2.8/2.10); see the module docstring.
 
     Returns ``{"experiment", "settings", "notes", "results": {"N=<n>": {model: entry}}}``
@@ -172,8 +171,8 @@ def run_sweep_n(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
     """
     device = setup_run(cfg)
     notes: list[str] = []
-    sizes = _capped(cfg, cfg["n_train_values"], notes)
-    n_test = _n_test(cfg, notes)
+    sizes = capped_sizes(cfg, cfg["n_train_values"], notes)
+    n_test = n_test_for(cfg, notes)
     results: dict[str, dict] = {}
     baselines, baseline_recs = None, {}
     for n in sizes:
@@ -183,13 +182,14 @@ def run_sweep_n(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
         row, recs = {}, {}
         for group in cfg["groups"]:
             name = group or "ordinary"
-            model, losses, secs = train_and_time(cfg, data, group, f"N={n} {name}", progress)
+            model, losses, secs = train_and_time(cfg, data, group, f"N={n} {name}", progress,
+                                                 model_dir(out_dir, f"N{n}-{name}"), resume)
             recs[name] = {}
             metrics = evaluate_model(model, data, cfg["bf16"], keep=recs[name])
             row[name] = _entry(model, losses, secs, metrics, n)
         results[f"N={n}"] = row
     keys = ("groups", "baselines", "alpha_grid", "tune_images", "tune_iterations")
-    payload = {"experiment": "sweep-n", "settings": _settings(cfg, keys),
+    payload = {"experiment": "sweep-n", "settings": settings_payload(cfg, keys),
                "n_train_values": sizes, "notes": notes, "test_angles_deg": data.angles.tolist(),
                "results": results, "baselines": baselines}
     if out_dir is not None:
@@ -206,9 +206,7 @@ def run_sweep_n(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
 def examples_figure(data, recs: dict, row: dict, split: str, title: str, k: int = 4):
     """Ground truth and each model's reconstruction of the first ``k`` held-out slices, with
     ROI SSIM (top) and PSNR (bottom), as in Figs 2.9/2.11."""
-    from spinv.report import _plt
-
-    plt = _plt()
+    plt = pyplot()
     x = (data.x_test if split == "upright" else data.x_rot).cpu()
     k = min(k, len(x))
     names = list(recs)
@@ -227,21 +225,22 @@ def examples_figure(data, recs: dict, row: dict, split: str, title: str, k: int 
 
 
 def run_groups(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
-               progress: bool = False) -> dict[str, Any]:
+               progress: bool = False, resume: bool = False) -> dict[str, Any]:
     """Group-order sweep (Fig. 2.7): equivariant models with :math:`H=\\mathbb{Z}_m` for each
     ``m`` in ``orders`` (``m = 1``: the trivial group), trained on the same ``n_train`` slices.
     Returns ``{"experiment", "settings", "notes", "results": {"m=<m>": entry}}``."""
     device = setup_run(cfg)
     notes: list[str] = []
-    (n,) = _capped(cfg, [cfg["n_train"]], notes)
-    n_test = _n_test(cfg, notes)
+    (n,) = capped_sizes(cfg, [cfg["n_train"]], notes)
+    n_test = n_test_for(cfg, notes)
     data = load_run_data(cfg, n, n_test, device)
     results: dict[str, dict] = {}
     for m in cfg["orders"]:
-        model, losses, secs = train_and_time(cfg, data, f"C{m}", f"m={m}", progress)
+        model, losses, secs = train_and_time(cfg, data, f"C{m}", f"m={m}", progress,
+                                             model_dir(out_dir, f"m{m}"), resume)
         results[f"m={m}"] = _entry(model, losses, secs, evaluate_model(model, data, cfg["bf16"]),
                                    n)
-    payload = {"experiment": "groups", "settings": _settings(cfg, ("orders",)),
+    payload = {"experiment": "groups", "settings": settings_payload(cfg, ("orders",)),
                "n_train_used": n, "notes": notes, "test_angles_deg": data.angles.tolist(),
                "results": results}
     if out_dir is not None:

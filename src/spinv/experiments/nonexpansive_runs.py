@@ -42,8 +42,8 @@ def run_toy(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dict:
     """``spinv nonexpansive toy``: :func:`toy_absolute_value` with the settings of ``cfg``
     (section ``toy`` of :mod:`~spinv.experiments.nonexpansive_config`); writes
     ``results.json``, ``results.md`` and ``toy_fit.png`` to ``out``."""
+    from spinv.atomic import atomic_write_text
     from spinv.experiments.nonexpansive_report import markdown_table
-    from spinv.training.checkpoint import atomic_write_text
 
     _setup(cfg)
     out = Path(out)
@@ -73,8 +73,8 @@ def run_toy(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dict:
 
 def _denoise_report(out: Path, r: dict, cfg: dict, done: bool) -> None:
     """``results.md`` and ``psnr.png`` of the methods finished so far."""
+    from spinv.atomic import atomic_write_text
     from spinv.experiments.nonexpansive_report import markdown_table, plot_psnr
-    from spinv.training.checkpoint import atomic_write_text
 
     if r["models"]:
         plot_psnr(r["models"], r["noisy"], out / "psnr.png",

@@ -156,7 +156,7 @@ def save_evaluation(out_dir: str | os.PathLike, metrics: dict, arrays: dict,
     atomic_write_bytes(out / "examples.npz", buf.getvalue())
     paths = [out / "metrics.json", out / "examples.npz"]
     if k > 0:
-        from spinv.report import example_figure, save_figure
+        from spinv.plotting import example_figure, save_figure
 
         fig = example_figure(ex, title=f"{metrics['model']} on {Path(metrics['dataset']).name}")
         paths.append(save_figure(fig, out / "examples.png"))

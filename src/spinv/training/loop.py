@@ -15,7 +15,6 @@ bit-identical to an uninterrupted one. The run directory is locked while trainin
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,11 +93,11 @@ def fit_options(cfg: ExperimentConfig, max_steps: int | None = None) -> FitOptio
 
 
 def problem_record(problem: ProblemConfig) -> dict:
-    """The serialised problem of a run (``problem.json``): the ``problem`` section.
+    """The serialised problem of a run (``problem.json``): :meth:`spinv.problems.Problem.to_dict`
+    of the ``problem`` section (operator geometry, noise model, MRI mask or its recipe)."""
+    from spinv.problems import Problem
 
-    (When :class:`spinv.problems.Problem` serialises itself, this becomes its ``to_dict()``.)
-    """
-    return {"format": "spinv-problem-config/1", **dataclasses.asdict(problem)}
+    return Problem.from_config(problem).to_dict()
 
 
 def _normalise(saved: dict) -> dict:
