@@ -10,7 +10,6 @@
 from spinv.generative.reconstruct import (
     FourierDiagonalNormal,
     GenerativeResult,
-    conjugate_gradient,
     data_fidelity,
     reconstruct_generative,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "LinearGaussianGenerator",
     "MeanOnlyRegulariser",
     "RangeConstraint",
-    "conjugate_gradient",
     "data_fidelity",
     "make_regulariser",
     "reconstruct_generative",

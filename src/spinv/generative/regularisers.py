@@ -45,6 +45,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from spinv.linalg import squared_norm
 from spinv.nn.covariance import Covariance, ScaledIdentity
 
 __all__ = [
@@ -70,10 +71,6 @@ class GenerativeModel(Protocol):
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor: ...
 
     def covariance(self, z: torch.Tensor) -> Covariance: ...
-
-
-def _sq(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], -1).pow(2).sum(dim=1)
 
 
 def _check_pair(u: torch.Tensor, z: torch.Tensor, latent_dim: int) -> None:
@@ -171,7 +168,7 @@ class MeanOnlyRegulariser(GenerativeRegulariser):
 
     def energy(self, u: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         _check_pair(u, z, self.latent_dim)
-        return 0.5 * _sq(u - self.model.decode_mean(z)) + self.latent_energy(z)
+        return 0.5 * squared_norm(u - self.model.decode_mean(z)) + self.latent_energy(z)
 
 
 class CovarianceRegulariser(GenerativeRegulariser):

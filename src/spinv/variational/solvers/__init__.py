@@ -6,7 +6,7 @@ Each returns ``(solution, history)`` with a :class:`~spinv.variational.solvers.h
 from spinv.variational.solvers.fista import fista, pgd
 from spinv.variational.solvers.fourier_block import FourierDataBlock
 from spinv.variational.solvers.history import History
-from spinv.variational.solvers.newton_cg import conjugate_gradient, newton_cg
+from spinv.variational.solvers.newton_cg import newton_cg
 from spinv.variational.solvers.pdhg import DualBlock, LeastSquaresBlock, RegulariserBlock, pdhg
 
 __all__ = [
@@ -14,7 +14,6 @@ __all__ = [
     "fista",
     "pgd",
     "newton_cg",
-    "conjugate_gradient",
     "pdhg",
     "DualBlock",
     "LeastSquaresBlock",

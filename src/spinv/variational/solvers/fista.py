@@ -31,23 +31,10 @@ from collections.abc import Callable
 
 import torch
 
+from spinv.linalg import batch_view, inner
 from spinv.variational.solvers.history import History, check_iterations
 
 Tensor = torch.Tensor
-
-
-def _bsum(x: Tensor) -> Tensor:
-    y = x.real.square() + x.imag.square() if x.is_complex() else x.square()
-    return y.reshape(x.shape[0], -1).sum(dim=1)
-
-
-def _binner(a: Tensor, b: Tensor) -> Tensor:
-    y = (a.real * b.real + a.imag * b.imag) if a.is_complex() else a * b
-    return y.reshape(a.shape[0], -1).sum(dim=1)
-
-
-def _bview(v: Tensor, like: Tensor) -> Tensor:
-    return v.reshape((-1,) + (1,) * (like.dim() - 1))
 
 
 def fista(
@@ -96,16 +83,17 @@ def fista(
         if backtracking:
             fy = f(y)
             for _ in range(60):
-                x_new = prox(y - gy / _bview(L, gy), 1.0 / L)
+                x_new = prox(y - gy / batch_view(L, gy), 1.0 / L)
                 d = x_new - y
-                ok = f(x_new) <= fy + _binner(gy, d) + 0.5 * L * _bsum(d) + 1e-12 * fy.abs()
+                ok = f(x_new) <= fy + inner(gy, d) + 0.5 * L * inner(d, d) + 1e-12 * fy.abs()
                 if bool(ok.all()):
                     break
                 L = torch.where(ok, L, eta * L)
         else:
-            x_new = prox(y - gy / _bview(L, gy), 1.0 / L)
-        gm = L * _bsum(y - x_new).sqrt()
-        change = _bsum(x_new - x).sqrt() / _bsum(x).sqrt().clamp(min=torch.finfo(real).tiny)
+            x_new = prox(y - gy / batch_view(L, gy), 1.0 / L)
+        gap, diff = y - x_new, x_new - x
+        gm = L * inner(gap, gap).sqrt()
+        change = inner(diff, diff).sqrt() / inner(x, x).sqrt().clamp(min=torch.finfo(real).tiny)
         if accelerate:
             t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
             y = x_new + ((t - 1.0) / t_new) * (x_new - x)

@@ -71,6 +71,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from spinv.linalg import squared_norm
 from spinv.variational.differences import gradient
 from spinv.variational.solvers.history import History
 
@@ -302,7 +303,8 @@ def fused_fourier_pdhg(
         objective = None
         if track_objective and check:
             xc = _to_complex(xnp)
-            objective = data.value(xc) + regb.value(gradient(xc)) + 0.5 * epsilon * _sq(xnr)
+            objective = (data.value(xc) + regb.value(gradient(xc))
+                         + 0.5 * epsilon * squared_norm(xnr))
         hist.record(objective, float("nan") if residual is None else max(residual))
         if callback is not None:
             callback(k, _to_complex(xnp))
@@ -329,7 +331,3 @@ def _residual(norms: list, changes: list, tiny: float) -> float:
 def _to_complex(p: Tensor) -> Tensor:
     """Planar ``(B, C, 2, H, W)`` real -> complex ``(B, C, H, W)`` (a new tensor)."""
     return torch.complex(p[:, :, 0], p[:, :, 1])
-
-
-def _sq(x: Tensor) -> Tensor:
-    return x.square().flatten(1).sum(dim=1)
