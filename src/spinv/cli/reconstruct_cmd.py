@@ -1,128 +1,202 @@
-"""``spinv reconstruct``: simulate measurements of a ground truth, reconstruct, print PSNR/SSIM."""
+"""``spinv reconstruct``: reconstruct measured data (``--measurements``) or simulate-then-
+reconstruct a ground truth (``--input``), with any method of :mod:`spinv.reconstruction`."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import torch
 import typer
 
-from spinv.cli._common import (
-    ANGLES,
-    INPUT,
-    MASK,
-    MU,
-    NOISE,
-    PHOTONS,
-    PROBLEM,
-    RATE,
-    SEED,
-    SIZE,
-    SLICE,
-    build_problem,
-    read_ground_truth,
-    save_array_image,
-)
+from spinv.cli._common import INPUT, MU, SEED, SLICE, build_problem, read_ground_truth
 
-ANALYTIC = ("fbp", "zero-filled")
-VARIATIONAL = ("tv", "tv-smooth", "tgv", "wavelet", "h1", "dtv")
-TUNING_DATA = {"ct": "ct-head", "mri": "brain-t1", "denoise": "natural"}
+METHOD_HELP = ("fbp | zero-filled | noisy | tv | tv-smooth | tgv | wavelet | h1 | dtv | lpg | lpd "
+               "| postprocess-cnn | pnp-pgd | pnp-admm")
 
 
-def _tune_alpha(problem, x: torch.Tensor, method: str, iterations: int, seed: int) -> float:
-    """α maximising mean PSNR on 4 bundled training images of the problem's modality."""
+def _problem_of(meas, opts: dict):
+    """The problem of read measurements, and whether their noise level is known."""
+    from spinv.problems import Problem, ct_problem, mri_problem
+
+    if meas.problem is not None:
+        problem = Problem.from_dict(meas.problem)
+        geom = problem.geometry
+        if geom is not None and opts["angles"] not in (None, geom.n_angles):
+            raise ValueError(f"--angles {opts['angles']}: {meas.source!r} records "
+                             f"{geom.n_angles} views; omit --angles")
+        return problem, True
+    if meas.kind == "ct":
+        n_angles, n_det = meas.y.shape[-2:]
+        size = opts["size"] or math.floor(n_det * opts["detector_spacing"] / math.sqrt(2))
+        problem = ct_problem(size, int(n_angles), photons=opts["photons"], mu=opts["mu"],
+                             upsample=1, n_detectors=int(n_det),
+                             angular_range=math.radians(opts["angular_range"]),
+                             detector_spacing=opts["detector_spacing"])
+        return problem, opts["photons"] is not None
+    h, w = meas.y.shape[-2:]
+    mask = meas.mask if meas.mask is not None else torch.ones(h, w)
+    noise = opts["noise"]
+    return mri_problem((h, w), mask=mask, noise=0.0 if noise is None else noise), \
+        noise is not None
+
+
+def _read(measurements: str, opts: dict):
+    from spinv.data.measurements import SinogramGeometry, read_measurements
+
+    geometry = SinogramGeometry(opts["angles"], opts["detectors"],
+                                math.radians(opts["angular_range"]), opts["detector_spacing"])
+    mask = None
+    if opts["mask"] is not None:
+        import numpy as np
+
+        if not str(opts["mask"]).endswith(".npy"):
+            raise ValueError(f"--mask {opts['mask']!r}: with --measurements pass a .npy mask "
+                             "((W,) or (H, W) weights in [0, 1])")
+        mask = np.load(opts["mask"], allow_pickle=False)
+    return read_measurements(measurements, geometry=geometry, mask=mask)
+
+
+def _reference(path: str | None, meas, recon: torch.Tensor) -> tuple[torch.Tensor, str] | None:
     import numpy as np
 
-    from spinv.data import load_dataset
-    from spinv.variational.reconstruct import tune_alpha
+    if path is None:
+        if meas is not None and meas.ground_truth is not None:
+            return meas.ground_truth, "ground truth stored in the measurements"
+        return None
+    from spinv.data.io import load_images
 
-    name = TUNING_DATA[problem.kind]
-    pool = load_dataset(name, "train")
-    train = torch.from_numpy(pool[:: max(1, len(pool) // 4)][:4])
-    train = torch.nn.functional.interpolate(
-        train[:, None], size=tuple(x.shape[-2:]), mode="bilinear", antialias=True,
-        align_corners=False,
-    ).clamp(0, 1)
-    typer.echo(f"tuning alpha on {train.shape[0]} '{name}' training images ...", err=True)
+    ref = torch.from_numpy(np.ascontiguousarray(load_images(path, normalize="none")))[:, None]
+    if ref.shape[0] != recon.shape[0] or ref.shape[-2:] != recon.shape[-2:]:
+        raise ValueError(f"--reference {path!r} holds {tuple(ref.shape[::2])} images of "
+                         f"{tuple(ref.shape[-2:])}; the reconstruction is "
+                         f"{recon.shape[0]} of {tuple(recon.shape[-2:])}")
+    return ref.float(), path
 
-    def simulate(images):
-        return problem.operator, problem.simulate(images, seed=seed + 1)
 
-    alpha, hist = tune_alpha(simulate, train, method, grid=list(np.logspace(-4, 0, 5)),
-                             golden_iterations=4, iterations=iterations, return_history=True)
-    return float(alpha)
+def _metrics(recon: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    from spinv.metrics import psnr, ssim
+
+    mag = (recon.abs() if recon.is_complex() else recon).float()
+    span = ref.flatten(1).amax(1) - ref.flatten(1).amin(1)
+    span = torch.where(span > 0, span, torch.ones_like(span))
+    return (float(psnr(mag, ref, data_range=span).mean()),
+            float(ssim(mag, ref, data_range=span).mean()))
 
 
 def reconstruct(
-    problem: str = PROBLEM,
-    input: str = INPUT,
-    method: str = typer.Option(..., "--method", help="fbp | zero-filled | tv | tv-smooth | tgv | "
-                               "wavelet | h1 | dtv"),
-    out: Path = typer.Option(..., "--out", help="reconstruction .npy or .png"),
-    alpha: str = typer.Option("auto", "--alpha", help="regularisation weight, or 'auto' (1-D "
-                              "search maximising PSNR on bundled training images)"),
-    reference: str = typer.Option(None, "--reference", help="dtv: reference image file"),
-    iterations: int = typer.Option(300, "--iterations", help="solver iterations"),
-    slice_index: int = SLICE,
-    size: int = SIZE,
-    angles: int = ANGLES,
-    photons: float = PHOTONS,
+    measurements: str = typer.Option(None, "--measurements", help="measured data: the .npz of "
+                                     "`spinv simulate`, a raw sinogram (.npy/.npz/folder), or "
+                                     "fastMRI HDF5 single-coil k-space"),
+    input: str = typer.Option(None, "--input", help=INPUT.help + " (simulate first)"),
+    problem: str = typer.Option(None, "--problem", help="with --input: ct | mri | denoise"),
+    method: str = typer.Option(..., "--method", help=METHOD_HELP),
+    out: Path = typer.Option(..., "--out", help="reconstruction .npy, .png or .nii.gz"),
+    model: str = typer.Option(None, "--model", help="learned/PnP methods: run directory or "
+                              "zoo name (`spinv models list`)"),
+    alpha: str = typer.Option("auto", "--alpha", help="variational weight, or 'auto' (tuned on "
+                              "bundled training images simulated with the same problem)"),
+    iterations: int = typer.Option(300, "--iterations", help="solver / PnP iterations"),
+    reference: str = typer.Option(None, "--reference", help="ground-truth image(s) for "
+                                  "PSNR/SSIM"),
+    guide: str = typer.Option(None, "--guide", help="dtv: registered reference image"),
+    angles: int = typer.Option(None, "--angles", help="CT views (--input: default 50; raw "
+                               "sinogram: checked against its rows)"),
+    detectors: int = typer.Option(None, "--detectors", help="raw sinogram: detector bins "
+                                  "(checked against its columns)"),
+    angular_range: float = typer.Option(180.0, "--angular-range", help="CT: views equispaced "
+                                        "on [0, RANGE) degrees"),
+    detector_spacing: float = typer.Option(1.0, "--detector-spacing", help="raw sinogram: "
+                                           "detector bin width in pixels"),
+    size: int = typer.Option(None, "--size", help="image size N (--input: resize to NxN; raw "
+                             "sinogram: default from the detector count)"),
+    photons: float = typer.Option(None, "--photons", help="CT photons per detector pixel "
+                                  "(--input: default 1e4; raw data: unknown unless given)"),
     mu: float = MU,
-    mask: str = MASK,
-    rate: float = RATE,
-    noise: float = NOISE,
+    mask: str = typer.Option(None, "--mask", help="MRI: --input: a pattern name or FILE.npy "
+                             "(default lines); --measurements: FILE.npy weights"),
+    rate: float = typer.Option(0.25, "--rate", help="MRI with --input: sampling rate"),
+    noise: float = typer.Option(None, "--noise", help="MRI/denoise noise level sigma"),
+    pnp_weight: float = typer.Option(1.0, "--pnp-weight", help="PnP relaxation weight in (0, 1]"),
+    pnp_step: float = typer.Option(1.0, "--pnp-step", help="PnP-PGD step c: tau = c/||A||^2"),
+    pnp_rho: float = typer.Option(0.1, "--pnp-rho", help="PnP-ADMM penalty r: rho = r ||A||^2"),
+    batch_size: int = typer.Option(8, "--batch-size", help="slices reconstructed at a time"),
+    slice_index: int = SLICE,
     seed: int = SEED,
+    force: bool = typer.Option(False, "--force", help="replace an existing --out"),
 ) -> None:
-    """Simulate measurements of --input, reconstruct with --method, print PSNR/SSIM, save --out."""
-    from spinv.metrics import psnr, ssim
+    """Reconstruct --measurements (no ground truth needed) or simulate --input and reconstruct,
+    with --method; print PSNR/SSIM when a reference is known; save --out."""
+    from spinv.data.io import save_volume
+    from spinv.reconstruction import ReconstructionOptions
+    from spinv.reconstruction import reconstruct as run
 
-    if method not in ANALYTIC + VARIATIONAL:
-        raise ValueError(
-            f"--method {method!r}: expected one of {', '.join(ANALYTIC + VARIATIONAL)}"
-        )
-    if out.suffix not in (".npy", ".png"):
-        raise ValueError(f"--out {str(out)!r}: expected a .npy or .png file name")
-    if iterations < 1:
-        raise ValueError(f"--iterations must be >= 1, got {iterations}")
-    if alpha != "auto":
+    if (measurements is None) == (input is None):
+        raise ValueError("pass exactly one of --measurements FILE (measured data) or --input "
+                         "FILE (a ground truth to simulate from)")
+    if alpha == "auto":
+        alpha_value = None
+    else:
         try:
             alpha_value = float(alpha)
         except ValueError:
             raise ValueError(f"--alpha {alpha!r}: expected a number >= 0 or 'auto'") from None
-        if not alpha_value >= 0:
-            raise ValueError(f"--alpha {alpha!r}: expected a number >= 0 or 'auto'")
-    x = read_ground_truth(input, slice_index, size)
-    p = build_problem(problem, x, angles, photons, mu, mask, rate, noise, seed)
-    if method in ANALYTIC and method != p.analytic_name:
-        raise ValueError(f"--method {method!r} is not defined for --problem {problem}; use "
-                         f"{p.analytic_name!r} or a variational method")
-    y = p.simulate(x, seed=seed)
-    t0 = time.perf_counter()
-    if method in ANALYTIC:
-        u = p.analytic(y)
-        info = ""
+    options = ReconstructionOptions(
+        method, alpha_value, iterations, model,
+        None if guide is None else read_ground_truth(guide, None, size),
+        pnp_weight, pnp_step, pnp_rho, batch_size, seed)
+    if out.exists() and not force:
+        raise ValueError(f"--out {str(out)!r} exists; pass --force to replace it")
+    opts = {"angles": angles, "detectors": detectors, "angular_range": angular_range,
+            "detector_spacing": detector_spacing, "size": size, "photons": photons, "mu": mu,
+            "mask": mask, "noise": noise}
+    meas, crop, scale = None, None, 1.0
+    if measurements is not None:
+        meas = _read(measurements, opts)
+        p, noise_known = _problem_of(meas, opts)
+        y, crop, scale = meas.y, meas.crop, meas.scale
+        label = f"{p.kind} {len(meas)} slice(s) from {measurements}"
     else:
-        from spinv.variational.reconstruct import reconstruct_variational
-
-        ref = None
-        if method == "dtv":
-            if reference is None:
-                raise ValueError("--method dtv needs --reference FILE (a registered image)")
-            ref = read_ground_truth(reference, None, x.shape[-1] if size else None)
-            if ref.shape != x.shape:
-                raise ValueError(f"--reference shape {tuple(ref.shape)} != input {tuple(x.shape)}")
-        alpha_value = (_tune_alpha(p, x, method, iterations, seed) if alpha == "auto"
-                       else alpha_value)
-        u = reconstruct_variational(p.operator, y, method, alpha_value, reference=ref,
-                                    iterations=iterations)
-        info = f"  alpha={alpha_value:.4g}"
+        if problem is None:
+            raise ValueError("--input needs --problem ct | mri | denoise")
+        x = read_ground_truth(input, slice_index, size)
+        p = build_problem(problem, x, 50 if angles is None else angles,
+                          1e4 if photons is None else photons, mu,
+                          "lines" if mask is None else mask, rate, noise, seed)
+        y, noise_known = p.simulate(p.ground_truth(x), seed=seed), True
+        label = f"{problem} (simulated from {input})"
+    t0 = time.perf_counter()
+    recon = run(p, y, options, progress=_progress_bar(len(y)), noise_known=noise_known)
     elapsed = time.perf_counter() - t0
-    mag = u.abs() if u.is_complex() else u
-    ps, ss = float(psnr(mag.float(), x)[0]), float(ssim(mag.float(), x)[0])
-    save_array_image(out, u)
-    typer.echo(f"{problem} {method}: PSNR {ps:.2f} dB  SSIM {ss:.4f}{info}  "
-               f"({elapsed:.1f} s)  -> {out}")
+    if crop is not None:
+        from spinv.data.measurements import center_crop
+
+        recon = center_crop(recon, crop)
+    ref = _reference(reference, meas, recon) if measurements is not None else (x, input)
+    written = save_volume(out, recon * scale if out.suffix == ".npy" else recon, force=force)
+    line = f"{label} {method}: "
+    if ref is not None:
+        ps, ss = _metrics(recon * scale if measurements is not None else recon, ref[0])
+        line += f"PSNR {ps:.2f} dB  SSIM {ss:.4f} (vs {ref[1]})  "
+    where = written[0] if len(written) == 1 else f"{written[0]} ... ({len(written)} files)"
+    typer.echo(f"{line}({elapsed:.1f} s)  -> {where}")
+
+
+def _progress_bar(total: int):
+    """A tqdm bar on stderr for several slices (none for one)."""
+    if total <= 1:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="slice", desc="reconstructing", leave=False)
+
+    def update(done: int, _total: int, _scalars: dict) -> None:
+        bar.update(done - bar.n)
+        if done >= _total:
+            bar.close()
+
+    return update
 
 
 def register(app: typer.Typer) -> None:

@@ -378,3 +378,54 @@ def save_image(path: str | os.PathLike, array: object) -> None:
     else:
         raise ValueError(f"path must end in .png or .npy, got {str(p)!r}")
     atomic_write_bytes(p, buf.getvalue())
+
+
+def save_volume(path: str | os.PathLike, images: object, force: bool = False) -> list[Path]:
+    """Write a stack of reconstructions ``(B, H, W)`` (or ``(B, 1, H, W)``) atomically.
+
+    ``.npy``: the whole stack (one slice: ``(H, W)``; complex kept, real as float32); ``.nii.gz``/``.nii``: magnitudes
+    as a NIfTI volume ``(H, W, B)`` with an identity affine; ``.png``: one 8-bit image
+    (:func:`save_image`), or ``NAME_000.png``, ``NAME_001.png``, ... for several slices. An
+    existing output is replaced only with ``force`` (checked for every file before any is
+    written, so nothing is half-replaced). Returns the written paths.
+    """
+    import torch
+
+    p = Path(path)
+    a = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if a.ndim == 4 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"expected images (B, H, W), got shape {np.shape(images)}")
+    suf = _suffix(p)
+    if suf == ".png":
+        targets = [p] if a.shape[0] == 1 else [
+            p.with_name(f"{p.stem}_{i:03d}.png") for i in range(a.shape[0])]
+    elif suf in (".npy",) + NIFTI_SUFFIXES:
+        targets = [p]
+    else:
+        raise ValueError(f"--out {str(p)!r}: expected a .npy, .png or .nii.gz file name")
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not force:
+        raise ValueError(f"--out {existing[0]!r} exists; pass --force to replace it or choose "
+                         "another name")
+    if suf == ".png":
+        for t, img in zip(targets, a, strict=True):
+            save_image(t, img)
+    elif suf == ".npy":
+        save_image(p, a[0] if a.shape[0] == 1 else a)
+    else:
+        import nibabel as nib
+
+        vol = np.abs(a).astype(np.float32).transpose(1, 2, 0)
+        atomic_write_bytes(p, nib.Nifti1Image(vol, np.eye(4)).to_bytes() if suf == ".nii"
+                           else _gzip(nib.Nifti1Image(vol, np.eye(4)).to_bytes()))
+    return targets
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, mtime=0)
