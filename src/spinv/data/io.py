@@ -383,11 +383,12 @@ def save_image(path: str | os.PathLike, array: object) -> None:
 def save_volume(path: str | os.PathLike, images: object, force: bool = False) -> list[Path]:
     """Write a stack of reconstructions ``(B, H, W)`` (or ``(B, 1, H, W)``) atomically.
 
-    ``.npy``: the whole stack (one slice: ``(H, W)``; complex kept, real as float32); ``.nii.gz``/``.nii``: magnitudes
-    as a NIfTI volume ``(H, W, B)`` with an identity affine; ``.png``: one 8-bit image
-    (:func:`save_image`), or ``NAME_000.png``, ``NAME_001.png``, ... for several slices. An
-    existing output is replaced only with ``force`` (checked for every file before any is
-    written, so nothing is half-replaced). Returns the written paths.
+    * ``.npy``: the whole stack (one slice: ``(H, W)``; complex kept, real as float32);
+    * ``.nii.gz`` / ``.nii``: magnitudes as a NIfTI volume ``(H, W, B)``, identity affine;
+    * ``.png``: one 8-bit image (:func:`save_image`), or ``NAME_000.png``, ... per slice.
+
+    An existing output is replaced only with ``force``, checked for every file before any is
+    written, so nothing is half-replaced. Returns the written paths.
     """
     import torch
 
