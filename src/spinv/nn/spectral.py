@@ -54,6 +54,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from spinv.linalg import power_iteration
+
 __all__ = [
     "conv_op",
     "conv_adjoint",
@@ -92,21 +94,22 @@ def power_iteration_step(
 ) -> tuple[float, torch.Tensor]:
     """Warm-started power iteration on :math:`A^TA`; returns ``(||A u||, u_new)``.
 
-    ``u`` is a unit-norm input of shape ``(1, C_in, H, W)``; the returned estimate
+    ``u`` is an input of shape ``(1, C_in, H, W)`` (normalised first); the returned estimate
     :math:`\\|Au\\|` (for the last unit ``u`` used) is a lower bound of :math:`\\|A\\|`.
+    This is :func:`spinv.linalg.power_iteration` with :math:`A` and :math:`A^T`: the stateful
+    form of spectral normalisation (one persistent vector per layer, a few steps after every
+    training step) is the generic iteration warm-started from the stored vector, which the
+    caller replaces by the returned one.
     """
     _check_weight(weight)
     w = weight.detach()
-    u = u.to(device=w.device, dtype=w.dtype)
-    sigma = 0.0
-    for _ in range(max(int(iterations), 1)):
-        u = u / u.norm().clamp_min(1e-30)
-        v = conv_op(u, w, padding)
-        sigma = float(v.norm())
-        if sigma == 0.0:
-            return 0.0, u
-        u = conv_adjoint(v, w, padding)
-    return sigma, u / u.norm().clamp_min(1e-30)
+    res = power_iteration(
+        lambda x: conv_op(x, w, padding),
+        u.to(device=w.device, dtype=w.dtype),
+        adjoint=lambda y: conv_adjoint(y, w, padding),
+        iterations=max(int(iterations), 1),
+    )
+    return float(res.value), res.vector
 
 
 def conv_power_norm(
