@@ -148,7 +148,7 @@ def test_registry_builds_lpg():
     registry = pytest.importorskip("spinv.training.registry")
     model = registry.build_model("lpg", {"group": "C4", "width": 8, "iterations": 1}, Identity())
     assert isinstance(model, LearnedProximalGradient) and model.group.name == "C4"
-    with pytest.raises(ValueError, match="unknown model option"):
+    with pytest.raises(ValueError, match="unknown option of 'lpg'"):
         registry.build_model("lpg", {"depth": 3}, Identity())
 
 
