@@ -314,3 +314,11 @@ class TrainingData:
     def validation(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The fixed validation pairs (measurement noise fixed by the seed)."""
         return fixed_set(self.val_images, self.simulator, self.seed, "val")
+
+    def describe(self) -> dict:
+        """The data split, for ``provenance.json`` of the run (see :mod:`spinv.training.engine`)."""
+        d = self.cfg.data
+        return {"source": "simulated on the fly", "dataset": d.dataset, "train_split": "train",
+                "n_train": self.n_train, "val_split": "val", "n_val": int(len(self.val_images)),
+                "batch_size": self.batch_size, "seed": self.seed,
+                "rotate_train": d.rotate_train, "resize": d.resize}
