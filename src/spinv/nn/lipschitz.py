@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch.func import jvp, vjp
 
-from spinv.linalg import power_iteration
+from spinv.linalg import norm, power_iteration
 
 __all__ = [
     "jacobian_power_iteration",
@@ -35,10 +35,6 @@ __all__ = [
 ]
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _norms(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[0], -1).norm(dim=1)
 
 
 def jacobian_power_iteration(f: Fn, x: torch.Tensor, iterations: int = 30, seed: int = 0) -> float:
@@ -73,7 +69,7 @@ def random_pairs_lipschitz(f: Fn, shape: tuple[int, ...], n: int = 64, scale: fl
         for i in range(n):
             x = torch.rand(shape, generator=gen).to(device)
             d = torch.randn(shape, generator=gen).to(device) * (scale * 10.0 ** -(i % 4))
-            best = max(best, float((_norms(f(x + d) - f(x)) / _norms(d)).max()))
+            best = max(best, float((norm(f(x + d) - f(x)) / norm(d)).max()))
     return best
 
 
@@ -93,12 +89,12 @@ def adversarial_lipschitz(f: Fn, shape: tuple[int, ...], starts: int = 8, steps:
         opt = torch.optim.Adam([x, y], lr=lr)
         for _ in range(steps):
             opt.zero_grad()
-            ratio = _norms(f(x) - f(y)) / _norms(x - y).clamp_min(1e-12)
+            ratio = norm(f(x) - f(y)) / norm(x - y).clamp_min(1e-12)
             best = max(best, float(ratio.detach().max()))
             (-ratio.sum()).backward()
             opt.step()
         with torch.no_grad():
-            ratio = _norms(f(x) - f(y)) / _norms(x - y).clamp_min(1e-12)
+            ratio = norm(f(x) - f(y)) / norm(x - y).clamp_min(1e-12)
             best = max(best, float(ratio.max()))
     return best
 

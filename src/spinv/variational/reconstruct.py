@@ -116,12 +116,6 @@ def make_regulariser(
     raise ValueError(f"method={method!r}: expected one of {', '.join(METHODS)}")
 
 
-def _initial(operator, y: torch.Tensor) -> torch.Tensor:
-    if hasattr(operator, "fbp"):
-        return operator.fbp(y)
-    return operator.adjoint(y)
-
-
 def _is_subsampled_fourier(operator) -> bool:
     try:
         from spinv.operators.mri import SubsampledFourier
@@ -163,7 +157,7 @@ def reconstruct_variational(
     alpha : regularisation weight (>= 0).
     reference : reference image for ``"dtv"`` (``(B or 1, C, H, W)``).
     iterations, tol : solver budget and stopping tolerance (PDHG: Algorithm 1 rule).
-    u0 : warm start; default ``operator.fbp(y)`` if available, else ``operator.adjoint(y)``.
+    u0 : warm start; default ``operator.analytic(y)`` (FBP for CT, zero filling for MRI).
     epsilon : strong-convexity weight :math:`\\varepsilon` of Eq. (1.3).
     nonnegative : constrain :math:`u\\ge0` (real images only; PDHG).
     solver : ``"pdhg"`` (all methods), ``"fista"`` (all but tgv; the prox of TV/dTV is an
@@ -187,7 +181,7 @@ def reconstruct_variational(
         raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
     reg = make_regulariser(method, alpha, reference, **reg_kwargs)
     if u0 is None:
-        u0 = _initial(operator, y)
+        u0 = operator.analytic(y)
     if nonnegative and u0.is_complex():
         raise ValueError("nonnegative=True: only for real images (got a complex u0)")
     if _is_subsampled_fourier(operator) and op_norm is None:
@@ -299,7 +293,7 @@ def tv_pdhg_iterates(
     """
     reg = TV(alpha)
     if u0 is None:
-        u0 = _initial(operator, y)
+        u0 = operator.analytic(y)
     if _is_subsampled_fourier(operator) and op_norm is None:
         data = FourierDataBlock(operator.mask, y)
     else:
