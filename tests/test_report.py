@@ -79,3 +79,17 @@ def test_report_errors(tmp_path):
     (bad / "eval-test" / "metrics.json").write_text("{oops")
     with pytest.raises(ValueError, match="metrics.json"):
         make_report([bad], tmp_path / "o")
+
+
+def test_experiment_folder_expands_to_its_model_runs(tmp_path):
+    from spinv.report import expand_experiments
+
+    exp = tmp_path / "exp"
+    for name in ("N2-C4", "N2-ordinary"):
+        (exp / "models" / name).mkdir(parents=True)
+        (exp / "models" / name / "config.yaml").write_text("model: {name: lpg}\n")
+    (exp / "results.json").write_text("{}")
+    other = tmp_path / "run"
+    other.mkdir()
+    assert expand_experiments([exp, other]) == [exp / "models" / "N2-C4",
+                                                exp / "models" / "N2-ordinary", other]

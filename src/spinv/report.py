@@ -167,13 +167,26 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def expand_experiments(paths: list[str | os.PathLike]) -> list[Path]:
+    """``paths`` with each experiment output folder (no run of its own, model runs in
+    ``models/<name>``, as written by ``spinv equivariance``/``spinv demo``) replaced by its
+    model runs."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        models = sorted(m for m in (p / "models").glob("*") if (m / "config.yaml").is_file())
+        own = (p / "config.yaml").is_file() or (p / "log.jsonl").is_file()
+        out.extend(models if models and not own else [p])
+    return out
+
+
 def make_report(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike,
                 n_examples: int = 3) -> dict:
-    """Write ``report.md``, ``report.html`` and ``figures/*.png`` for ``run_dirs`` into
-    ``out_dir``; returns ``{"markdown", "html", "figures"}`` paths."""
+    """Write ``report.md``, ``report.html`` and ``figures/*.png`` for ``run_dirs`` (runs,
+    evaluations, or experiment folders: :func:`expand_experiments`) into ``out_dir``; returns
+    ``{"markdown", "html", "figures"}`` paths."""
     if not run_dirs:
         raise ValueError("run_dirs: expected at least one run or evaluation directory")
-    runs = [collect_run(p) for p in run_dirs]
+    runs = [collect_run(p) for p in expand_experiments(run_dirs)]
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):  # disambiguate equal folder names
         for r in runs:

@@ -60,6 +60,11 @@ def test_non_run_folder_is_refused_unless_forced(tmp_path):
     assert is_run(folder)
     with open_run(tmp_path / "empty-or-new", {}):  # an empty/new folder is fine
         pass
+    lone = tmp_path / "killed-at-birth"
+    lone.mkdir()
+    (lone / ".lock").write_text("123\n")  # a writer killed before it wrote the marker
+    with open_run(lone, {}):
+        pass
 
 
 def test_resume_on_a_mistyped_folder_is_an_error(tmp_path):

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from spinv.learned import LearnedProximalGradient
 
 __all__ = ["LPGSettings", "TrainedModel", "lpg_run_config", "train_lpg"]
@@ -171,8 +169,3 @@ def model_progress(enabled: bool, total: int, desc: str):
     from spinv.training.logging import ProgressBar
 
     return ProgressBar(total, enabled=enabled, desc=desc, leave=False)
-
-
-def trained_parameters(model: torch.nn.Module) -> int:
-    """Number of parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters())

@@ -189,7 +189,8 @@ def _acquire(path: Path) -> int:
 def _check_foreign(path: Path, force: bool) -> None:
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"--out {str(path)!r} is a file, not a run directory")
-    if path.is_dir() and any(path.iterdir()) and not is_run(path) and not force:
+    entries = [c for c in path.iterdir() if c.name != LOCK] if path.is_dir() else []
+    if entries and not is_run(path) and not force:  # (a lone lock: a writer killed at birth)
         raise NotARunError(
             f"--out {str(path)!r} is a non-empty folder that is not a spinv run (no {MARKER}); "
             "refusing to write into it: choose an empty or new folder, or pass --force"
