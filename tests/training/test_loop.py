@@ -128,3 +128,24 @@ def test_tensorboard_missing_gives_clear_message(tmp_path, capsys, monkeypatch):
     cfg = parse_config(tiny_dict(train={"steps": 1, "tensorboard": True}))
     assert train(cfg, tmp_path).step == 1
     assert "pip install spinv[tensorboard]" in capsys.readouterr().err
+
+
+def test_run_of_an_earlier_version_resumes(tmp_path):
+    """A checkpoint whose config predates train.lr_min/precision (e.g. the long CT run) and a
+    folder without the run marker resume: the saved config is completed with the defaults."""
+    cfg = parse_config(tiny_dict(train={"steps": 4, "checkpoint_every": 2}))
+    train(cfg, tmp_path / "full")
+    train(cfg, tmp_path / "old", max_steps=2)
+    meta_path = tmp_path / "old" / "ckpt-000002" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("lr_min", "precision"):
+        del meta["config"]["train"][key]
+    meta_path.write_text(json.dumps(meta))
+    for name in ("spinv-run.json", "problem.json", "provenance.json"):
+        (tmp_path / "old" / name).unlink()
+    assert train(cfg, tmp_path / "old", resume=True).step == 4
+    a, _ = load_checkpoint(tmp_path / "full")
+    b, _ = load_checkpoint(tmp_path / "old")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="train.lr_min"):
+        parse_config(tiny_dict(train={"lr": 1e-3, "lr_min": 1e-2}))

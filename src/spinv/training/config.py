@@ -315,6 +315,11 @@ def _cross_check(obj: Any, path: str) -> None:
             raise ValueError(
                 f"config key '{path}.device': got {dev!r}; expected auto, cpu, cuda, cuda:N or mps"
             )
+        if obj.lr_min > obj.lr:
+            raise ValueError(
+                f"config key '{path}.lr_min': value {obj.lr_min!r} is out of range; expected a "
+                f"number <= {path}.lr = {obj.lr!r} (the floor of the cosine schedule)"
+            )
     if isinstance(obj, EvalConfig):
         parse_rotation(obj.rotate, f"{path}.rotate")
 
