@@ -82,3 +82,39 @@ def test_newton_is_batched(make_problem, rp):
     one = newton_cg(ll.subset(slice(1, 2)), s, 0.01, gtol=1e-11).u
     assert _rel(both[1:2], one) < 1e-8
     assert torch.is_tensor(both) and both.shape == (3, 1, 16, 16)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_pdhg_has_the_iterates_of_the_variational_pdhg(make_problem, rp, fused):
+    # bilevel.pdhg is a specialised copy of variational.solvers.pdhg (its module docstring says
+    # why): same splitting, same steps, same iterates
+    from spinv.variational.regularisers import smoothed_tv
+    from spinv.variational.solvers import FourierDataBlock, RegulariserBlock
+    from spinv.variational.solvers import pdhg as generic_pdhg
+
+    ll = make_problem("tv", gamma=0.05)
+    s, alpha = rp(16), 0.02
+    steps = pdhg_parameters(ll, s, alpha)
+    blocks = [FourierDataBlock(s, s * ll.y), RegulariserBlock(smoothed_tv(alpha, 0.05))]
+    for n in (1, 7, 60):
+        ours = pdhg(ll, s, alpha, maxit=n, tol=0.0, steps=steps)
+        generic, _ = generic_pdhg(blocks, ll.zero_filled(s), epsilon=ll.eps, tau=steps[0],
+                                  sigma=steps[1], theta=steps[2], iterations=n, tol=0.0,
+                                  fused=fused)
+        assert ours.iterations == n
+        assert _rel(ours.u, generic) < 1e-12
+
+
+def test_newton_cg_reaches_the_minimiser_of_the_variational_newton_cg(make_problem, rp):
+    # bilevel.newton_cg keeps its own conventions (relative tolerances, k-space preconditioner,
+    # per-image line search; module docstring); on the same energy both find the same minimiser
+    from spinv.variational.solvers import newton_cg as generic_newton_cg
+
+    ll = make_problem("tv", gamma=0.05)
+    s, alpha = rp(16), 0.02
+    ours = newton_cg(ll, s, alpha, gtol=1e-12)
+    generic, hist = generic_newton_cg(
+        lambda u: ll.energy(u, s, alpha), lambda u: ll.gradient(u, s, alpha),
+        lambda u, v: ll.hvp(u, v, s, alpha), ll.zero_filled(s), tol=1e-11)
+    assert hist.converged
+    assert _rel(ours.u, generic) < 1e-9

@@ -20,6 +20,22 @@ runs at once and the stopping rule of Algorithm 1,
 :math:`\\|u^{k+1}-u^k\\|/\\|u^k\\|+\\|v^{k+1}-v^k\\|/\\|v^k\\|\\le\\mathrm{tol}`, must hold for
 every image. Pass the returned ``state`` back to warm-start.
 
+Why not :func:`spinv.variational.solvers.pdhg.pdhg` with
+``[FourierDataBlock(s, s*y), RegulariserBlock(...)]``: that runs the same iteration (same
+splitting, steps and iterates to rounding, ``tests/bilevel/test_solvers.py``), but
+
+- it consumes the variational regulariser type, while the lower level carries
+  :class:`~spinv.bilevel.lower_level.Regulariser` (operator with ``norm_bound``, :math:`\\rho`
+  and the derivatives of App. 1.D that Newton-CG and the implicit gradient need; wavelet and
+  dTV operators of their own);
+- the warm start passes the dual data block in k-space (``state=(u, v1_hat, v2)``) from one
+  upper-level iteration to the next, where the pattern :math:`s` has changed;
+- switching would change the stored sampling results at rounding level (they are compared bit
+  for bit), for no gain in speed (one FFT pair per iteration either way).
+
+Merging the two needs the single regulariser abstraction first (see
+:mod:`spinv.variational.regularisers`).
+
 >>> import torch
 >>> from spinv.bilevel.lower_level import LowerLevel, make_regulariser
 >>> u0 = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
