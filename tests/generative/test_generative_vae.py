@@ -1,5 +1,5 @@
-"""GaussianVAE: shapes, initial covariance, ELBO training lowers the loss, checkpoints
-round-trip, seeded augmentation."""
+"""GaussianVAE: shapes, initial covariance, ELBO training (on the engine) lowers the loss, run
+directories round-trip through load_vae, seeded augmentation."""
 
 import math
 
@@ -7,15 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from spinv.generative.train import (
-    SliceSampler,
-    TrainSettings,
-    elbo_terms,
-    load_vae,
-    save_vae,
-    train_vae,
-)
+from spinv.generative.train import SliceSampler, TrainSettings, elbo_terms
 from spinv.nn.vae import COVARIANCE_KINDS, GaussianVAE
+from spinv.training.rundir import open_run
+from spinv.training.vae import load_vae, train_vae, vae_run_config
 
 
 def _images(n=6, size=32, seed=0):
@@ -83,13 +78,14 @@ def test_training_lowers_the_negative_elbo_and_checkpoint_roundtrip(tmp_path):
     assert after < before - 100, (before, after)  # nats, for 32 images of 256 pixels
     before_cov = loss("covariance")
     enc_state = {k: v.clone() for k, v in vae.encoder.state_dict().items()}
-    train_vae(vae, sampler, TrainSettings("covariance", steps=20, batch_size=8, lr=3e-3),
-              progress=False)
+    settings = TrainSettings("covariance", steps=20, batch_size=8, lr=3e-3)
+    with open_run(tmp_path / "vae", vae_run_config(vae, settings)) as run:
+        history = train_vae(vae, sampler, settings, progress=False, log_every=8, run=run)
     assert loss("covariance") < before_cov
+    assert [h["step"] for h in history] == [8, 16, 20]
     # the covariance stage leaves the encoder untouched
     assert all(torch.equal(v, vae.encoder.state_dict()[k]) for k, v in enc_state.items())
 
-    save_vae(tmp_path / "vae", vae, history=[{"step": 1}])
     back = load_vae(tmp_path / "vae")
     z = torch.randn(3, 4)
     assert torch.equal(back.decode_mean(z), vae.decode_mean(z))

@@ -51,11 +51,11 @@ def test_zero_last_starts_at_the_identity():
 def test_dncnn_training_beats_the_identity(dataset):
     """Regression: at width 16 / depth 17 without batch norm, the Kaiming-initialised last
     layer let brain-t1 training collapse to the identity (loss = sigma^2, issue 7)."""
-    from spinv.experiments.denoising import train_denoiser
+    from spinv.experiments.denoising import DenoiserTraining, train_denoiser
     from spinv.training.data import load_images_for
 
     images = load_images_for(dataset, "train", 64)
     sigma = 0.05
     net = DnCNN(1, width=16, depth=17, batch_norm=False, seed=0)
-    info = train_denoiser(net, images, sigma, 40, 5, 32, 1e-3, 0, lr_schedule="cosine")
+    info = train_denoiser(net, images, DenoiserTraining(sigma, 40, 5, 32, 1e-3, 0, "cosine"))
     assert info["final_loss"] < 0.8 * sigma ** 2

@@ -7,6 +7,7 @@ import json
 import torch
 
 from spinv.experiments.denoising import (
+    DenoiseExperiment,
     default_models,
     denoising_experiment,
     evaluate_denoiser,
@@ -36,9 +37,10 @@ def test_denoising_experiment_smoke(tmp_path):
     models = {k: v for k, v in default_models(4, 2).items() if k.startswith(("euler-R-g1.99",
                                                                              "rk4"))}
     out = tmp_path / "r.json"
-    r = denoising_experiment(sigma=0.2, steps=2, width=4, depth=2, dncnn_depth=3, crop=16,
-                             batch_size=2, test_size=32, models=models, include_tv=False,
-                             out=out, log=lambda s: None)
+    options = DenoiseExperiment(sigma=0.2, steps=2, width=4, depth=2, dncnn_depth=3, crop=16,
+                                batch_size=2, test_size=32, include_tv=False)
+    r = denoising_experiment(options, models, out=out, log=lambda s: None,
+                             runs_dir=tmp_path / "runs")
     saved = json.loads(out.read_text())
     assert set(saved["models"]) == {"dncnn", "euler-R-g1.99", "rk4-R-g1.99"}
     for name, m in r["models"].items():
@@ -46,6 +48,9 @@ def test_denoising_experiment_smoke(tmp_path):
         if name != "dncnn":
             assert m["certified_lipschitz"] <= 1 + 1.99 + 1e-9
     assert len(default_models(8, 3)) == 8
+    for name in r["models"]:  # every network left a finished run directory
+        summary = json.loads((tmp_path / "runs" / name / "summary.json").read_text())
+        assert summary["step"] == 2 and (tmp_path / "runs" / name / "problem.json").is_file()
 
 
 def test_pnp_convergence_experiment_averaged_vs_unconstrained(tmp_path):

@@ -18,7 +18,8 @@ generative_app = typer.Typer(
 @generative_app.command("train")
 def train(
     config: Path = typer.Argument(..., help="YAML config (sections data, model, train, seed)."),
-    out: Path = typer.Option(..., "--out", help="Directory for the vae-<kind>/ checkpoints."),
+    out: Path = typer.Option(..., "--out", help="Directory for the vae-<kind>/ run directories "
+                                                "(an existing one is resumed)."),
     seed: int = typer.Option(None, "--seed", help="Override the config's seed."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
@@ -26,8 +27,9 @@ def train(
     import torch
 
     from spinv.data import load_dataset
-    from spinv.experiments.generative import _device, load_experiment_config
-    from spinv.generative.train import ModelSpec, TrainSettings, train_generative_models
+    from spinv.experiments.generative import load_experiment_config, resolve_device
+    from spinv.generative.train import TrainSettings
+    from spinv.training.vae import ModelSpec, train_generative_models
 
     cfg = load_experiment_config(config)
     if seed is not None:
@@ -43,7 +45,7 @@ def train(
                        float(t["beta"]), int(cfg["seed"]) + 1)
     models = train_generative_models(load_dataset(d["dataset"], "train"), out, spec, ms, cs,
                                      zoom=d["zoom"], flip=d["flip"],
-                                     device=_device(cfg["device"]), progress=not quiet)
+                                     device=resolve_device(cfg["device"]), progress=not quiet)
     for kind in models:
         typer.echo(f"{kind}: {out / f'vae-{kind}'}")
 
@@ -69,9 +71,11 @@ def reconstruct(
 
     from spinv.atomic import atomic_write_bytes, atomic_write_json
     from spinv.data import load_dataset
-    from spinv.experiments.generative import _metrics, make_problem
+    from spinv.experiments.generative import make_problem
+    from spinv.experiments.generative_report import metrics
     from spinv.generative import make_regulariser, reconstruct_generative
-    from spinv.generative.train import load_vae, prepare_slices
+    from spinv.generative.train import prepare_slices
+    from spinv.training.vae import load_vae
 
     if n_images < 1:
         raise ValueError(f"n_images={n_images}; expected an integer >= 1")
@@ -82,19 +86,19 @@ def reconstruct(
     for p in model.parameters():
         p.requires_grad_(False)
     x = prepare_slices(load_dataset(dataset, "test")[:n_images], model.image_size)
-    op, y = make_problem(x, rate, noise, pattern, seed, seed + 1)
+    problem, y = make_problem(x, rate, noise, pattern, seed, seed + 1)
     reg = make_regulariser(regulariser, model)
-    res = reconstruct_generative(op, y, reg, lam=lam, noise_std=noise, method=method,
+    res = reconstruct_generative(problem.operator, y, reg, lam=lam, noise_std=noise, method=method,
                                  iterations=iterations, seed=seed)
-    zf = op.adjoint(y).real
-    p, s = _metrics(res.u, x)
-    p0, s0 = _metrics(zf, x)
+    zf = problem.analytic(y).real
+    p, s = metrics(res.u, x)
+    p0, s0 = metrics(zf, x)
     out.mkdir(parents=True, exist_ok=True)
     import io
 
     buf = io.BytesIO()
     np.savez(buf, reconstruction=res.u[:, 0].cpu().numpy(), zero_filled=zf[:, 0].cpu().numpy(),
-             truth=x[:, 0].numpy(), mask=op.mask.cpu().numpy())
+             truth=x[:, 0].numpy(), mask=problem.operator.mask.cpu().numpy())
     atomic_write_bytes(out / "recon.npz", buf.getvalue())
     summary = {"regulariser": regulariser, "covariance": kind, "lam": lam, "rate": rate,
                "noise": noise, "psnr": p, "ssim": s, "psnr_zero_filled": p0,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -35,9 +34,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from spinv.atomic import atomic_save_figure, atomic_write_text
+from spinv.atomic import atomic_write_text
+from spinv.experiments.generative_report import (
+    markdown_report,
+    metrics,
+    plot_covariances,
+    plot_examples,
+    plot_generalisation,
+    setting_key,
+)
 
-__all__ = ["DEFAULTS", "load_experiment_config", "run_experiment", "METHODS"]
+__all__ = ["DEFAULTS", "METHODS", "end_to_end_config", "load_experiment_config", "make_problem",
+           "resolve_device", "run_experiment", "train_end_to_end", "tv_reconstruct"]
 
 METHODS = ("zero-filled", "tv", "range", "mean", "identity", "diagonal", "lowrank",
            "precision", "end-to-end")
@@ -105,7 +113,7 @@ def load_experiment_config(source: str | os.PathLike | dict | None) -> dict:
     return cfg
 
 
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     """``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(name)``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -115,13 +123,14 @@ def _device(name: str) -> torch.device:
 # ------------------------------------------------------------------------------ problems
 def make_problem(x: torch.Tensor, rate: float, noise: float, pattern: str, mask_seed: int,
                  noise_seed: int):
-    """Operator :math:`A=SF` for ``pattern``/``rate`` and data :math:`y=S(Fx+\\eta)`."""
-    from spinv.operators import SubsampledFourier
-    from spinv.sampling import make_mask
+    """The MRI problem :math:`A=SF` for ``pattern``/``rate`` (mask seeded by ``mask_seed``)
+    with noise level ``noise``, on ``x``'s device, and its data :math:`y=S(Fx+\\eta)`
+    (noise seeded by ``noise_seed``): ``(problem, y)``."""
+    from spinv.problems import mri_problem
 
-    mask = make_mask(pattern, tuple(x.shape[-2:]), float(rate), seed=mask_seed)
-    op = SubsampledFourier(mask.to(x.device))
-    return op, op.measure(x, sigma=float(noise), seed=noise_seed)
+    problem = mri_problem(tuple(x.shape[-2:]), pattern, float(rate), float(noise),
+                          seed=mask_seed).to(x.device)
+    return problem, problem.simulate(x, seed=noise_seed)
 
 
 def tv_reconstruct(operator, y: torch.Tensor, lam: float, noise: float, iterations: int = 300):
@@ -134,13 +143,15 @@ def tv_reconstruct(operator, y: torch.Tensor, lam: float, noise: float, iteratio
 
     alpha = lam * noise**2
     blocks = [LeastSquaresBlock(operator, y, op_norm=1.0), RegulariserBlock(TV(alpha=alpha))]
-    x0 = operator.adjoint(y).real
+    x0 = operator.analytic(y).real
     x, _ = pdhg(blocks, x0, g_prox=lambda x, t: x.real, g_value=lambda x: x.new_zeros(x.shape[0]),
                 iterations=iterations, tol=1e-5, track_objective=False)
     return x.real
 
 
 class _Context:
+    """The trained models and how each method reconstructs with them."""
+
     def __init__(self, cfg: dict, models: dict, device):
         from spinv.generative.regularisers import (
             CovarianceRegulariser,
@@ -163,7 +174,7 @@ class _Context:
         from spinv.generative.reconstruct import reconstruct_generative
 
         if method == "zero-filled":
-            return operator.adjoint(y).real
+            return operator.analytic(y).real
         if method == "tv":
             return tv_reconstruct(operator, y, lam, noise, self.cfg["tv"]["iterations"])
         if method == "end-to-end":
@@ -190,225 +201,107 @@ def _grid(cfg: dict, method: str) -> list[float]:
     return [float(v) for v in t["covariance"]]
 
 
-def train_end_to_end(cfg: dict, train_images, operator, noise: float, device, progress=True):
-    """Residual post-processing CNN on zero-filled images, trained for one (mask, noise)."""
-    from spinv.generative.train import SliceSampler
-    from spinv.training.models import PostProcessCNN
+# ------------------------------------------------------------------------------ end-to-end
+def end_to_end_config(cfg: dict) -> dict:
+    """The run config (the :mod:`spinv.training.config` schema, so that ``spinv evaluate``,
+    ``spinv lipschitz`` and ``spinv report`` accept the run) of the end-to-end network:
+    MRI at the training setting, ``postprocess-cnn`` with the ``end_to_end`` options, Adam with
+    torch's cosine from ``lr`` to ``0.05 lr``. (The slices are augmented as for the VAE:
+    ``data.zoom``/``data.flip``, recorded in the run's provenance.)"""
+    from spinv.training.config import parse_config
 
-    e = cfg["end_to_end"]
+    d, e, pc = cfg["data"], cfg["end_to_end"], cfg["problem"]
+    ts, steps, lr = pc["train_setting"], int(e["steps"]), float(e["lr"])
+    return parse_config({
+        "name": f"{cfg['name']}/end-to-end",
+        "problem": {"kind": "mri", "image_size": int(d["image_size"]),
+                    "mask": {"pattern": pc["pattern"], "rate": float(ts["rate"]),
+                             "seed": int(pc["mask_seed"])},
+                    "noise_sigma": float(ts["noise"])},
+        "data": {"dataset": d["dataset"], "resize": "area", "val_size": int(d["n_val"])},
+        "model": {"name": "postprocess-cnn", "channels": 1, "width": int(e["width"]),
+                  "depth": int(e["depth"]), "init": "adjoint"},
+        "train": {"steps": steps, "batch_size": int(e["batch_size"]), "lr": lr,
+                  "lr_schedule": "cosine-torch", "lr_min": lr * 0.05,
+                  "seed": int(cfg["seed"]) + 18, "checkpoint_every": min(100, steps),
+                  "device": str(cfg["device"]), "num_threads": int(cfg["num_threads"])},
+    }).to_dict()
+
+
+def train_end_to_end(cfg: dict, train_images, device, progress: bool = True,
+                     run_dir: str | os.PathLike | None = None):
+    """Residual post-processing CNN on zero-filled images, trained for ONE (mask, noise): the
+    training setting of the config, on augmented training slices with data simulated afresh
+    each step (:class:`~spinv.training.sources_images.AugmentedSlices`), loss
+    :math:`\\mathrm{mean}(\\mathrm{Re}\\,\\Phi(y)-u)^2`, on the training engine. With ``run_dir``
+    the network leaves a run directory there (resumed when it exists)."""
+    from spinv.generative.train import SliceSampler
+    from spinv.learned.postprocess import PostProcessCNN
+    from spinv.problems import Problem
+    from spinv.training.config import parse_config
+    from spinv.training.engine import FitOptions, fit
+    from spinv.training.objectives_generative import RealPartSquaredError
+    from spinv.training.rundir import is_run, open_run
+    from spinv.training.sources_images import AugmentedSlices
+
+    config = end_to_end_config(cfg)
+    e, t = cfg["end_to_end"], config["train"]
+    problem = Problem.from_config(parse_config(config).problem).to(device)
     torch.manual_seed(cfg["seed"] + 17)
-    net = PostProcessCNN(operator, channels=1, width=int(e["width"]), depth=int(e["depth"]),
-                         init="adjoint").to(device)
+    net = PostProcessCNN(problem.operator, channels=1, width=int(e["width"]),
+                         depth=int(e["depth"]), init="adjoint").to(device)
     sampler = SliceSampler(train_images, cfg["data"]["image_size"], zoom=cfg["data"]["zoom"],
                            flip=cfg["data"]["flip"]).to(device)
-    gen = torch.Generator().manual_seed(cfg["seed"] + 18)
-    opt = torch.optim.Adam(net.net.parameters(), lr=float(e["lr"]))
-    steps = int(e["steps"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, float(e["lr"]) * 0.05)
-    it = range(steps)
+    source = AugmentedSlices(sampler, t["batch_size"], t["seed"], problem=problem)
+    options = FitOptions(steps=t["steps"], lr=t["lr"], schedule="cosine-torch",
+                         lr_min=t["lr_min"], trainable=("net.",),
+                         checkpoint_every=t["checkpoint_every"], seed=t["seed"])
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc="end-to-end", leave=False)
-    for _ in it:
-        x = sampler.sample(int(e["batch_size"]), gen)
-        y = operator.measure(x, sigma=noise, generator=gen)
-        loss = (net(y).real - x).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
+        bar = tqdm(total=t["steps"], desc="end-to-end", leave=False)
+    fit_kw = dict(objective=RealPartSquaredError(),
+                  progress=None if bar is None else (lambda k, n, rec: bar.update(k - bar.n)))
+    try:
+        if run_dir is None:
+            fit(net, source, options, **fit_kw)
+        else:
+            with open_run(run_dir, config, resume=is_run(run_dir),
+                          problem=problem.to_dict()) as run:
+                fit(net, source, options, run=run, **fit_kw)
+    finally:
+        if bar is not None:
+            bar.close()
     return net.eval()
 
 
-# ------------------------------------------------------------------------------ plots
-@torch.no_grad()
-def plot_covariances(models: dict, x: torch.Tensor, path: Path, pixels=None) -> None:
-    """Per covariance model at :math:`z` = encoder mean of ``x`` (one image): :math:`G(z)`, the
-    pixel standard deviations, correlation rows
-    :math:`\\Sigma_{p\\cdot}/\\sqrt{\\Sigma_{pp}\\Sigma_{qq}}`
-    for a few pixels :math:`p` (red positive, blue negative) and the top eigen-images."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kinds = [k for k in models if k != "identity"]
-    S = x.shape[-1]
-    pixels = pixels or [(S // 2, S // 2), (S // 4, S // 3), (3 * S // 4, 2 * S // 3)]
-    ncol = 2 + len(pixels) + 4
-    fig, axes = plt.subplots(len(kinds), ncol, figsize=(1.7 * ncol, 1.8 * len(kinds)),
-                             squeeze=False)
-    for r, kind in enumerate(kinds):
-        m = models[kind]
-        z = m.encode(x.to(m.log_gamma))[0]
-        mean = m.decode_mean(z)[0, 0].cpu()
-        Sig = m.covariance(z).dense()[0].double().cpu()
-        std = Sig.diagonal().sqrt()
-        corr = Sig / (std[:, None] * std[None, :])
-        row = axes[r]
-        row[0].imshow(mean, cmap="gray", vmin=0, vmax=1)
-        row[0].set_title(f"{kind}: G(z)", fontsize=7)
-        row[1].imshow(std.reshape(S, S), cmap="magma")
-        row[1].set_title("std", fontsize=7)
-        for j, (pi, pj) in enumerate(pixels):
-            c = corr[pi * S + pj].reshape(S, S).clone()
-            c[pi, pj] = 0  # hide the unit diagonal so the neighbours are visible
-            v = float(c.abs().max()) or 1.0
-            row[2 + j].imshow(c, cmap="seismic", vmin=-v, vmax=v)
-            row[2 + j].plot([pj], [pi], "k+", ms=4)
-            row[2 + j].set_title(f"corr row ({pi},{pj})", fontsize=7)
-        evals, evecs = torch.linalg.eigh(Sig)
-        for j in range(4):
-            e = evecs[:, -1 - j].reshape(S, S)
-            v = float(e.abs().max())
-            row[2 + len(pixels) + j].imshow(e, cmap="seismic", vmin=-v, vmax=v)
-            row[2 + len(pixels) + j].set_title(f"eig {j + 1} ({float(evals[-1 - j]):.1e})",
-                                               fontsize=7)
-        for a in row:
-            a.set_xticks([])
-            a.set_yticks([])
-    fig.tight_layout()
-    atomic_save_figure(fig, path)
-    plt.close(fig)
-
-
-def plot_generalisation(table: dict, cfg: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rates = [float(r) for r in cfg["problem"]["rates"]]
-    noises = [float(s) for s in cfg["problem"]["noise"]]
-    ts = cfg["problem"]["train_setting"]
-    fig, axes = plt.subplots(1, len(noises), figsize=(4.2 * len(noises), 3.4), squeeze=False)
-    for ax, s in zip(axes[0], noises, strict=True):
-        for method in table:
-            vals = [table[method].get(_key(r, s), {}).get("psnr_mean", np.nan) for r in rates]
-            style = "--" if method == "end-to-end" else "-"
-            ax.plot(rates, vals, style, marker="o", ms=3, label=method)
-        if math.isclose(s, float(ts["noise"])):
-            ax.axvline(float(ts["rate"]), color="r", lw=0.8, ls=":")
-        ax.set_title(f"noise sigma = {s}", fontsize=9)
-        ax.set_xlabel("sampling rate")
-        ax.set_ylabel("PSNR [dB]")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    atomic_save_figure(fig, path)
-    plt.close(fig)
-
-
-def plot_examples(examples: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(examples)
-    fig, axes = plt.subplots(1, len(names), figsize=(1.7 * len(names), 2.0), squeeze=False)
-    for a, n in zip(axes[0], names, strict=True):
-        a.imshow(examples[n][0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
-        a.set_title(n, fontsize=7)
-        a.set_xticks([])
-        a.set_yticks([])
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    atomic_save_figure(fig, path)
-    plt.close(fig)
-
-
 # ------------------------------------------------------------------------------ driver
-def _key(rate: float, noise: float) -> str:
-    return f"rate={float(rate):g},noise={float(noise):g}"
-
-
-def _metrics(u: torch.Tensor, x: torch.Tensor) -> tuple[list[float], list[float]]:
-    from spinv.metrics import psnr, ssim
-
-    u = u.detach().float().cpu()
-    x = x.float().cpu()
-    return psnr(u, x, data_range=1.0).tolist(), ssim(u, x, data_range=1.0).tolist()
-
-
-def _markdown(table: dict, cfg: dict, lams: dict, meta: dict, tuning: dict | None = None) -> str:
-    rates = [float(r) for r in cfg["problem"]["rates"]]
-    noises = [float(s) for s in cfg["problem"]["noise"]]
-    ts = cfg["problem"]["train_setting"]
-    keys = [_key(r, s) for s in noises for r in rates]
-    train_key = _key(ts["rate"], ts["noise"])
-    head = "| method | weight | " + " | ".join(
-        k.replace("rate=", "r ").replace(",noise=", ", s ") + (" (train)" if k == train_key
-                                                               else "") for k in keys) + " |"
-    lines = [f"# {cfg['name']}: generative regularisers for MRI", "",
-             f"{meta['n_test']} test slices of {cfg['data']['dataset']} at "
-             f"{cfg['data']['image_size']}x{cfg['data']['image_size']}, pattern "
-             f"{cfg['problem']['pattern']}; weights tuned on {meta['n_val']} validation "
-             f"slices at the training setting ({train_key}). Mean +- std over test slices.",
-             ""]
-    for metric, fmt in (("psnr", "{:.2f} +- {:.2f}"), ("ssim", "{:.3f} +- {:.3f}")):
-        lines += [f"## {metric.upper()}", "", head, "|" + "---|" * (len(keys) + 2)]
-        for method in table:
-            row = table[method]
-            cells = [fmt.format(row[k][f"{metric}_mean"], row[k][f"{metric}_std"]) for k in keys]
-            lam = lams.get(method)
-            lines.append(f"| {method} | {'' if lam is None else f'{lam:g}'} | "
-                         + " | ".join(cells) + " |")
-        lines.append("")
-    if tuning:
-        lines += ["## Weight tuning (mean validation PSNR per weight)", ""]
-        for method, scores in tuning.items():
-            if len(scores) < 2:
-                continue
-            best = max(scores, key=scores.get)
-            edge = " (best at the edge of the grid)" if best in (next(iter(scores)),
-                                                                 list(scores)[-1]) else ""
-            lines.append(f"- {method}: " + ", ".join(f"{k}: {v:.2f}" for k, v in scores.items())
-                         + edge)
-        lines.append("")
-    lines += [f"Wall time: {meta['seconds']:.0f} s ({meta['threads']} thread(s), device "
-              f"{meta['device']})", ""]
-    return "\n".join(lines)
-
-
-def run_experiment(
-    config: str | os.PathLike | dict | None,
-    out_dir: str | os.PathLike,
-    models_dir: str | os.PathLike | None = None,
-    seed: int | None = None,
-    progress: bool = True,
-) -> dict:
-    """Run the experiment of the module docstring; returns the summary written to
-    ``out_dir/results.json``. ``models_dir`` reuses VAEs from ``spinv generative train``."""
+def _slices(cfg: dict, device) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Training slices (``(N, H, W)`` array), evenly spaced validation and test slices
+    ``(n, 1, S, S)`` on ``device`` (the splits are contiguous slabs)."""
     from spinv.data import load_dataset
-    from spinv.generative.train import (
-        ModelSpec,
-        TrainSettings,
-        load_vae,
-        prepare_slices,
-        train_generative_models,
-    )
+    from spinv.generative.train import prepare_slices
 
-    cfg = load_experiment_config(config)
-    if seed is not None:
-        cfg["seed"] = int(seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(cfg["num_threads"]))
-    device = _device(cfg["device"])
-    t0 = time.time()
-    d, mcfg, tcfg = cfg["data"], cfg["model"], cfg["train"]
+    d = cfg["data"]
     S = int(d["image_size"])
     train_imgs = load_dataset(d["dataset"], "train")
     x_val = prepare_slices(load_dataset(d["dataset"], "val"), S)
     x_test = prepare_slices(load_dataset(d["dataset"], "test"), S)
-    # evenly spaced slices (the splits are contiguous slabs)
     x_val = x_val[np.linspace(0, len(x_val) - 1, int(d["n_val"])).round().astype(int)].to(device)
     x_test = x_test[np.linspace(0, len(x_test) - 1, int(d["n_test"])).round().astype(int)]
-    x_test = x_test.to(device)
+    return train_imgs, x_val, x_test.to(device)
 
+
+def _vae_models(cfg: dict, train_imgs, out: Path, models_dir, device, progress: bool) -> dict:
+    """Train the VAEs (run directories ``out/models/vae-<kind>``) or load those of
+    ``models_dir``; their weights are frozen."""
+    from spinv.generative.train import TrainSettings
+    from spinv.training.vae import ModelSpec, load_vae, train_generative_models
+
+    d, mcfg, tcfg = cfg["data"], cfg["model"], cfg["train"]
     if models_dir is None:
-        spec = ModelSpec(image_size=S, latent_dim=int(mcfg["latent_dim"]),
+        spec = ModelSpec(image_size=int(d["image_size"]), latent_dim=int(mcfg["latent_dim"]),
                          width=int(mcfg["width"]), rank=int(mcfg["rank"]),
                          radius=int(mcfg["radius"]), covariances=list(mcfg["covariances"]))
         ms = TrainSettings("mean", int(tcfg["mean_steps"]), int(tcfg["batch_size"]),
@@ -424,54 +317,59 @@ def run_experiment(
             models[kind] = load_vae(Path(models_dir) / f"vae-{kind}", device)
         if "identity" not in models:
             models["identity"] = load_vae(Path(models_dir) / "vae-identity", device)
-    t_train = time.time() - t0
     for m in models.values():
         for p in m.parameters():
             p.requires_grad_(False)
+    return models
 
-    ctx = _Context(cfg, models, device)
+
+def _tune(ctx: _Context, methods: list[str], x_val: torch.Tensor,
+          progress: bool) -> tuple[dict, dict]:
+    """Each method's weight: the best mean validation PSNR at the training setting."""
+    cfg = ctx.cfg
     pc = cfg["problem"]
     ts = pc["train_setting"]
-    op_train, _ = make_problem(x_val, ts["rate"], ts["noise"], pc["pattern"], pc["mask_seed"], 0)
-    t1 = time.time()
-    ctx.e2e = train_end_to_end(cfg, train_imgs, op_train, float(ts["noise"]), device, progress)
-    t_e2e = time.time() - t1
-
-    methods = ["zero-filled", "tv", "range", "mean"] + [
-        k for k in mcfg["covariances"] if k in models] + ["end-to-end"]
-    # ---- tune weights on validation slices at the training setting
-    op_v, y_v = make_problem(x_val, ts["rate"], ts["noise"], pc["pattern"], pc["mask_seed"],
-                             cfg["seed"] + 1000)
+    problem_v, y_v = make_problem(x_val, ts["rate"], ts["noise"], pc["pattern"],
+                                  pc["mask_seed"], cfg["seed"] + 1000)
     lams: dict[str, float] = {}
     tuning: dict[str, dict[str, float]] = {}
     for method in methods:
-        grid = _grid(cfg, method)
         scores = {}
-        for lam in grid:
-            u = ctx.reconstruct(method, op_v, y_v, float(ts["noise"]), lam, cfg["seed"])
-            scores[f"{lam:g}"] = float(np.mean(_metrics(u, x_val)[0]))
+        for lam in _grid(cfg, method):
+            u = ctx.reconstruct(method, problem_v.operator, y_v, float(ts["noise"]), lam,
+                                cfg["seed"])
+            scores[f"{lam:g}"] = float(np.mean(metrics(u, x_val)[0]))
         tuning[method] = scores
         if method not in ("zero-filled", "end-to-end"):
             lams[method] = float(max(scores, key=scores.get))
         if progress:
             print(f"[tune] {method}: {scores}", flush=True)
+    return lams, tuning
 
-    # ---- evaluate on all settings
+
+def _evaluate(ctx: _Context, methods: list[str], lams: dict, x_test: torch.Tensor,
+              progress: bool) -> tuple[dict, dict, dict]:
+    """PSNR/SSIM tables of every method at every (rate, noise) setting with the tuned weights;
+    example reconstructions at the hardest and at the training setting."""
+    cfg = ctx.cfg
+    pc = cfg["problem"]
+    ts = pc["train_setting"]
     table: dict[str, dict] = {m: {} for m in methods}
     per_image: dict[str, dict] = {m: {} for m in methods}
-    examples = {}
-    ex_key = _key(min(pc["rates"]), max(pc["noise"]))
+    examples: dict[str, dict] = {}
+    shown = (setting_key(min(pc["rates"]), max(pc["noise"])),
+             setting_key(ts["rate"], ts["noise"]))
     for si, noise in enumerate(pc["noise"]):
         for ri, rate in enumerate(pc["rates"]):
-            key = _key(rate, noise)
-            op, y = make_problem(x_test, rate, noise, pc["pattern"], pc["mask_seed"],
-                                 cfg["seed"] + 2000 + 10 * si + ri)
-            if key == ex_key or key == _key(ts["rate"], ts["noise"]):
+            key = setting_key(rate, noise)
+            problem, y = make_problem(x_test, rate, noise, pc["pattern"], pc["mask_seed"],
+                                      cfg["seed"] + 2000 + 10 * si + ri)
+            if key in shown:
                 examples[key] = {"truth": x_test[:1, 0]}
             for method in methods:
-                u = ctx.reconstruct(method, op, y, float(noise), lams.get(method, 1.0),
-                                    cfg["seed"])
-                p, s = _metrics(u, x_test)
+                u = ctx.reconstruct(method, problem.operator, y, float(noise),
+                                    lams.get(method, 1.0), cfg["seed"])
+                p, s = metrics(u, x_test)
                 table[method][key] = {"psnr_mean": float(np.mean(p)), "psnr_std": float(np.std(p)),
                                       "ssim_mean": float(np.mean(s)), "ssim_std": float(np.std(s))}
                 per_image[method][key] = {"psnr": p, "ssim": s}
@@ -480,19 +378,62 @@ def run_experiment(
             if progress:
                 print(f"[eval] {key}: " + ", ".join(
                     f"{m} {table[m][key]['psnr_mean']:.2f}" for m in methods), flush=True)
+    return table, per_image, examples
 
-    seconds = time.time() - t0
-    meta = {"n_test": len(x_test), "n_val": len(x_val), "seconds": seconds,
+
+def _write_outputs(out: Path, summary: dict, examples: dict, models: dict,
+                   x_test: torch.Tensor) -> None:
+    cfg, meta = summary["config"], summary["meta"]
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
+    atomic_write_text(out / "results.md", markdown_report(summary["table"], cfg,
+                                                          summary["weights"], meta,
+                                                          summary["tuning"]))
+    plot_generalisation(summary["table"], cfg, out / "psnr_vs_rate.png")
+    for k, ex in examples.items():
+        plot_examples(ex, out / f"examples_{k.replace(',', '_').replace('=', '')}.png", k)
+    plot_covariances(models, x_test[len(x_test) // 2: len(x_test) // 2 + 1],
+                     out / "covariance.png")
+
+
+def run_experiment(
+    config: str | os.PathLike | dict | None,
+    out_dir: str | os.PathLike,
+    models_dir: str | os.PathLike | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run the experiment of the module docstring; returns the summary written to
+    ``out_dir/results.json``. ``models_dir`` reuses VAEs from ``spinv generative train``.
+
+    Every trained network leaves a run directory under ``out_dir/models/`` (``vae-<kind>``,
+    ``end-to-end``); running the experiment again with the same ``out_dir`` resumes the
+    trainings a killed run left unfinished and reuses the finished ones.
+    """
+    cfg = load_experiment_config(config)
+    if seed is not None:
+        cfg["seed"] = int(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(int(cfg["num_threads"]))
+    device = resolve_device(cfg["device"])
+    t0 = time.time()
+    train_imgs, x_val, x_test = _slices(cfg, device)
+    models = _vae_models(cfg, train_imgs, out, models_dir, device, progress)
+    t_train = time.time() - t0
+    ctx = _Context(cfg, models, device)
+    t1 = time.time()
+    ctx.e2e = train_end_to_end(cfg, train_imgs, device, progress,
+                               run_dir=out / "models" / "end-to-end")
+    t_e2e = time.time() - t1
+    methods = ["zero-filled", "tv", "range", "mean"] + [
+        k for k in cfg["model"]["covariances"] if k in models] + ["end-to-end"]
+    lams, tuning = _tune(ctx, methods, x_val, progress)
+    table, per_image, examples = _evaluate(ctx, methods, lams, x_test, progress)
+    meta = {"n_test": len(x_test), "n_val": len(x_val), "seconds": time.time() - t0,
             "seconds_training_vae": t_train, "seconds_training_end_to_end": t_e2e,
             "threads": torch.get_num_threads(), "device": str(device)}
     summary = {"config": cfg, "weights": lams, "tuning": tuning, "table": table,
                "per_image": per_image, "meta": meta,
                "vae_gamma": float(models["identity"].log_gamma.exp())}
-    atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
-    atomic_write_text(out / "results.md", _markdown(table, cfg, lams, meta, tuning))
-    plot_generalisation(table, cfg, out / "psnr_vs_rate.png")
-    for k, ex in examples.items():
-        plot_examples(ex, out / f"examples_{k.replace(',', '_').replace('=', '')}.png", k)
-    plot_covariances(models, x_test[len(x_test) // 2: len(x_test) // 2 + 1],
-                     out / "covariance.png")
+    _write_outputs(out, summary, examples, models, x_test)
     return summary

@@ -1,8 +1,10 @@
 """Config-driven runs of the chapter-3 denoising experiments: ``spinv nonexpansive toy``
 (:func:`run_toy`, thesis Fig. 3.1) and ``spinv nonexpansive denoise`` (:func:`run_denoise`,
 Fig. 3.2, Table 3.1), with settings from :mod:`spinv.experiments.nonexpansive_config`; each
-writes ``results.json``, ``results.md`` and PNG figures to its output directory (atomically).
-The maths lives in :mod:`spinv.experiments.denoising`.
+writes ``results.json``, ``results.md`` and PNG figures to its output directory (atomically),
+and every trained network leaves a run directory under ``OUT/runs/`` (checkpoint, config,
+``log.jsonl``, summary, provenance); running a command again with the same ``--out`` resumes
+a killed run. The maths lives in :mod:`spinv.experiments.denoising`.
 """
 
 from __future__ import annotations
@@ -14,23 +16,32 @@ from pathlib import Path
 import torch
 
 from spinv.experiments.denoising import (
-    _atomic_json,
+    DenoiseExperiment,
     default_models,
     denoising_experiment,
     machine_info,
     toy_absolute_value,
+    write_json,
 )
 
-__all__ = ["run_toy", "run_denoise"]
+__all__ = ["DENOISE_KEYS", "progress_bar", "run_denoise", "run_toy", "setup_device"]
+
+# keys of the ``denoise`` config section that are settings of :class:`DenoiseExperiment`
+DENOISE_KEYS = ("sigma", "steps", "width", "depth", "dncnn_depth", "crop", "batch_size", "lr",
+                "test_size", "include_dncnn", "include_tv", "seed", "dncnn_width",
+                "dncnn_batch_norm", "lr_schedule", "n_test", "tv_iterations", "tv_tune_crops")
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar over ``total`` steps (a silent one unless ``enabled``)."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
-def _setup(cfg: dict):
+def setup_device(cfg: dict):
+    """Apply ``cfg["threads"]`` (torch intra-op threads) and return the device of
+    ``cfg["device"]``."""
     from spinv.experiments.nonexpansive_config import resolve_device
 
     if cfg.get("threads") is not None:
@@ -45,17 +56,18 @@ def run_toy(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dict:
     from spinv.atomic import atomic_write_text
     from spinv.experiments.nonexpansive_report import markdown_table
 
-    _setup(cfg)
+    setup_device(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with _progress(2 * cfg["steps"], "toy |x|", progress) as bar:
+    with progress_bar(2 * cfg["steps"], "toy |x|", progress) as bar:
         r = toy_absolute_value(cfg["n_points"], cfg["steps"], cfg["lr"], cfg["seed"],
                                plot=out / "toy_fit.png", depth=cfg["depth"],
-                               hidden=cfg["hidden"], step=cfg["step"], callback=bar.update)
+                               hidden=cfg["hidden"], step=cfg["step"], callback=bar.update,
+                               runs_dir=out / "runs")
     payload = {"command": "toy", "config": cfg, "machine": machine_info(),
                "seconds": time.perf_counter() - t0, "result": r}
-    _atomic_json(out / "results.json", payload)
+    write_json(out / "results.json", payload)
     rows = [["nonexpansive Xi (Algorithm 7)", r["train_loss"]["nonexpansive"],
              r["nonexpansive_max_slope"], r["certified_lipschitz"]],
             ["unconstrained ResNet", r["train_loss"]["unconstrained"],
@@ -104,13 +116,14 @@ def run_denoise(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dic
     """``spinv nonexpansive denoise``: :func:`denoising_experiment` with the settings of
     ``cfg`` (section ``denoise``); writes ``results.json``, ``results.md`` (Table 3.1-style)
     and ``psnr.png`` (Fig. 3.2-style) to ``out``, refreshed after every method."""
-    device = _setup(cfg)
+    device = setup_device(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     models = default_models(cfg["width"], cfg["depth"], cfg["gammas"], cfg["residual"],
                             cfg["higher_order"], cfg["step"])
+    options = DenoiseExperiment(**{k: cfg[k] for k in DENOISE_KEYS}, device=device)
     n_nets = len(models) + int(cfg["include_dncnn"])
-    with _progress(n_nets * cfg["steps"], "denoise", progress) as bar:
+    with progress_bar(n_nets * cfg["steps"], "denoise", progress) as bar:
         def log(s: str) -> None:
             if progress:
                 bar.write(s)
@@ -118,20 +131,13 @@ def run_denoise(cfg: dict, out: str | os.PathLike, progress: bool = True) -> dic
                 print(s, flush=True)
 
         def on_save(partial: dict) -> None:
-            _atomic_json(out / "results.json", {"command": "denoise", "settings": cfg,
-                                                **partial})
+            write_json(out / "results.json", {"command": "denoise", "settings": cfg,
+                                              **partial})
             _denoise_report(out, partial, cfg, done=False)
 
-        r = denoising_experiment(
-            cfg["sigma"], cfg["steps"], cfg["width"], cfg["depth"], cfg["dncnn_depth"],
-            cfg["crop"], cfg["batch_size"], cfg["lr"], cfg["test_size"], models=models,
-            include_dncnn=cfg["include_dncnn"], include_tv=cfg["include_tv"],
-            seed=cfg["seed"], out=None, log=log,
-            dncnn_width=cfg["dncnn_width"], dncnn_batch_norm=cfg["dncnn_batch_norm"],
-            lr_schedule=cfg["lr_schedule"], n_test=cfg["n_test"],
-            tv_iterations=cfg["tv_iterations"], tv_tune_crops=cfg["tv_tune_crops"],
-            device=device, callback=bar.update, on_save=on_save)
+        r = denoising_experiment(options, models, log=log, callback=bar.update,
+                                 on_save=on_save, runs_dir=out / "runs")
     payload = {"command": "denoise", "settings": cfg, **r}
-    _atomic_json(out / "results.json", payload)
+    write_json(out / "results.json", payload)
     _denoise_report(out, r, cfg, done=True)
     return payload

@@ -38,8 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from spinv.experiments.denoising import _atomic_json, machine_info, train_denoiser
-from spinv.experiments.nonexpansive_runs import _progress, _setup
+from spinv.experiments.denoising import DenoiserTraining, machine_info, train_denoiser
+from spinv.experiments.denoising import write_json as _atomic_json
+from spinv.experiments.nonexpansive_runs import progress_bar as _progress
+from spinv.experiments.nonexpansive_runs import setup_device as _setup
 from spinv.experiments.pnp_protocol import image_metrics
 from spinv.learned.pnp import RelaxedDenoiser, pnp_proximal_gradient
 from spinv.linalg import total_norm
@@ -122,7 +124,7 @@ def _certificates(model) -> dict:
 
 
 def _train_denoisers(cfg: dict, images: torch.Tensor, device, bar, denoiser, denoiser_source,
-                     result: dict) -> dict[str, dict[Any, torch.nn.Module]]:
+                     result: dict, runs_dir: Path) -> dict[str, dict[Any, torch.nn.Module]]:
     """One certified averaged denoiser (tied, ``alpha=0.5``, residual, ``gamma``) and one
     DnCNN per training noise level of ``denoiser_sigmas`` (or the given ``denoiser``)."""
     kinds: dict[str, dict[Any, torch.nn.Module]] = {"averaged": {}}
@@ -142,9 +144,11 @@ def _train_denoisers(cfg: dict, images: torch.Tensor, device, bar, denoiser, den
                 model = DnCNN(1, width=cfg["dncnn_width"] or cfg["width"],
                               depth=cfg["dncnn_depth"], batch_norm=cfg["dncnn_batch_norm"],
                               seed=cfg["seed"]).to(device)
-            info = train_denoiser(model, images, sigma, cfg["train_steps"], cfg["batch_size"],
-                                  cfg["crop"], cfg["lr"], cfg["seed"],
-                                  lr_schedule=cfg["lr_schedule"], callback=bar.update)
+            settings = DenoiserTraining(sigma, cfg["train_steps"], cfg["batch_size"],
+                                        cfg["crop"], cfg["lr"], cfg["seed"], cfg["lr_schedule"],
+                                        cfg["dataset"] or _DATASETS[cfg["problem"]])
+            info = train_denoiser(model, images, settings, callback=bar.update,
+                                  run_dir=runs_dir / f"{kind}-sigma={sigma}")
             kinds[kind][sigma] = model
             result["denoisers"][f"{kind} sigma={sigma}"] = {
                 "source": "trained here", "sigma": sigma, "identity_loss": sigma ** 2,
@@ -234,7 +238,8 @@ def run_pnp(cfg: dict, out: str | os.PathLike, progress: bool = True,
     n_runs = sum(len(_grids(cfg, m, [None] * n_sig)) + 1 for m in methods) * n_kinds
     with _progress(n_train + n_runs, f"pnp {cfg['problem']}", progress) as bar:
         images = load_images_for(dataset, "train", n).to(device)
-        kinds = _train_denoisers(cfg, images, device, bar, denoiser, denoiser_source, result)
+        kinds = _train_denoisers(cfg, images, device, bar, denoiser, denoiser_source, result,
+                                 out / "runs")
         _atomic_json(out / "results.json", result)
         recon: dict[str, torch.Tensor] = {}
         if cfg["include_tv"]:

@@ -4,7 +4,8 @@
   regularisers :math:`R(u)=\\inf_z E(u,z)`;
 * :mod:`spinv.generative.reconstruct` -- alternating / joint minimisation over :math:`(u,z)`
   for MRI, with the k-space-diagonal :math:`u`-step;
-* :mod:`spinv.generative.train` -- ELBO training of :class:`spinv.nn.vae.GaussianVAE`.
+* :mod:`spinv.generative.train` -- the ELBO of :class:`spinv.nn.vae.GaussianVAE`, its stages and
+  augmented training slices (the training itself runs on the engine: :mod:`spinv.training.vae`).
 """
 
 from spinv.generative.reconstruct import (
@@ -22,9 +23,13 @@ from spinv.generative.regularisers import (
     RangeConstraint,
     make_regulariser,
 )
+from spinv.generative.train import STAGES, SliceSampler, TrainSettings, elbo_terms
 
 __all__ = [
     "REGULARISER_KINDS",
+    "STAGES",
+    "SliceSampler",
+    "TrainSettings",
     "CovarianceRegulariser",
     "FourierDiagonalNormal",
     "GenerativeRegulariser",
@@ -33,19 +38,7 @@ __all__ = [
     "MeanOnlyRegulariser",
     "RangeConstraint",
     "data_fidelity",
+    "elbo_terms",
     "make_regulariser",
     "reconstruct_generative",
 ]
-
-try:  # training needs the data package only at call time
-    from spinv.generative.train import (  # noqa: F401
-        TrainSettings,
-        elbo_terms,
-        load_vae,
-        save_vae,
-        train_vae,
-    )
-
-    __all__ += ["TrainSettings", "elbo_terms", "load_vae", "save_vae", "train_vae"]
-except ImportError:  # pragma: no cover - while train.py is being written
-    pass

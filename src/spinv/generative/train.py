@@ -20,9 +20,9 @@ reparametrised sample :math:`z=\mu+\sigma\odot\varepsilon`. Training runs in sta
 ``"joint"``
     every parameter, full ELBO with the model's own :math:`\Sigma(z)`.
 
-:func:`train_generative_models` does the whole recipe: one mean model, then one covariance head
-per requested kind, each saved as a checkpoint (:func:`save_vae` / :func:`load_vae`, safetensors
-+ JSON via :mod:`spinv.training.checkpoint`).
+:func:`spinv.training.vae.train_generative_models` does the whole recipe on the training engine:
+one mean model, then one covariance head per requested kind, each in its run directory
+(:func:`spinv.training.vae.load_vae` rebuilds a model from it).
 
 Data augmentation (:class:`SliceSampler`): random zooms (in or out, scale in ``zoom``), small
 shifts and horizontal flips of the slices, resampled to ``image_size`` by an affine grid.
@@ -31,25 +31,20 @@ shifts and horizontal flips of the slices, resampled to ``image_size`` by an aff
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from spinv.nn.covariance import ScaledIdentity
-from spinv.nn.vae import COVARIANCE_KINDS, GaussianVAE
+from spinv.nn.vae import GaussianVAE
 
 __all__ = [
     "TrainSettings",
     "SliceSampler",
     "prepare_slices",
     "elbo_terms",
-    "train_vae",
-    "train_generative_models",
-    "save_vae",
-    "load_vae",
     "STAGES",
 ]
 
@@ -154,173 +149,3 @@ def elbo_terms(
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(dim=1).mean()
     loss = nll + beta * kl if stage != "covariance" else nll
     return {"loss": loss, "nll": nll, "kl": kl, "nll_per_pixel": nll / x[0].numel()}
-
-
-def _trainable(model: GaussianVAE, stage: str) -> list[torch.nn.Parameter]:
-    if stage == "mean":
-        return list(model.encoder.parameters()) + list(model.decoder.parameters()) + [
-            model.log_gamma
-        ]
-    if stage == "covariance":
-        if model.cov_head is None:
-            raise ValueError(
-                f"stage='covariance' needs a covariance head; model covariance={model.kind!r}"
-            )
-        return list(model.cov_head.parameters())
-    return list(model.parameters())
-
-
-def train_vae(
-    model: GaussianVAE,
-    sampler: SliceSampler,
-    settings: TrainSettings,
-    progress: bool = True,
-    log_every: int = 50,
-) -> list[dict[str, float]]:
-    """Train ``model`` in place with Adam on augmented batches from ``sampler``.
-
-    Returns the history: every ``log_every`` steps a dict with ``step``, ``loss``, ``nll``,
-    ``kl``, ``nll_per_pixel`` (running means over the last ``log_every`` steps).
-    """
-    if not isinstance(settings, TrainSettings):
-        raise TypeError(f"settings must be a TrainSettings, got {type(settings).__name__}")
-    params = _trainable(model, settings.stage)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
-    device = model.log_gamma.device
-    sampler.to(device)
-    gen = torch.Generator().manual_seed(settings.seed)
-    opt = torch.optim.Adam(params, lr=settings.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, settings.steps, settings.lr * 0.05)
-    history: list[dict[str, float]] = []
-    acc: dict[str, float] = {}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=settings.steps, desc=f"vae[{model.kind}/{settings.stage}]", leave=False)
-    model.train()
-    try:
-        for step in range(1, settings.steps + 1):
-            x = sampler.sample(settings.batch_size, gen)
-            terms = elbo_terms(model, x, gen, settings.stage, settings.beta)
-            opt.zero_grad()
-            terms["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(params, 100.0)
-            opt.step()
-            sched.step()
-            for k, v in terms.items():
-                acc[k] = acc.get(k, 0.0) + float(v.detach())
-            if step % log_every == 0 or step == settings.steps:
-                cnt = log_every if step % log_every == 0 else step % log_every
-                rec = {"step": step, **{k: v / cnt for k, v in acc.items()}}
-                history.append(rec)
-                acc = {}
-                if bar is not None:
-                    bar.set_postfix(nll_px=f"{rec['nll_per_pixel']:.3f}", kl=f"{rec['kl']:.1f}")
-            if bar is not None:
-                bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
-        for p in model.parameters():
-            p.requires_grad_(True)
-        model.eval()
-    return history
-
-
-def save_vae(directory, model: GaussianVAE, history=None, extra: dict | None = None) -> Path:
-    """Checkpoint ``model`` (safetensors + JSON, atomic) into run directory ``directory``."""
-    from spinv.training.checkpoint import save_checkpoint
-
-    meta = {"history": history or [], **(extra or {})}
-    return save_checkpoint(directory, model, None, step=0, config={"vae": model.config}, extra=meta)
-
-
-def load_vae(path, device=None) -> GaussianVAE:
-    """Rebuild a :class:`GaussianVAE` saved by :func:`save_vae` (run or checkpoint directory)."""
-    from spinv.training.checkpoint import read_checkpoint
-
-    ck = read_checkpoint(path, map_location="cpu")
-    try:
-        cfg = dict(ck.metadata["config"]["vae"])
-    except (KeyError, TypeError):
-        raise ValueError(f"checkpoint {str(ck.path)!r} is not a spinv generative VAE") from None
-    cfg["log_var_range"] = tuple(cfg.get("log_var_range", (-12.0, 2.0)))
-    model = GaussianVAE(**cfg)
-    try:
-        model.load_state_dict(ck.model_state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(
-            f"checkpoint {str(ck.path)!r} does not match its VAE config: {err}"
-        ) from None
-    if device is not None:
-        model = model.to(device)
-    return model.eval()
-
-
-@dataclass
-class ModelSpec:
-    """Architecture shared by the mean model and every covariance head."""
-
-    image_size: int = 32
-    latent_dim: int = 32
-    width: int = 16
-    rank: int = 8
-    radius: int = 2
-    covariances: list[str] = field(
-        default_factory=lambda: ["identity", "diagonal", "lowrank", "precision"]
-    )
-
-    def __post_init__(self):
-        for c in self.covariances:
-            if c not in COVARIANCE_KINDS:
-                raise ValueError(
-                    f"model.covariances has {c!r}; expected items of {COVARIANCE_KINDS}"
-                )
-
-
-def train_generative_models(
-    images,
-    out_dir,
-    spec: ModelSpec,
-    mean_settings: TrainSettings,
-    cov_settings: TrainSettings,
-    zoom=(0.8, 1.0),
-    flip: bool = True,
-    device=None,
-    progress: bool = True,
-) -> dict[str, GaussianVAE]:
-    """Train the mean model, then one covariance head per kind in ``spec.covariances``.
-
-    Writes ``out_dir/vae-<kind>/`` checkpoints (``identity`` is the mean model itself) and
-    returns ``{kind: model}``.
-    """
-    out = Path(out_dir)
-    sampler = SliceSampler(images, spec.image_size, zoom=zoom, flip=flip)
-    common = dict(image_size=spec.image_size, latent_dim=spec.latent_dim, width=spec.width,
-                  rank=spec.rank, radius=spec.radius)
-    torch.manual_seed(mean_settings.seed)  # parameter initialisation
-    mean_model = GaussianVAE(covariance="identity", **common)
-    if device is not None:
-        mean_model = mean_model.to(device)
-    hist = train_vae(mean_model, sampler, mean_settings, progress=progress)
-    save_vae(out / "vae-identity", mean_model, hist, {"settings": asdict(mean_settings)})
-    models = {"identity": mean_model}
-    for k, kind in enumerate(spec.covariances):
-        if kind == "identity":
-            continue
-        torch.manual_seed(cov_settings.seed + 1 + k)
-        model = GaussianVAE(covariance=kind, **common)
-        if device is not None:
-            model = model.to(device)
-        state = {
-            k2: v for k2, v in mean_model.state_dict().items() if not k2.startswith("cov_head")
-        }
-        model.load_state_dict(state, strict=False)
-        hist = train_vae(model, sampler, cov_settings, progress=progress)
-        save_vae(out / f"vae-{kind}", model, hist, {"settings": asdict(cov_settings)})
-        models[kind] = model
-    return {k: models[k] for k in spec.covariances if k in models}

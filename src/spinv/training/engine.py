@@ -149,13 +149,19 @@ class FitResult:
 
 def trainable_parameters(model: torch.nn.Module,
                          prefixes: Sequence[str] | None) -> list[torch.nn.Parameter]:
-    """Parameters of ``model`` (in ``named_parameters`` order) whose names start with one of
-    ``prefixes`` (``None``: all); ``ValueError`` if the selection is empty."""
+    """Parameters of ``model`` whose names start with one of ``prefixes`` (``None``: all, in
+    ``named_parameters`` order), ordered by prefix, then in ``named_parameters`` order (the
+    order fixes the summation in gradient-norm clipping: ``("encoder.", "log_gamma")`` lists
+    the parameters as ``[*encoder.parameters(), log_gamma]`` does); ``ValueError`` if the
+    selection is empty."""
     named = list(model.named_parameters())
     if prefixes is None:
         chosen = [p for _, p in named]
     else:
-        chosen = [p for n, p in named if any(n.startswith(pre) for pre in prefixes)]
+        first = {n: next(i for i, pre in enumerate(prefixes) if n.startswith(pre))
+                 for n, _ in named if any(n.startswith(pre) for pre in prefixes)}
+        chosen = [p for n, p in sorted(((n, p) for n, p in named if n in first),
+                                       key=lambda item: first[item[0]])]
     if not chosen:
         raise ValueError(f"trainable={prefixes!r}: selects no parameter of the model")
     return chosen

@@ -14,6 +14,8 @@ name                              class                                         
 ``postprocess-cnn``               :class:`spinv.learned.postprocess.PostProcessCNN`     §2.5.1
 ``dncnn``                         :class:`spinv.nn.dncnn.DnCNN`                         §3.4
 ``nonexpansive-denoiser``         :class:`spinv.nn.nonexpansive.NonexpansiveDenoiser`   Eq. 3.5-6
+``nonexpansive-resnet``           :class:`spinv.nn.nonexpansive.NonexpansiveResNet`     Alg. 7
+``gaussian-vae``                  :class:`spinv.nn.vae.GaussianVAE`                     talk 002
 ================================  ===================================================  =========
 
 This module imports the model classes (``training`` depends on ``nn`` and ``learned``, never
@@ -34,7 +36,8 @@ from torch import nn
 from spinv.learned import LearnedPrimalDual, LearnedProximalGradient
 from spinv.learned.postprocess import PostProcessCNN
 from spinv.nn.dncnn import DnCNN
-from spinv.nn.nonexpansive import ButcherTableau, NonexpansiveDenoiser
+from spinv.nn.nonexpansive import ButcherTableau, NonexpansiveDenoiser, NonexpansiveResNet
+from spinv.nn.vae import GaussianVAE
 
 __all__ = ["BUILTIN_MODELS", "PostProcessCNN", "build_builtin"]
 
@@ -88,12 +91,27 @@ def build_nonexpansive_denoiser(cfg: dict, operator: Any = None) -> Nonexpansive
     return NonexpansiveDenoiser(**cfg)
 
 
+def build_nonexpansive_resnet(cfg: dict, operator: Any = None) -> NonexpansiveResNet:
+    """``NonexpansiveResNet(**cfg)`` (:math:`\\Xi` of Algorithm 7, e.g. the toy |x| fit)."""
+    return NonexpansiveResNet(**cfg)
+
+
+def build_gaussian_vae(cfg: dict, operator: Any = None) -> GaussianVAE:
+    """``GaussianVAE(**cfg)`` (a generative prior, not a reconstruction operator)."""
+    cfg = dict(cfg)
+    if cfg.get("log_var_range") is not None:
+        cfg["log_var_range"] = tuple(cfg["log_var_range"])
+    return GaussianVAE(**cfg)
+
+
 BUILTIN_MODELS: dict[str, Callable[[dict, Any], nn.Module]] = {
     "lpg": build_lpg,
     "lpd": build_lpd,
     "postprocess-cnn": build_postprocess_cnn,
     "dncnn": build_dncnn,
     "nonexpansive-denoiser": build_nonexpansive_denoiser,
+    "nonexpansive-resnet": build_nonexpansive_resnet,
+    "gaussian-vae": build_gaussian_vae,
 }
 
 
