@@ -32,22 +32,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-import yaml
+from spinv.typed_config import apply_overrides as apply_mapping_overrides
+from spinv.typed_config import bounds, build, read_yaml
 
 MASK_PATTERNS_FALLBACK = (
     "random", "variable-density", "lines", "equispaced-lines", "low-pass", "radial"
 )
 
 
-def _rng(lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-         hi_open: bool = False) -> dict:
-    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open}
+_rng = bounds
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,20 @@ class MaskConfig:
     pattern: str = "variable-density"
     rate: float = field(default=0.25, metadata=_rng(0.0, 1.0, lo_open=True))
     seed: int = field(default=0, metadata=_rng(0))
+
+    def check(self, path: str) -> None:
+        """The pattern is a name of :data:`spinv.sampling.PATTERNS`."""
+        try:
+            from spinv.sampling import PATTERNS  # type: ignore[attr-defined]
+
+            names = tuple(PATTERNS)
+        except (ImportError, AttributeError):
+            names = MASK_PATTERNS_FALLBACK
+        if self.pattern not in names:
+            raise ValueError(
+                f"config key '{path}.pattern': got {self.pattern!r}; expected one of "
+                f"{', '.join(names)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,25 @@ class ModelConfig:
     name: str = "postprocess-cnn"
     options: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_mapping(cls, data: Any, path: str) -> ModelConfig:
+        """``{name: ..., <free options of the model>}`` (or ``{name, options: {...}}``)."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError(f"config section {path!r}: got {data!r}; expected a mapping of "
+                             "keys to values")
+        data = dict(data)
+        name = data.pop("name", cls.name)
+        if "options" in data and len(data) == 1 and isinstance(data["options"], dict):
+            data = data["options"]
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"config key 'model.name': got {name!r}; expected a model name")
+        for k in data:
+            if not isinstance(k, str):
+                raise ValueError(f"config key 'model.{k}': option names must be strings")
+        return cls(name=name, options=dict(data))
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -133,6 +163,22 @@ class TrainConfig:
     tensorboard: bool = False
     precision: Literal["float32", "bf16"] = "float32"
 
+    def check(self, path: str) -> None:
+        """A known device, and a cosine floor no higher than the learning rate."""
+        dev = self.device
+        ok = dev in ("auto", "cpu", "cuda", "mps") or (
+            dev.startswith("cuda:") and dev[5:].isdigit()
+        )
+        if not ok:
+            raise ValueError(
+                f"config key '{path}.device': got {dev!r}; expected auto, cpu, cuda, cuda:N or mps"
+            )
+        if self.lr_min > self.lr:
+            raise ValueError(
+                f"config key '{path}.lr_min': value {self.lr_min!r} is out of range; expected a "
+                f"number <= {path}.lr = {self.lr!r} (the floor of the cosine schedule)"
+            )
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -146,6 +192,10 @@ class EvalConfig:
     n_examples: int = field(default=4, metadata=_rng(0))
     seed: int = field(default=1234, metadata=_rng(0))
     batch_size: int = field(default=8, metadata=_rng(1))
+
+    def check(self, path: str) -> None:
+        """``rotate`` is ``none``, ``random`` or an angle."""
+        parse_rotation(self.rotate, f"{path}.rotate")
 
 
 @dataclass(frozen=True)
@@ -172,156 +222,6 @@ class ExperimentConfig:
             raise ValueError(f"config section {section!r} does not exist")
         d[section].update(changes)
         return parse_config(d)
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (Union, types.UnionType):
-        parts = [_describe(a) for a in typing.get_args(tp) if a is not type(None)]
-        return " or ".join(parts) + " or null"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
-            dict: "a mapping"}.get(tp, str(tp))
-
-
-def _range_text(meta: dict) -> str:
-    parts = []
-    if meta.get("lo") is not None:
-        parts.append(f"{'>' if meta['lo_open'] else '>='} {meta['lo']:g}")
-    if meta.get("hi") is not None:
-        parts.append(f"{'<' if meta['hi_open'] else '<='} {meta['hi']:g}")
-    return " and ".join(parts)
-
-
-def _check_value(value: Any, tp: Any, path: str, meta: dict) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:
-            try:
-                return _check_value(value, inner[0], path, meta)
-            except ValueError as err:
-                if "out of range" in str(err):
-                    raise
-                raise ValueError(
-                    f"config key {path!r}: got {value!r}; expected {_describe(tp)}"
-                ) from None
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed or isinstance(value, bool):
-            raise ValueError(
-                f"config key {path!r}: got {value!r}; expected {_describe(tp)}"
-            )
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, path)
-    bad = ValueError(f"config key {path!r}: got {value!r}; expected {_describe(tp)}")
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-    elif tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise bad from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            raise bad
-    elif tp is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    if meta and isinstance(value, (int, float)):
-        lo, hi = meta.get("lo"), meta.get("hi")
-        if (
-            (lo is not None and (value <= lo if meta["lo_open"] else value < lo))
-            or (hi is not None and (value >= hi if meta["hi_open"] else value > hi))
-        ):
-            raise ValueError(
-                f"config key {path!r}: value {value!r} is out of range; expected "
-                f"{'an integer' if tp is int else 'a number'} {_range_text(meta)}"
-            )
-    return value
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    where = f"config section {path!r}" if path else "config"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: got {data!r}; expected a mapping of keys to values")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    if cls is ModelConfig:
-        data = dict(data)
-        name = data.pop("name", ModelConfig.name)
-        if "options" in data and len(data) == 1 and isinstance(data["options"], dict):
-            data = data["options"]
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"config key 'model.name': got {name!r}; expected a model name")
-        for k in data:
-            if not isinstance(k, str):
-                raise ValueError(f"config key 'model.{k}': option names must be strings")
-        return ModelConfig(name=name, options=dict(data))
-    kwargs = {}
-    for key, value in data.items():
-        kpath = f"{path}.{key}" if path else str(key)
-        if key not in fields:
-            raise ValueError(
-                f"config key {kpath!r}: unknown key; allowed: {', '.join(sorted(fields))}"
-            )
-        kwargs[key] = _check_value(value, hints[key], kpath, dict(fields[key].metadata))
-    obj = cls(**kwargs)
-    _cross_check(obj, path)
-    return obj
-
-
-def _cross_check(obj: Any, path: str) -> None:
-    if isinstance(obj, MaskConfig):
-        try:
-            from spinv.sampling import PATTERNS  # type: ignore[attr-defined]
-
-            names = tuple(PATTERNS)
-        except (ImportError, AttributeError):
-            names = MASK_PATTERNS_FALLBACK
-        if obj.pattern not in names:
-            raise ValueError(
-                f"config key '{path}.pattern': got {obj.pattern!r}; expected one of "
-                f"{', '.join(names)}"
-            )
-    if isinstance(obj, TrainConfig):
-        dev = obj.device
-        ok = dev in ("auto", "cpu", "cuda", "mps") or (
-            dev.startswith("cuda:") and dev[5:].isdigit()
-        )
-        if not ok:
-            raise ValueError(
-                f"config key '{path}.device': got {dev!r}; expected auto, cpu, cuda, cuda:N or mps"
-            )
-        if obj.lr_min > obj.lr:
-            raise ValueError(
-                f"config key '{path}.lr_min': value {obj.lr_min!r} is out of range; expected a "
-                f"number <= {path}.lr = {obj.lr!r} (the floor of the cosine schedule)"
-            )
-    if isinstance(obj, EvalConfig):
-        parse_rotation(obj.rotate, f"{path}.rotate")
 
 
 def parse_rotation(value: Any, name: str = "rotate") -> str | float | None:
@@ -353,19 +253,14 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
     >>> cfg.data.n_train, cfg.problem.mask.rate
     (50, 0.2)
     """
-    d = cfg.to_dict()
     for item in overrides:
-        key, sep, raw = item.partition("=")
+        key, sep, _ = item.partition("=")
         parts = key.strip().split(".")
         if not sep or len(parts) < 2 or not all(parts):
             raise ValueError(
                 f"override {item!r}: expected section.key=value, e.g. train.lr=1e-4"
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as err:
-            raise ValueError(f"override {item!r}: value is not valid YAML: {err}") from None
-        node = d
+        node = cfg.to_dict()
         for i, part in enumerate(parts[:-1]):
             if not isinstance(node.get(part), dict):
                 raise ValueError(
@@ -373,28 +268,23 @@ def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentCo
                     "section"
                 )
             node = node[part]
-        node[parts[-1]] = value
+    d = apply_mapping_overrides(cfg.to_dict(), overrides)
     return parse_config(d)
 
 
 def parse_config(data: Any) -> ExperimentConfig:
     """Validate a mapping (e.g. parsed YAML) into an :class:`ExperimentConfig`."""
-    return _build(ExperimentConfig, data, "")
+    return build(ExperimentConfig, data, "")
 
 
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
     """Read and validate a YAML experiment file; errors name the file."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file {str(p)!r} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"config file {str(p)!r} is not valid YAML: {err}") from None
+    data = read_yaml(p)
     try:
         cfg = parse_config(data)
     except ValueError as err:
         raise ValueError(f"{p}: {err}") from None
-    if data is not None and "name" not in data:
+    if "name" not in data:
         cfg = dataclasses.replace(cfg, name=p.stem)
     return cfg
