@@ -5,6 +5,9 @@ target's folder, are flushed and fsync'ed, and the file is renamed over the targ
 :func:`os.replace` (atomic on POSIX and Windows). A crash leaves either the old file or the new
 one, never a mixture; the temporary file is removed on error.
 
+Permissions: a new file gets ``0o666`` minus the process umask (what ``open()`` would give, so a
+umask of 077 keeps a patient's image private); a file that is replaced keeps its own mode.
+
 >>> import json, tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> atomic_write_json(d / "a.json", {"x": 1})
@@ -37,8 +40,12 @@ __all__ = [
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``;
-    creates missing parent folders. The file gets the usual 0o644 permissions."""
+    creates missing parent folders. Mode: the replaced file's, else ``0o666 & ~umask``."""
     path = Path(path)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~current_umask()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -46,12 +53,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it; not thread-safe in theory, but
+    only the mode bits of files created in between could be affected)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -5,7 +5,7 @@ A config schema is a frozen dataclass whose fields carry their type (``int``, ``
 another schema dataclass for a nested section) and, in the field metadata, an optional range
 (:func:`bounds`). :func:`build` checks a mapping against it: an unknown key, a wrong type or an
 out-of-range value raises ``ValueError`` naming the key path (``train.lr``), the value and what
-is allowed. A schema may define
+is allowed; NaN and infinite numbers are refused. A schema may define
 
 * ``from_mapping(data, path)`` (classmethod): build itself from a free-form mapping (e.g. the
   options of a model whose keys the schema cannot know), and
@@ -34,6 +34,7 @@ ValueError: config key 'train.stepz': unknown key; allowed: schedule, steps
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -98,7 +99,7 @@ def _check_union(value: Any, tp: Any, path: str, meta: dict) -> Any:
         try:
             return check_value(value, candidate, path, meta)
         except ValueError as err:
-            if "out of range" in str(err):
+            if "out of range" in str(err) or "finite number" in str(err):
                 raise
     raise ValueError(f"config key {path!r}: got {value!r}; expected {describe_type(tp)}")
 
@@ -145,6 +146,8 @@ def check_value(value: Any, tp: Any, path: str, meta: dict | None = None) -> Any
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"config key {path!r}: got {value!r}; expected a finite number")
     elif tp is str:
         if not isinstance(value, str):
             raise bad
