@@ -23,11 +23,13 @@ optionally preconditioned by an SPD :math:`M\\approx H` (``preconditioner`` appl
           \\|r_b\\| \\le \\mathrm{atol}_b,\\qquad r = b - Hx
 
 (Euclidean norm of the recursively updated residual, not the preconditioned one), and the
-solver stops when every item has converged or after ``max_iterations`` updates. All items are
-updated until the last one converges: every item follows its own CG recursion (its own step
-lengths), so item :math:`b` of a batched solve is the CG iterate of system :math:`b` alone after
-the same number of updates (more accurate than needed for the early ones, never less). To solve
-the whole batch as *one* system (shared step lengths), pass it with a leading axis of length 1.
+solver stops when every item has converged or after ``max_iterations`` updates. Every item
+follows its own CG recursion (its own step lengths). By default all items are updated until the
+last one converges, so item :math:`b` of a batched solve is the CG iterate of system :math:`b`
+alone after the same number of updates; with ``freeze_converged=True`` an item stops being
+updated once it has converged, so it is the iterate of system :math:`b` alone at its own
+stopping time (independent of the rest of the batch). To solve the whole batch as *one* system
+(shared step lengths), pass it with a leading axis of length 1.
 
 **Power iteration** (:func:`power_iteration`) for the largest singular value
 :math:`\\sigma_{\\max}` of a linear map :math:`A`, given either the normal operator
@@ -171,6 +173,7 @@ def conjugate_gradient(
     atol: float | Tensor = 0.0,
     max_iterations: int = 100,
     preconditioner: LinearMap | None = None,
+    freeze_converged: bool = False,
 ) -> CGResult:
     """Batched (preconditioned) CG for :math:`Hx=b`, ``H = apply`` (module docstring).
 
@@ -195,29 +198,37 @@ def conjugate_gradient(
     b_safe = b_norm.clamp_min(tiny)
     atol_t = torch.as_tensor(atol, dtype=real, device=b.device)
 
-    def done(r_norm: Tensor) -> bool:
-        return bool(((r_norm / b_safe <= rtol) | (r_norm <= atol_t)).all())
+    def met(r_norm: Tensor) -> Tensor:
+        return (r_norm / b_safe <= rtol) | (r_norm <= atol_t)
 
     z = preconditioner(r) if preconditioner is not None else r
     p = z.clone()
     rz = inner(r, z)
     r_norm = inner(r, r).sqrt()
-    converged = done(r_norm)
+    item_met = met(r_norm)
+    converged = bool(item_met.all())
     iterations = 0
     while not converged and iterations < max_iterations:
         iterations += 1
         hp = apply(p)
         php = inner(p, hp)
-        step = torch.where(php > 0, rz / php.clamp_min(tiny), torch.zeros_like(php))
+        move = php > 0
+        if freeze_converged:
+            move = move & ~item_met
+        step = torch.where(move, rz / php.clamp_min(tiny), torch.zeros_like(php))
         x = x + batch_view(step, x) * p
         r = r - batch_view(step, x) * hp
         r_norm = inner(r, r).sqrt()
-        converged = done(r_norm)
+        item_met = met(r_norm)
+        converged = bool(item_met.all())
         if converged:
             break
         z = preconditioner(r) if preconditioner is not None else r
         rz_new = inner(r, z)
         beta = torch.where(rz > 0, rz_new / rz.clamp_min(tiny), torch.zeros_like(rz))
+        if freeze_converged:
+            beta = torch.where(move, beta, torch.zeros_like(beta))
+            rz_new = torch.where(move, rz_new, rz)
         p = z + batch_view(beta, p) * p
         rz = rz_new
     return CGResult(x=x, iterations=iterations, residual_norm=r_norm, rhs_norm=b_norm,

@@ -57,12 +57,12 @@ from spinv.variational.regularisers import (
 )
 from spinv.variational.solvers.fista import fista
 from spinv.variational.solvers.fourier_block import FourierDataBlock
+from spinv.variational.solvers.fused_fourier_tv import fast_pdhg
 from spinv.variational.solvers.history import History, check_iterations
 from spinv.variational.solvers.newton_cg import newton_cg
 from spinv.variational.solvers.pdhg import (
     LeastSquaresBlock,
     RegulariserBlock,
-    pdhg,
     pdhg_iterates,
 )
 from spinv.variational.tgv import TGV
@@ -210,7 +210,7 @@ def reconstruct_variational(
         if isinstance(reg, TGV):
             u, _, hist = reg.solve([data], u0, **common)
         else:
-            u, hist = pdhg([data, RegulariserBlock(reg)], u0, **common)
+            u, hist = fast_pdhg([data, RegulariserBlock(reg)], u0, **common)
     elif isinstance(reg, TGV):
         raise ValueError(f"solver={solver!r}: method='tgv' supports solver='pdhg' only")
     else:

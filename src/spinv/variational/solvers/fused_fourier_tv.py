@@ -47,7 +47,10 @@ ones; on CPU at these sizes the per-kernel overhead dominates):
 
 The iterates agree with the generic path to float rounding (``tests/variational/
 test_fused_fourier_tv.py`` checks 1e-12 in float64). :func:`applicable` says whether a call of
-:func:`~spinv.variational.solvers.pdhg.pdhg` can use it; ``pdhg`` dispatches automatically.
+:func:`~spinv.variational.solvers.pdhg.pdhg` can use it; :func:`fast_pdhg` takes the arguments
+of ``pdhg`` and runs the fused path where it applies, the generic ``pdhg`` elsewhere. The choice
+is the caller's (e.g. :func:`~spinv.variational.reconstruct.reconstruct_variational`): the
+generic solver knows nothing of this module, so ``solvers/`` has no import cycle.
 
 >>> import torch
 >>> from spinv.operators import SubsampledFourier
@@ -58,10 +61,10 @@ test_fused_fourier_tv.py`` checks 1e-12 in float64). :func:`applicable` says whe
 >>> A = SubsampledFourier((torch.rand(16, 16, generator=g) < 0.4).double())
 >>> u = torch.rand(1, 1, 16, 16, generator=g, dtype=torch.float64).to(torch.complex128)
 >>> blocks = [FourierDataBlock(A.mask, A(u)), RegulariserBlock(smoothed_tv(1e-2, 1e-2))]
->>> fast, _ = pdhg(blocks, A.adjoint(A(u)), epsilon=1e-2, iterations=50, tol=0.0)
->>> slow, _ = pdhg(blocks, A.adjoint(A(u)), epsilon=1e-2, iterations=50, tol=0.0, fused=False)
->>> bool((fast - slow).abs().max() < 1e-12)
-True
+>>> fast, h = fast_pdhg(blocks, A.adjoint(A(u)), epsilon=1e-2, iterations=50, tol=0.0)
+>>> slow, _ = pdhg(blocks, A.adjoint(A(u)), epsilon=1e-2, iterations=50, tol=0.0)
+>>> bool((fast - slow).abs().max() < 1e-12), h.extra["fused"]
+(True, True)
 """
 
 from __future__ import annotations
@@ -73,16 +76,17 @@ import torch
 
 from spinv.linalg import squared_norm
 from spinv.variational.differences import gradient
-from spinv.variational.solvers.history import History
+from spinv.variational.solvers.fourier_block import FourierDataBlock
+from spinv.variational.solvers.history import History, check_iterations
+from spinv.variational.solvers.pdhg import RegulariserBlock, pdhg, step_sizes
 
 Tensor = torch.Tensor
 
-__all__ = ["applicable", "fused_fourier_pdhg"]
+__all__ = ["applicable", "fast_pdhg", "fused_fourier_pdhg"]
 
 
 def _is_gradient_regulariser(block) -> bool:
     from spinv.variational.regularisers import SmoothRegulariser
-    from spinv.variational.solvers.pdhg import RegulariserBlock
 
     if not isinstance(block, RegulariserBlock):
         return False
@@ -111,8 +115,6 @@ def applicable(
     whose shape the data broadcast to, no autograd, and a dual start ``v0`` (if any) that is
     zero where :math:`\\nabla` is (last row / column of the two components).
     """
-    from spinv.variational.solvers.fourier_block import FourierDataBlock
-
     if g_prox is not None or g_value is not None or len(blocks) != 2:
         return False
     data, reg = blocks
@@ -142,6 +144,40 @@ def applicable(
         if bool((edge != 0).any()):
             return False
     return True
+
+
+def fast_pdhg(blocks: Sequence, x0, **options):
+    """:func:`~spinv.variational.solvers.pdhg.pdhg` with the same arguments and returns, on the
+    fused buffers when :func:`applicable` (else the generic solver); ``history.extra["fused"]``
+    says which path ran. The iterates agree to float rounding."""
+    get = options.get
+    if not applicable(blocks, x0, get("g_prox"), get("g_value"), get("v0")):
+        out = pdhg(blocks, x0, **options)
+        out[-1].extra["fused"] = False
+        return out
+    unknown = set(options) - {"epsilon", "step_rule", "tau", "sigma", "theta", "op_norm",
+                              "iterations", "tol", "v0", "track_objective", "callback",
+                              "return_dual", "check_every", "g_prox", "g_value"}
+    if unknown:
+        raise TypeError(f"fast_pdhg: unexpected keyword arguments {sorted(unknown)}")
+    iterations, check_every = get("iterations", 1000), get("check_every", 1)
+    check_iterations(iterations)
+    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+        raise ValueError(f"check_every={check_every!r}: expected an integer >= 1")
+    epsilon = get("epsilon", 0.0)
+    hist = History()
+    steps = step_sizes(blocks, epsilon, get("step_rule", "auto"), get("op_norm"))
+    hist.extra.update(steps)
+    hist.extra["fused"] = True
+    x, v, hist = fused_fourier_pdhg(
+        blocks, x0, epsilon=epsilon,
+        tau=float(get("tau") if get("tau") is not None else steps["tau"]),
+        sigma=float(get("sigma") if get("sigma") is not None else steps["sigma"]),
+        theta=float(get("theta") if get("theta") is not None else steps["theta"]),
+        accelerated=steps["rule"] == "accelerated", iterations=iterations,
+        tol=get("tol", 1e-6), v0=get("v0"), track_objective=get("track_objective", True),
+        check_every=check_every, callback=get("callback"), history=hist)
+    return (x, v, hist) if get("return_dual", False) else (x, hist)
 
 
 @torch.no_grad()

@@ -9,7 +9,8 @@ from :math:`\\sigma=1` until :math:`E(u^k-\\sigma d)-E(u^k)\\le -c\\,\\sigma m` 
 in thesis §1.2.3 (the test tolerates a rounding error of :math:`8\\epsilon_{\\text{mach}}|E|`). The
 optimality residual is :math:`\\|DE(u^k)\\|`; iterations stop once it is
 below ``tol`` for every image. The direction comes from :func:`spinv.linalg.conjugate_gradient`
-with the absolute per-image tolerance of the forcing sequence
+(each image frozen once it meets its tolerance) with the absolute per-image tolerance of the
+forcing sequence
 :math:`\\min(0.5, \\sqrt{\\|DE\\|})\\,\\|DE\\|` (Nocedal & Wright, Alg. 7.1).
 
 >>> import torch
@@ -72,7 +73,8 @@ def newton_cg(
         def hess(v, u_k=u_k):
             return hvp(u_k, v)
 
-        cg = conjugate_gradient(hess, g, rtol=0.0, atol=forcing, max_iterations=cg_iterations)
+        cg = conjugate_gradient(hess, g, rtol=0.0, atol=forcing, max_iterations=cg_iterations,
+                                freeze_converged=True)
         d = cg.x
         hist.extra["cg_iterations"].append(cg.iterations)
         m = inner(d, g)

@@ -327,7 +327,6 @@ def pdhg(
     callback: Callable[[int, Primal], None] | None = None,
     return_dual: bool = False,
     check_every: int = 1,
-    fused: bool = True,
 ):
     """Algorithm 1: run PDHG from ``x0`` (warm start; dual ``v0`` defaults to 0).
 
@@ -338,11 +337,10 @@ def pdhg(
 
     ``check_every``: evaluate the residual (and the objective) and the stopping rule only every
     ``check_every`` iterations and at the last one (``nan`` is recorded in between); the
-    iterates do not depend on it. With ``fused=True`` (default) the MRI problem of Eq. (1.3)
-    (``[FourierDataBlock, RegulariserBlock(smooth gradient regulariser)]``, default ``G``,
-    complex ``x0``) runs on the fused buffers of
-    :mod:`~spinv.variational.solvers.fused_fourier_tv` (same iterates to float rounding,
-    several times fewer kernels); ``history.extra["fused"]`` says which path ran.
+    iterates do not depend on it. This is the generic solver; for the MRI problem of Eq. (1.3)
+    callers choose the fused fast path
+    :func:`~spinv.variational.solvers.fused_fourier_tv.fast_pdhg` (same arguments, same iterates
+    to float rounding, falls back to this function where it does not apply).
     """
     check_iterations(iterations)
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
@@ -350,28 +348,6 @@ def pdhg(
     hist = History()
     steps = step_sizes(blocks, epsilon, step_rule, op_norm)
     hist.extra.update(steps)
-    from spinv.variational.solvers import fused_fourier_tv as _fused
-
-    use_fused = fused and _fused.applicable(blocks, x0, g_prox, g_value, v0)
-    hist.extra["fused"] = use_fused
-    if use_fused:
-        x, v, hist = _fused.fused_fourier_pdhg(
-            blocks,
-            x0,
-            epsilon=epsilon,
-            tau=float(tau if tau is not None else steps["tau"]),
-            sigma=float(sigma if sigma is not None else steps["sigma"]),
-            theta=float(theta if theta is not None else steps["theta"]),
-            accelerated=steps["rule"] == "accelerated",
-            iterations=iterations,
-            tol=tol,
-            v0=v0,
-            track_objective=track_objective,
-            check_every=check_every,
-            callback=callback,
-            history=hist,
-        )
-        return (x, v, hist) if return_dual else (x, hist)
     x = x0
     v = v0
     gen = pdhg_iterates(
