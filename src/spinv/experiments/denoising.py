@@ -44,6 +44,8 @@ from spinv.training.sources_images import random_crops
 
 __all__ = [
     "DenoiseExperiment",
+    "PlainResNet",
+    "PointwiseSquaredError",
     "DenoiserTraining",
     "toy_absolute_value",
     "tv_denoise",
@@ -57,7 +59,7 @@ __all__ = [
 ]
 
 
-class _PlainResNet(nn.Module):
+class PlainResNet(nn.Module):
     """Unconstrained ResNet :math:`z\\leftarrow z+B_i\\sigma(A_iz+b_i)` (§3.3.1)."""
 
     def __init__(self, depth: int = 10, hidden: int = 10) -> None:
@@ -137,7 +139,7 @@ def toy_absolute_value(n_points: int = 6, steps: int = 2000, lr: float = 1e-2, s
         torch.manual_seed(seed)
         xi = NonexpansiveResNet(1, depth=depth, hidden=hidden, method="euler", step=step,
                                 kernel_size=1)
-        plain = _PlainResNet(depth, hidden)
+        plain = PlainResNet(depth, hidden)
     xi.enforce_constraints()
     data = FullBatch((ys, xs), "toy |x| points")
     models = {
