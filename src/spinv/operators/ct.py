@@ -49,12 +49,9 @@ True
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import numbers
-import os
-import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -64,8 +61,15 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from spinv.atomic import atomic_write_bytes
 from spinv.operators.base import LinearOperator
+from spinv.operators.ct_matrix import (
+    MATRIX_FORMAT_VERSION,
+    build_joseph_matrix,
+    cache_dir,
+    check_operator_memory,
+    load_cached_matrix,
+    save_cached_matrix,
+)
 from spinv.operators.fbp import FILTERS, filter_sinogram
 from spinv.operators.noise import DEFAULT_ETA, DEFAULT_PHOTONS, default_mu, poisson_post_log
 
@@ -73,129 +77,12 @@ __all__ = [
     "ParallelBeamCT", "simulate_ct", "fine_grid_sinogram", "cache_dir", "build_joseph_matrix",
 ]
 
-_FORMAT_VERSION = 1
 _MEMO: OrderedDict[str, list] = OrderedDict()  # key -> [R, R^T or None]
 _MEMO_SIZE = 6
 
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def cache_dir() -> Path:
-    """Directory of cached system matrices: ``$SPINV_CACHE/ct`` (default ``~/.cache/spinv/ct``)."""
-    root = os.environ.get("SPINV_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "spinv")
-    return Path(root) / "ct"
-
-
-def build_joseph_matrix(
-    image_size: int,
-    angles: np.ndarray,
-    n_detectors: int,
-    detector_spacing: float = 1.0,
-    pixel_size: float = 1.0,
-    progress: bool | None = None,
-) -> sp.csr_matrix:
-    """Joseph's-method system matrix, shape ``(n_angles * n_detectors, N * N)``, float32 CSR.
-
-    Row ``a * n_detectors + k`` is the ray (angle ``a``, bin ``k``); column ``i * N + j`` the
-    pixel in row ``i``, column ``j``. ``progress=None`` shows a tqdm bar when the build is
-    predicted (from the first angle) to take more than ~2 s.
-    """
-    n = int(image_size)
-    c = (n - 1) / 2.0
-    s = ((np.arange(n_detectors) - (n_detectors - 1) / 2.0) * detector_spacing)[:, None]
-    steps = np.arange(n)[None, :]
-    k = np.broadcast_to(np.arange(n_detectors)[:, None], (n_detectors, n))
-    rows_all, cols_all, vals_all = [], [], []
-    bar, start = None, time.perf_counter()
-    for a, theta in enumerate(np.asarray(angles, dtype=np.float64)):
-        sin, cos = math.sin(theta), math.cos(theta)
-        if abs(sin) >= abs(cos):  # step along columns j, interpolate between rows
-            x = (steps - c) * pixel_size
-            frac = c - (s - x * cos) / sin / pixel_size  # fractional row index
-            weight = pixel_size / abs(sin)
-        else:  # step along rows i, interpolate between columns
-            y = (c - steps) * pixel_size
-            frac = c + (s - y * sin) / cos / pixel_size  # fractional column index
-            weight = pixel_size / abs(cos)
-        lo = np.floor(frac)
-        t = frac - lo
-        lo = lo.astype(np.int64)
-        for idx, w in ((lo, 1.0 - t), (lo + 1, t)):
-            ok = (idx >= 0) & (idx < n) & (w > 0)
-            if abs(sin) >= abs(cos):
-                pix = idx[ok] * n + np.broadcast_to(steps, idx.shape)[ok]
-            else:
-                pix = np.broadcast_to(steps, idx.shape)[ok] * n + idx[ok]
-            rows_all.append(a * n_detectors + k[ok])
-            cols_all.append(pix)
-            vals_all.append((w[ok] * weight).astype(np.float32))
-        if a == 0 and progress is not False and len(angles) > 1:
-            predicted = (time.perf_counter() - start) * len(angles) * 1.5
-            if progress or predicted > 2.0:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=len(angles), initial=1, desc="building CT matrix", leave=False)
-        elif bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    shape = (len(angles) * n_detectors, n * n)
-    matrix = sp.csr_matrix(
-        (np.concatenate(vals_all), (np.concatenate(rows_all), np.concatenate(cols_all))),
-        shape=shape,
-    )
-    matrix.indices = matrix.indices.astype(np.int32)
-    matrix.sort_indices()
-    return matrix
-
-
-def _load(path: Path, key: str, shape: tuple[int, int]) -> sp.csr_matrix | None:
-    """Load and validate a cached matrix; ``None`` if missing, stale or corrupt."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key or tuple(int(v) for v in z["shape"]) != shape:
-                raise ValueError("geometry key mismatch")
-            indptr, indices, data = z["indptr"], z["indices"], z["data"]
-        nnz = data.shape[0]
-        if (
-            indptr.shape != (shape[0] + 1,)
-            or indices.shape != (nnz,)
-            or indptr[0] != 0
-            or indptr[-1] != nnz
-            or np.any(np.diff(indptr) < 0)
-            or (nnz and (indices.min() < 0 or indices.max() >= shape[1]))
-            or not np.all(np.isfinite(data))
-        ):
-            raise ValueError("inconsistent CSR arrays")
-        return sp.csr_matrix(
-            (data.astype(np.float32), indices.astype(np.int32), indptr.astype(np.int64)),
-            shape=shape,
-        )
-    except Exception as err:  # any damage: rebuild, never trust the file
-        warnings.warn(f"ignoring corrupt CT cache file {path} ({err}); rebuilding", stacklevel=3)
-        return None
-
-
-def _save(path: Path, key: str, matrix: sp.csr_matrix) -> None:
-    """Write ``matrix`` atomically (:func:`spinv.atomic.atomic_write_bytes`); a cache that
-    cannot be written only warns."""
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        key=np.array(key),
-        shape=np.array(matrix.shape, dtype=np.int64),
-        indptr=matrix.indptr.astype(np.int64),
-        indices=matrix.indices.astype(np.int32),
-        data=matrix.data.astype(np.float32),
-    )
-    try:
-        atomic_write_bytes(path, buf.getvalue())
-    except OSError as err:
-        warnings.warn(f"could not write CT cache file {path}: {err}", stacklevel=3)
 
 
 class _Apply(torch.autograd.Function):
@@ -298,7 +185,7 @@ class ParallelBeamCT(LinearOperator):
 
     def _geometry_key(self) -> str:
         desc = {
-            "version": _FORMAT_VERSION,
+            "version": MATRIX_FORMAT_VERSION,
             "method": "joseph",
             "image_size": self.image_size,
             "n_detectors": self.n_detectors,
@@ -321,15 +208,17 @@ class ParallelBeamCT(LinearOperator):
                 _MEMO.move_to_end(self._key)
                 self._scipy = _MEMO[self._key]
             else:
+                check_operator_memory(self.image_size, self.n_angles, self.n_detectors)
                 shape = (self.n_angles * self.n_detectors, self.image_size**2)
-                matrix = _load(self.cache_path, self._key, shape) if self._use_cache else None
+                matrix = (load_cached_matrix(self.cache_path, self._key, shape)
+                          if self._use_cache else None)
                 if matrix is None:
                     matrix = build_joseph_matrix(
                         self.image_size, self._angles64, self.n_detectors,
                         self.detector_spacing, self.pixel_size,
                     )
                     if self._use_cache:
-                        _save(self.cache_path, self._key, matrix)
+                        save_cached_matrix(self.cache_path, self._key, matrix)
                 self._scipy = [matrix, None]
                 _MEMO[self._key] = self._scipy
                 while len(_MEMO) > _MEMO_SIZE:
