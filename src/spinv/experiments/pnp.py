@@ -271,8 +271,7 @@ def run_pnp(cfg: dict, out: str | os.PathLike, progress: bool = True,
                 model = models[best["sigma"]]
                 kw = {k: v for k, v in best.items() if k != "sigma"}
                 r = run_pnp_method(test, method, model, iterations=iters[method],
-                                   cg_iterations=cfg["cg_iterations"], track=True, keep_x=True,
-                                   **kw)
+                                   cg_iterations=cfg["cg_iterations"], track=True, **kw)
                 bar.update(1)
                 recon[label] = r.pop("x")
                 relaxed = RelaxedDenoiser(model, best["weight"])

@@ -102,14 +102,14 @@ def image_metrics(x: torch.Tensor, truth: torch.Tensor, with_ssim: bool = True) 
 
 def run_pnp_method(case: Case, method: str, denoiser: Callable, weight: float = 1.0,
                    step_factor: float = 1.0, rho_factor: float = 0.1, iterations: int = 100,
-                   cg_iterations: int = 20, track: bool = False, with_ssim: bool = True,
-                   keep_x: bool = False) -> dict:
+                   cg_iterations: int = 20, track: bool = False,
+                   with_ssim: bool = True) -> dict:
     """PnP-``method`` (``"pgd"``: Algorithm 6 with :math:`\\tau=c/\\|A\\|^2`, ``c`` =
     ``step_factor``; ``"admm"``: :math:`\\rho = r\\|A\\|^2`, ``r`` = ``rho_factor``) with the
     relaxed denoiser of weight ``weight``, from ``case.x0``. Returns the metrics of the final
     iterate (:func:`image_metrics`), the fixed-point residual history ``relative_residuals``
-    (``None`` where not finite), the wall time and, with ``track``, the mean PSNR of every
-    iterate (``psnr_per_iteration``); with ``keep_x`` the final iterate ``x``."""
+    (``None`` where not finite), the wall time, the final iterate ``x`` and, with ``track``,
+    the mean PSNR of every iterate (``psnr_per_iteration``)."""
     if method not in ("pgd", "admm"):
         raise ValueError(f"method={method!r}: expected 'pgd' or 'admm'")
     if method == "pgd" and not 0 < step_factor < 2:
@@ -136,8 +136,7 @@ def run_pnp_method(case: Case, method: str, denoiser: Callable, weight: float = 
     out["final_relative_residual"] = out["relative_residuals"][-1]
     if track:
         out["psnr_per_iteration"] = trace
-    if keep_x:
-        out["x"] = r.x
+    out["x"] = r.x
     return out
 
 
