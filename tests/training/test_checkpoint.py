@@ -112,7 +112,7 @@ def test_corrupt_checkpoints_raise_clear_errors(tmp_path, damage):
         load_checkpoint(tmp_path)
 
 
-def test_truncated_without_recorded_hash_still_detected(tmp_path):
+def test_truncated_without_recorded_hash_is_refused(tmp_path):
     model, opt = _trained()
     ck = save_checkpoint(tmp_path, model, opt, step=1, config={})
     meta = json.loads((ck / "meta.json").read_text())
@@ -120,7 +120,7 @@ def test_truncated_without_recorded_hash_still_detected(tmp_path):
     (ck / "meta.json").write_text(json.dumps(meta))
     data = (ck / "weights.safetensors").read_bytes()
     (ck / "weights.safetensors").write_bytes(data[:100])
-    with pytest.raises(ValueError, match="corrupt checkpoint.*weights.safetensors"):
+    with pytest.raises(ValueError, match="meta.json.*lacks the field 'weights_sha256'"):
         load_checkpoint(ck)
 
 

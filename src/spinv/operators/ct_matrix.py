@@ -10,6 +10,7 @@ built.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -33,7 +34,7 @@ __all__ = [
     "save_cached_matrix",
 ]
 
-MATRIX_FORMAT_VERSION = 1
+MATRIX_FORMAT_VERSION = 2  # 2: the file carries the SHA-256 of its arrays
 
 
 #: bytes per stored nonzero of the system matrix over its life: R and R^T in scipy CSR (float32
@@ -160,6 +161,9 @@ def load_cached_matrix(path: Path, key: str, shape: tuple[int, int]) -> sp.csr_m
             if str(z["key"]) != key or tuple(int(v) for v in z["shape"]) != shape:
                 raise ValueError("geometry key mismatch")
             indptr, indices, data = z["indptr"], z["indices"], z["data"]
+            recorded = str(z["sha256"]) if "sha256" in z.files else None
+        if recorded != _digest(key, indptr, indices, data):
+            raise ValueError("its arrays do not match the SHA-256 it records")
         nnz = data.shape[0]
         if (
             indptr.shape != (shape[0] + 1,)
@@ -180,18 +184,23 @@ def load_cached_matrix(path: Path, key: str, shape: tuple[int, int]) -> sp.csr_m
         return None
 
 
+def _digest(key: str, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> str:
+    h = hashlib.sha256(key.encode())
+    for a in (indptr.astype(np.int64), indices.astype(np.int32), data.astype(np.float32)):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def save_cached_matrix(path: Path, key: str, matrix: sp.csr_matrix) -> None:
-    """Write ``matrix`` atomically (:func:`spinv.atomic.atomic_write_bytes`); a cache that
-    cannot be written only warns."""
+    """Write ``matrix`` atomically (:func:`spinv.atomic.atomic_write_bytes`) with the SHA-256 of
+    its geometry key and arrays, so an altered file is detected; a cache that cannot be written
+    only warns."""
     buf = io.BytesIO()
-    np.savez(
-        buf,
-        key=np.array(key),
-        shape=np.array(matrix.shape, dtype=np.int64),
-        indptr=matrix.indptr.astype(np.int64),
-        indices=matrix.indices.astype(np.int32),
-        data=matrix.data.astype(np.float32),
-    )
+    indptr, indices = matrix.indptr.astype(np.int64), matrix.indices.astype(np.int32)
+    data = matrix.data.astype(np.float32)
+    np.savez(buf, key=np.array(key), shape=np.array(matrix.shape, dtype=np.int64),
+             indptr=indptr, indices=indices, data=data,
+             sha256=np.array(_digest(key, indptr, indices, data)))
     try:
         atomic_write_bytes(path, buf.getvalue())
     except OSError as err:

@@ -343,7 +343,12 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
     except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"corrupt checkpoint metadata {str(meta_path)!r}: {err}") from None
     digest = meta.get("weights_sha256")
-    if digest is not None and _sha256(weights_path) != digest:
+    if not isinstance(digest, str):
+        raise ValueError(
+            f"checkpoint metadata {str(meta_path)!r} lacks the field 'weights_sha256' (the "
+            "SHA-256 of the weights); it was altered or is not a spinv checkpoint"
+        )
+    if _sha256(weights_path) != digest:
         raise ValueError(
             f"corrupt or truncated checkpoint {str(weights_path)!r}: SHA-256 does not match "
             f"the one recorded in {META}"
