@@ -70,8 +70,12 @@ def _bad(path: Path, reason: object) -> ValueError:
     return ValueError(f"cannot read {str(path)!r}: {reason}")
 
 
-def _to_gray_stack(arr: np.ndarray, path: Path) -> np.ndarray:
-    """2-D -> (1,H,W); (H,W,3|4) RGB(A) -> gray; (N,H,W) kept; float32."""
+def _to_gray_stack(arr: np.ndarray, path: Path, colour: bool | None = None) -> np.ndarray:
+    """2-D -> (1,H,W); (H,W,3|4) RGB(A) -> gray; (N,H,W) kept; float32.
+
+    ``colour=True``: a 3-D array is one colour image (decoders that never return stacks, e.g.
+    PNG, so a 4x64 RGB PNG is not taken for 4 slices); ``None``: guessed from the shape (NPY,
+    TIFF: last axis 3 or 4 and more than 4 rows)."""
     from skimage.color import rgb2gray, rgba2rgb
 
     a = np.asarray(arr)
@@ -79,7 +83,11 @@ def _to_gray_stack(arr: np.ndarray, path: Path) -> np.ndarray:
         a = np.abs(a)
     if a.dtype == bool:
         a = a.astype(np.float32)
-    if a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 4:
+    is_colour = (a.ndim == 3 and a.shape[-1] in (3, 4)
+                 and (colour if colour is not None else a.shape[0] > 4))
+    if colour and a.ndim == 3 and a.shape[-1] not in (3, 4):
+        raise _bad(path, f"a colour image must have 3 or 4 channels, got shape {a.shape}")
+    if is_colour:
         if a.dtype.kind in "ui":
             a = a.astype(np.float64) / np.iinfo(a.dtype).max
         if a.shape[-1] == 4:
@@ -114,6 +122,9 @@ def load_image_file(path: str | os.PathLike) -> np.ndarray:
             import imageio.v3 as iio
 
             arr = iio.imread(p, plugin="pillow")
+            if arr.ndim == 3 and arr.shape[-1] == 2:  # gray + alpha
+                arr = arr[..., 0]
+            return _to_gray_stack(arr, p, colour=arr.ndim == 3)
         else:
             raise _bad(p, f"unsupported suffix {suf!r}; expected one of {IMAGE_SUFFIXES}")
     except ValueError as err:
