@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     ``error: ...`` line, exit code 2, without a traceback.
     """
     _register_all()
+    import warnings
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None):
+        typer.echo(f"warning: {message}", err=True)
+
+    previous, warnings.showwarning = warnings.showwarning, one_line_warning
     try:
         app(args=argv, prog_name="spinv", standalone_mode=True)
     except SystemExit as ex:
@@ -73,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, UserError, OSError) as err:
         typer.echo(f"error: {err}", err=True)
         return 2
+    finally:
+        warnings.showwarning = previous
     return 0
 
 

@@ -180,6 +180,26 @@ def default_mu(image_size: int, fov_mm: float = 350.0, mu_per_mm: float = 0.04) 
     return mu_per_mm * fov_mm / image_size
 
 
+#: fraction of rays without a single detected photon above which simulation warns
+STARVED_RAYS_WARNING = 0.01
+
+
+def warn_if_starved(counts: torch.Tensor, mu: float, photons: float) -> float:
+    """Warn when more than :data:`STARVED_RAYS_WARNING` of the rays detect no photon: their
+    post-log values are clipped at the floor and every reconstruction streaks (e.g. a slice whose
+    background is not air with the default ``mu``). Returns the starved fraction."""
+    starved = float((counts < 1).double().mean()) if counts.numel() else 0.0
+    if starved > STARVED_RAYS_WARNING:
+        import warnings
+
+        warnings.warn(
+            f"{100 * starved:.1f}% of the CT rays detect no photon (mu={mu:.4g}, "
+            f"photons={photons:.4g}): the data are photon-starved and reconstructions will "
+            "streak; lower --mu (the image's attenuation scale) or raise --photons",
+            UserWarning, stacklevel=3)
+    return starved
+
+
 def poisson_post_log(
     sinogram: torch.Tensor,
     mu: float,
@@ -206,5 +226,6 @@ def poisson_post_log(
     gen = make_generator(seed, generator)
     rates = photons * torch.exp(-mu * sinogram.detach().to(torch.float64))
     counts = torch.poisson(rates.to(_gen_device(gen)), generator=gen).to(sinogram.device)
+    warn_if_starved(counts, mu, photons)
     frac = torch.clamp(counts / photons, min=eta)
     return (-torch.log(frac) / mu).to(sinogram.dtype)
