@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["AugmentedSlices", "FullBatch", "NoisyCrops", "random_crops"]
+__all__ = ["AugmentedSlices", "FullBatch", "NoisyCrops", "SeededSource", "random_crops"]
 
 
 def random_crops(images: torch.Tensor, n: int, size: int, gen: torch.Generator) -> torch.Tensor:
@@ -50,8 +50,11 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
-class _SeededSource:
-    """A source whose step ``k`` consumes draws of one generator; steps come in order."""
+class SeededSource:
+    """Base of a source whose step ``k`` consumes draws of one CPU generator seeded with
+    ``seed``: steps come in order (:meth:`advance`), and the generator state and the next step
+    are the checkpointed state (the same state as
+    :class:`spinv.training.sources.FixedPairs`)."""
 
     def __init__(self, seed: int) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -61,6 +64,7 @@ class _SeededSource:
         self.position = 0  # the next step
 
     def advance(self, step: int) -> None:
+        """Check that ``step`` is the next step and move on."""
         if step != self.position:
             raise ValueError(
                 f"{type(self).__name__}.batch({step}): steps must be requested in order; the "
@@ -80,7 +84,7 @@ class _SeededSource:
         self.position = int(state["position"][0])
 
 
-class NoisyCrops(_SeededSource):
+class NoisyCrops(SeededSource):
     """``(clean, noisy)`` pairs: :func:`random_crops` of ``images`` and
     :math:`y = u + \\sigma n` with :math:`n` drawn from the same generator
     (:func:`spinv.problems.denoising_problem`); drawn on the CPU, moved to ``images``' device."""
@@ -127,7 +131,7 @@ class FullBatch:
         return {"source": self.name, "n": int(first.shape[0])}
 
 
-class AugmentedSlices(_SeededSource):
+class AugmentedSlices(SeededSource):
     """``sampler.sample(batch_size, generator)`` (augmented slices
     :class:`~spinv.generative.train.SliceSampler`); with a ``problem`` the pair
     ``(x, problem.simulate(x, generator=generator))``. The generator is public: an objective
