@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from spinv.cli import main
-from spinv.experiments.equivariance_config import load_config
-from spinv.experiments.equivariance_sweeps import run_sweep_n
+from spinv.experiments.equivariance import SWEEP_N
+from spinv.experiments.equivariance.sweeps import run_sweep_n
 from spinv.training.checkpoint import load_checkpoint
 from spinv.training.sources import FixedPairs
 
@@ -29,7 +29,7 @@ def _config(**changes):
     raw = yaml.safe_load(SMOKE.read_text())
     raw["small"].update(n_train_values=[2], steps=6, baselines=False, checkpoint_every=1,
                         **changes)
-    return load_config(raw, "sweep-n", "small")
+    return SWEEP_N.load(raw, "small")
 
 
 def _strip(obj):
@@ -48,7 +48,7 @@ def test_killed_experiment_resumes_to_the_identical_result(tmp_path, monkeypatch
 
     def dying_batch(self, step):
         calls.append(step)
-        if len(calls) == cfg["steps"] + 4:  # the second model (C4), at its step 4
+        if len(calls) == cfg.steps + 4:  # the second model (C4), at its step 4
             raise Killed
         return real_batch(self, step)
 
@@ -71,12 +71,12 @@ def test_killed_experiment_resumes_to_the_identical_result(tmp_path, monkeypatch
 
 
 def test_experiment_runs_are_runs_that_evaluate_and_report_accept(tmp_path, capsys):
-    from spinv.experiments.equivariance import reconstruct_all
-    from spinv.experiments.equivariance_data import prepare_data
-    from spinv.experiments.equivariance_training import LPGSettings, train_lpg
+    from spinv.experiments.equivariance.data import DataSpec, prepare_data
+    from spinv.experiments.equivariance.evaluation import reconstruct_all
+    from spinv.experiments.equivariance.training import LPGSettings, train_lpg
     from spinv.training.checkpoint import load_model
 
-    data = prepare_data("mri", 2, 16, 2, seed=1)
+    data = prepare_data(DataSpec("mri", image_size=16), 2, 2, seed=1)
     settings = LPGSettings(steps=2, width=8, iterations=2, memory=2, seed=1)
     model, losses, _ = train_lpg(data, "C4", settings, tmp_path / "run")
     loaded, cfg = load_model(tmp_path / "run")

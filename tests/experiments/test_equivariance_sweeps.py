@@ -11,9 +11,10 @@ import torch
 import yaml
 
 from spinv.cli import main
-from spinv.experiments.equivariance_config import load_config
-from spinv.experiments.equivariance_depth import lpg_iterates
-from spinv.experiments.equivariance_sweeps import capped_sizes
+from spinv.experiments.equivariance import DEPTH, SWEEP_N
+from spinv.experiments.equivariance.depth import lpg_iterates
+from spinv.experiments.equivariance.sweeps import capped_sizes
+from spinv.experiments.protocol import find
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "equivariance-smoke.yaml"
@@ -76,16 +77,16 @@ def test_groups_smoke_end_to_end(tmp_path):
 def test_depth_smoke_honours_iteration_counts(tmp_path):
     assert _run(["depth", str(SMOKE), "--out", str(tmp_path)]) == 0
     payload = json.loads((tmp_path / "results.json").read_text())
-    cfg = load_config(SMOKE, "depth", "small")
+    cfg = DEPTH.load(SMOKE, "small")
     learned = payload["results"]["learned"]
     assert set(learned) == {"ordinary", "C4"}
     for e in learned.values():
-        assert len(e["mean_psnr_roi"]) == cfg["total_iterations"] == 5
-        assert len(e["psnr_roi"][0]) == cfg["n_show"]
+        assert len(e["mean_psnr_roi"]) == cfg.total_iterations == 5
+        assert len(e["psnr_roi"][0]) == cfg.n_show
         assert _finite(e["mean_psnr_roi"])
-        assert e["at_depth"] == e["mean_psnr_roi"][cfg["iterations"] - 1]
+        assert e["at_depth"] == e["mean_psnr_roi"][cfg.iterations - 1]
     pdhg = payload["results"]["pdhg"]["mean_psnr_roi"]
-    assert len(pdhg) == cfg["pdhg_iterations"] == 4 and _finite(pdhg)
+    assert len(pdhg) == cfg.pdhg_iterations == 4 and _finite(pdhg)
     assert payload["alpha"] in payload["alpha_search"]["alphas"]
     assert (tmp_path / "psnr_vs_iteration.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -105,30 +106,38 @@ def test_sweep_n_mri_smoke(tmp_path):
 @pytest.mark.parametrize(
     "section, message",
     [
-        ({"widht": 8}, "'widht'"),
-        ({"steps": 0}, "'steps'"),
-        ({"steps": 2.5}, "'steps'"),
-        ({"groups": ["C0"]}, "'groups'"),
-        ({"problem": "pet"}, "'problem'"),
-        ({"reuse": "wrap"}, "'reuse'"),
-        ({"bf16": "yes"}, "'bf16'"),
-        ({"problem": "mri", "rate": 1.5}, "'rate'"),
+        ({"widht": 8}, "'small.widht'"),
+        ({"steps": 0}, "'small.steps'"),
+        ({"steps": 2.5}, "'small.steps'"),
+        ({"groups": ["C0"]}, r"'small.groups\[0\]'"),
+        ({"problem": "pet"}, "'small.problem'"),
+        ({"reuse": "wrap"}, "'small.reuse'"),
+        ({"bf16": "yes"}, "'small.bf16'"),
+        ({"problem": "mri", "rate": 1.5}, "'small.rate'"),
+        ({"alpha_grid": []}, "'small.alpha_grid'"),
+        ({"scale": "paper"}, "'small.scale'"),
     ],
 )
 def test_config_validation_names_the_key(section, message):
-    with pytest.raises(ValueError, match=message):
-        load_config({"small": section}, "sweep-n", "small")
+    with pytest.raises(ValueError, match=message) as err:
+        SWEEP_N.load({"small": section}, "small")
+    assert len(str(err.value).splitlines()) == 1
 
 
 def test_config_structure_errors(tmp_path):
     with pytest.raises(ValueError, match="'paper'"):
-        load_config({"small": {}}, "depth", "paper")
+        DEPTH.load({"small": {}}, "paper")
     with pytest.raises(ValueError, match="'sweep-n'"):
-        load_config({"command": "sweep-n", "small": {}}, "depth", "small")
+        DEPTH.load({"command": "sweep-n", "small": {}}, "small")
     with pytest.raises(ValueError, match="'smal'"):
-        load_config({"smal": {}}, "depth", "small")
+        DEPTH.load({"smal": {}, "paper": {}}, "small")
+    with pytest.raises(ValueError, match="'smal'"):  # no scale section: a flat config
+        DEPTH.load({"smal": {}})
+    with pytest.raises(ValueError, match="no scale sections"):
+        DEPTH.load({"steps": 2}, "paper")
+    assert DEPTH.load({"steps": 2}).steps == 2 and DEPTH.load({"steps": 2}).scale is None
     with pytest.raises(FileNotFoundError):
-        load_config(tmp_path / "missing.yaml", "depth", "small")
+        DEPTH.load(tmp_path / "missing.yaml", "small")
 
 
 def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
@@ -136,7 +145,7 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
     path.write_text("small:\n  image_size: 16\n  learning_rate: 0.1\n")
     assert _run(["sweep-n", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and "'learning_rate'" in err[0]
+    assert len(err) == 1 and err[0].startswith("error:") and "'small.learning_rate'" in err[0]
     assert not (tmp_path / "o" / "results.json").exists()
 
 
@@ -148,21 +157,22 @@ def test_every_shipped_config_validates():
         data = yaml.safe_load(f.read_text())
         commands = [data["command"]] if "command" in data else ["sweep-n", "groups", "depth"]
         for command in commands:
+            experiment = find("equivariance", command)
             for scale in ("small", "paper"):
-                cfg = load_config(f, command, scale)
-                assert cfg["scale"] == scale
+                cfg = experiment.load(f, scale)
+                assert cfg.scale == scale
         if "paper" in data and "command" in data:
-            paper = load_config(f, data["command"], "paper")
-            assert paper["width"] == 96 and paper["iterations"] == 8
-            assert paper["image_size"] == (512 if paper["problem"] == "ct" else 320)
+            paper = find("equivariance", data["command"]).load(f, "paper")
+            assert paper.width == 96 and paper.iterations == 8
+            assert paper.image_size == (512 if paper.problem == "ct" else 320)
 
 
 def test_training_set_size_capped_at_available_slices():
     notes: list[str] = []
-    cfg = load_config({"small": {"problem": "ct"}}, "sweep-n", "small")
+    cfg = SWEEP_N.load({"small": {"problem": "ct"}})
     assert capped_sizes(cfg, [10, 50, 100, 200], notes) == [10, 50, 60]
     assert len(notes) == 2 and "60 training slices" in notes[0]
-    cfg = load_config({"small": {"problem": "mri"}}, "sweep-n", "small")
+    cfg = SWEEP_N.load({"small": {"problem": "mri"}})
     assert capped_sizes(cfg, [100], []) == [84]
 
 

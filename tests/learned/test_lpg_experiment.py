@@ -12,8 +12,8 @@ pytest.importorskip("spinv.data.transforms")
 
 
 def test_run_ct_comparison_smoke(tmp_path):
-    from spinv.experiments.equivariance import run_ct_comparison
-    from spinv.experiments.equivariance_training import LPGSettings
+    from spinv.experiments.equivariance.comparison import run_ct_comparison
+    from spinv.experiments.equivariance.training import LPGSettings
 
     settings = LPGSettings(steps=3, width=8, iterations=1, seed=0, bf16=True)
     out = run_ct_comparison(n_train=3, groups=(None, "C4"), settings=settings, image_size=24,
@@ -43,7 +43,7 @@ def test_rotated_test_set_keeps_the_sharpness_of_the_upright_one():
     import torch
 
     from spinv.data.transforms import rotate
-    from spinv.experiments.equivariance import downsample, load_ct_slices, prepare_ct_data
+    from spinv.experiments.equivariance.data import downsample, load_ct_slices, prepare_ct_data
 
     data = prepare_ct_data(1, image_size=32, n_test=6, n_angles=10, seed=3)
     sharp = _mean_gradient_magnitude(data.x_test)

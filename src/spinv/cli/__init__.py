@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "spinv.cli.generative_cmd",
     "spinv.cli.equivariance_cmd",
     "spinv.cli.nonexpansive_cmd",
+    "spinv.cli.experiment_cmd",
 ]
 
 _registered = False

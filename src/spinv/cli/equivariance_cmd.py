@@ -1,5 +1,5 @@
-"""``spinv equivariance``: the experiments of thesis §2.5 (thin wrappers around
-:mod:`spinv.experiments.equivariance_sweeps` and :mod:`spinv.experiments.equivariance_depth`).
+"""``spinv equivariance``: the experiments of thesis §2.5 (aliases of ``spinv experiment run
+equivariance NAME``, :mod:`spinv.experiments.equivariance`).
 
 Each command reads ``CONFIG`` (``configs/equivariance-*.yaml``; section ``--scale``), trains
 with a progress bar over the training steps and writes ``results.json``, ``results.md`` and PNG
@@ -27,26 +27,13 @@ _QUIET = typer.Option(False, "--quiet", help="No progress bars.")
 _RESUME = typer.Option(False, "--resume", help="Continue the model runs in --out/models.")
 
 
-def _run(command: str, config: Path, out: Path, scale: str, seed: int | None, quiet: bool,
-         resume: bool):
-    from spinv.experiments.equivariance_config import load_config
+def _run(name: str, config: Path, out: Path, scale: str, seed: int | None, quiet: bool,
+         resume: bool) -> None:
+    from spinv.cli.experiment_cmd import dispatch
 
-    cfg = load_config(config, command, scale)
-    if seed is not None:
-        if seed < 0:
-            raise ValueError(f"--seed {seed}: expected an integer >= 0")
-        cfg["seed"] = seed
-    if command == "depth":
-        from spinv.experiments.equivariance_depth import run_depth as run
-    else:
-        from spinv.experiments import equivariance_sweeps as sweeps
-
-        run = sweeps.run_sweep_n if command == "sweep-n" else sweeps.run_groups
-    payload = run(cfg, out, progress=not quiet, resume=resume)
-    typer.echo((out / "results.md").read_text())
-    for note in payload["notes"]:
-        typer.echo(f"note: {note}")
-    typer.echo(f"wrote {out}")
+    overrides = [] if seed is None else [f"seed={seed}"]
+    dispatch("equivariance", name, config, out, scale=scale, overrides=overrides, resume=resume,
+             quiet=quiet)
 
 
 @equivariance_app.command("sweep-n")

@@ -5,7 +5,7 @@ Protocol (thesis §2.5.1-§2.5.3 at CPU scale, data from the bundled ``ct-head``
 
 1. ``n_train`` training slices and ``n_test`` held-out slices (a separate slab of the volume),
    area-downsampled to ``image_size``; low-dose post-log sinograms with 50 views simulated on a
-   twice finer grid (:func:`spinv.experiments.equivariance.prepare_ct_data`);
+   twice finer grid (:func:`spinv.experiments.equivariance.data.prepare_ct_data`);
 2. the held-out slices are evaluated upright and rotated by random angles (the ground truth is
    rotated, then measured), PSNR/SSIM on the whole image and inside the body mask;
 3. FBP (ramp filter) and TV (PDHG, :math:`\\alpha` chosen by a 1-D search maximising the mean PSNR
@@ -13,7 +13,7 @@ Protocol (thesis §2.5.1-§2.5.3 at CPU scale, data from the bundled ``ct-head``
 4. the ordinary (``group=None``) and equivariant (``group="C4"``) LPG models, matched width
    :math:`|H|\\cdot n_{channels}` = ``width``, trained for ``steps`` Adam steps on the same
    minibatches by the project's training engine
-   (:func:`spinv.experiments.equivariance_training.train_lpg`); each leaves a run directory
+   (:func:`spinv.experiments.equivariance.training.train_lpg`); each leaves a run directory
    ``OUT/models/ordinary`` and ``OUT/models/C4`` that ``spinv evaluate`` and ``spinv report``
    accept (``resume=True`` continues them after an interruption).
 
@@ -34,14 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spinv.experiments.equivariance import (
-    ExperimentData,
-    image_metrics,
-    prepare_ct_data,
-    reconstruct_all,
-)
-from spinv.experiments.equivariance_baselines import baseline_metrics
-from spinv.experiments.equivariance_training import LPGSettings, model_progress, train_lpg
+from spinv.experiments.equivariance.baselines import baseline_metrics
+from spinv.experiments.equivariance.config import TVTuning
+from spinv.experiments.equivariance.data import ExperimentData, prepare_ct_data
+from spinv.experiments.equivariance.evaluation import image_metrics, reconstruct_all
+from spinv.experiments.equivariance.training import LPGSettings, model_progress, train_lpg
 
 METHOD_ORDER = ("FBP", "TV", "ordinary LPG", "equivariant LPG (C4)")
 
@@ -88,9 +85,9 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None, progress
     out = Path(out_dir)
     data = prepare_ct_data(s.n_train, s.image_size, s.n_test, 50, s.seed)
     recs: dict[str, dict[str, torch.Tensor]] = {}  # FBP and TV (alpha tuned on training slices)
-    tv_settings = {"tune_images": min(4, s.n_train), "alpha_grid": list(np.logspace(-3, 0, 4)),
-                   "golden_iterations": 4, "tune_iterations": s.tv_iterations}
-    alpha = baseline_metrics(tv_settings, data, keep=recs)["alpha"]
+    tuning = TVTuning(tune_images=min(4, s.n_train), alpha_grid=list(np.logspace(-3, 0, 4)),
+                      golden_iterations=4, tune_iterations=s.tv_iterations)
+    alpha = baseline_metrics(tuning, data, keep=recs)["alpha"]
     lpg = LPGSettings(steps=s.steps, width=s.width, iterations=s.iterations, lr=s.lr, bf16=bf16,
                       seed=s.seed)
     training = {}

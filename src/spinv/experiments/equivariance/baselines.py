@@ -8,9 +8,10 @@
   golden-section refinement), never on held-out slices. CT reconstructions are constrained to be
   nonnegative.
 
-Both are evaluated like the learned methods (:func:`spinv.experiments.equivariance.image_metrics`)
-on the upright and the rotated held-out sets, so that the tables of
-:mod:`spinv.experiments.equivariance_sweeps` show where the learned methods stand.
+Both are evaluated like the learned methods
+(:func:`spinv.experiments.equivariance.evaluation.image_metrics`) on the upright and the rotated
+held-out sets, so that the tables of :mod:`spinv.experiments.equivariance.sweeps` show where
+the learned methods stand.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 import torch
 
-from spinv.experiments.equivariance import image_metrics
+from spinv.experiments.equivariance.config import TVTuning
+from spinv.experiments.equivariance.evaluation import image_metrics
 
 __all__ = ["analytic_reconstruction", "baseline_metrics", "tune_tv_alpha"]
 
@@ -31,26 +33,26 @@ def analytic_reconstruction(operator, y: torch.Tensor) -> torch.Tensor:
     return rec.abs() if rec.is_complex() else rec
 
 
-def tune_tv_alpha(cfg: dict[str, Any], data, nonnegative: bool | None = None
+def tune_tv_alpha(tuning: TVTuning, data, nonnegative: bool | None = None
                   ) -> tuple[float, dict]:
     """TV's :math:`\\alpha` for the mean PSNR on the first ``tune_images`` training slices
     (their fixed-noise measurements); returns ``(alpha, {"alphas": [...], "psnr": [...]})``.
     ``nonnegative=None``: constrained for real (CT) measurements, not for complex (MRI)."""
     from spinv.variational.reconstruct import tune_alpha
 
-    k = min(cfg["tune_images"], len(data.x_train))
+    k = min(tuning.tune_images, len(data.x_train))
     x, y = data.x_train[:k], data.y_train[:k]
     return tune_alpha(lambda _images: (data.operator, y), x, method="tv",
-                      grid=cfg["alpha_grid"], golden_iterations=cfg["golden_iterations"],
-                      return_history=True, iterations=cfg["tune_iterations"],
+                      grid=tuning.alpha_grid, golden_iterations=tuning.golden_iterations,
+                      return_history=True, iterations=tuning.tune_iterations,
                       nonnegative=not y.is_complex() if nonnegative is None else nonnegative)
 
 
-def baseline_metrics(cfg: dict[str, Any], data, keep: dict | None = None) -> dict[str, Any]:
+def baseline_metrics(tuning: TVTuning, data, keep: dict | None = None) -> dict[str, Any]:
     """``{"analytic": {...}, "TV": {...}, "alpha": a, "alpha_search": {...}}`` where each
     method holds ``upright``/``rotated`` metrics and its display ``name``. With a dict ``keep``,
     the reconstructions are stored in it as ``keep[name][split]`` (CPU, real)."""
-    alpha, history = tune_tv_alpha(cfg, data)
+    alpha, history = tune_tv_alpha(tuning, data)
     from spinv.variational.reconstruct import reconstruct_variational
 
     name = "FBP" if hasattr(data.operator, "fbp") else "zero-filled"
@@ -59,7 +61,7 @@ def baseline_metrics(cfg: dict[str, Any], data, keep: dict | None = None) -> dic
     for split, y, x, mask in (("upright", data.y_test, data.x_test, data.mask_test),
                               ("rotated", data.y_rot, data.x_rot, data.mask_rot)):
         tv = reconstruct_variational(data.operator, y, "tv", alpha,
-                                     iterations=cfg["tune_iterations"],
+                                     iterations=tuning.tune_iterations,
                                      nonnegative=not y.is_complex())
         for key, rec in (("analytic", analytic_reconstruction(data.operator, y)), ("TV", tv)):
             rec = (rec.abs() if rec.is_complex() else rec).float().cpu()

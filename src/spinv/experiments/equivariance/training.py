@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from spinv.learned import LearnedProximalGradient
 
@@ -61,12 +60,13 @@ class LPGSettings:
             raise ValueError(f"lr={self.lr!r}: expected a positive learning rate")
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> LPGSettings:
-        """The settings of an equivariance config (:mod:`spinv.experiments.equivariance_config`)."""
-        return cls(steps=cfg["steps"], width=cfg["width"], iterations=cfg["iterations"],
-                   memory=cfg["memory"], lr=cfg["lr"], batch_size=cfg["batch_size"],
-                   clip_grad_norm=cfg["clip_grad_norm"], bf16=cfg["bf16"], seed=cfg["seed"],
-                   checkpoint_every=cfg.get("checkpoint_every"))
+    def from_config(cls, cfg) -> LPGSettings:
+        """The settings of an equivariance config
+        (:class:`~spinv.experiments.equivariance.config.EquivarianceConfig`)."""
+        return cls(steps=cfg.steps, width=cfg.width, iterations=cfg.iterations,
+                   memory=cfg.memory, lr=cfg.lr, batch_size=cfg.batch_size,
+                   clip_grad_norm=cfg.clip_grad_norm, bf16=cfg.bf16, seed=cfg.seed,
+                   checkpoint_every=cfg.checkpoint_every)
 
     def model_options(self, group: str | None) -> dict:
         """Options of the catalogued ``lpg`` model."""
@@ -95,7 +95,7 @@ def lpg_run_config(data, group: str | None, settings: LPGSettings, name: str) ->
 
     setup = data.setup
     if not setup:
-        raise ValueError("data.setup is empty: build the data with prepare_data/prepare_ct_data")
+        raise ValueError("data.setup is empty: build the data with equivariance.data.prepare_data")
     every = settings.checkpoint_every or max(1, settings.steps // 10)
     cfg = {
         "name": name,

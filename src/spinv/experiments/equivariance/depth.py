@@ -30,7 +30,6 @@ mean PSNR on training slices (:func:`spinv.variational.reconstruct.tune_alpha`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,17 +37,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from spinv.experiments.equivariance_baselines import tune_tv_alpha
-from spinv.experiments.equivariance_sweeps import (
+from spinv.experiments.equivariance.baselines import tune_tv_alpha
+from spinv.experiments.equivariance.config import EquivarianceConfig
+from spinv.experiments.equivariance.report import write_payload
+from spinv.experiments.equivariance.sweeps import (
     capped_sizes,
     load_run_data,
-    model_dir,
     n_test_for,
     settings_payload,
     setup_run,
     train_and_time,
-    write_payload,
 )
+from spinv.experiments.protocol import Progress
 
 __all__ = ["lpg_iterates", "run_depth"]
 
@@ -69,66 +69,74 @@ def _roi_psnr(u: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> list[floa
     return psnr(u.float().cpu(), x.cpu(), mask=mask.cpu(), data_range=1.0).tolist()
 
 
-def run_depth(cfg: dict[str, Any], out_dir: str | os.PathLike | None = None,
-              progress: bool = False, resume: bool = False) -> dict[str, Any]:
+def _learned_curve(cfg: EquivarianceConfig, model, shown: tuple, device: torch.device
+                   ) -> dict[str, Any]:
+    """ROI PSNR of every iterate of ``model`` past its depth on the ``shown`` slices
+    ``(x, y, mask)``."""
+    x, y, mask = shown
+    model.eval()
+    per_iter = []
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        for u in lpg_iterates(model, y, cfg.total_iterations, cfg.reuse):
+            per_iter.append(_roi_psnr(u.float() if not u.is_complex() else u, x, mask))
+    mean = [float(np.mean(v)) for v in per_iter]
+    return {
+        "psnr_roi": per_iter,
+        "mean_psnr_roi": mean,
+        "at_depth": (mean[cfg.iterations - 1] if cfg.total_iterations >= cfg.iterations
+                     else None),
+        "best_iteration": int(np.argmax(mean)) + 1,
+        "final": mean[-1],
+    }
+
+
+def _pdhg_curve(cfg: EquivarianceConfig, data, shown: tuple) -> tuple[float, dict, dict]:
+    """TV's tuned :math:`\\alpha`, its search history and the ROI PSNR of the TV-PDHG
+    iterates on the ``shown`` slices."""
+    from spinv.variational.reconstruct import tv_pdhg_iterates
+
+    x, y, mask = shown
+    alpha, history = tune_tv_alpha(cfg.tv_tuning(), data, nonnegative=False)  # as the iterates
+    k_pdhg = cfg.pdhg_iterations or cfg.total_iterations
+    pdhg = [_roi_psnr(u, x, mask) for u in
+            tv_pdhg_iterates(data.operator, y, alpha, iterations=k_pdhg)]
+    pdhg_mean = [float(np.mean(v)) for v in pdhg]
+    return alpha, history, {"psnr_roi": pdhg, "mean_psnr_roi": pdhg_mean, "final": pdhg_mean[-1]}
+
+
+def run_depth(cfg: EquivarianceConfig, out: Path, progress: Progress | None = None,
+              resume: bool = False) -> dict[str, Any]:
     """Train the model(s) of ``groups`` on ``n_train`` slices, run them for
     ``total_iterations`` iterations on ``n_show`` test slices, and compare the ROI PSNR of
     every iterate with the TV-PDHG iterates; each model's run goes to
-    ``out_dir/models/depth-<name>`` (``resume``: continue them). Returns ``{"experiment",
+    ``out/models/depth-<name>`` (``resume``: continue them). Returns ``{"experiment",
     "settings", "notes", "alpha", "results": {"learned": {model: {"psnr_roi": [[...] per
     iterate]}}, "pdhg": ...}}``.
     """
     device = setup_run(cfg)
     notes: list[str] = []
-    (n,) = capped_sizes(cfg, [cfg["n_train"]], notes)
+    (n,) = capped_sizes(cfg, [cfg.n_train], notes)
     n_test = n_test_for(cfg, notes)
     data = load_run_data(cfg, n, n_test, device)
-    n_show = min(cfg["n_show"], n_test)
-    x, y, mask = data.x_test[:n_show], data.y_test[:n_show], data.mask_test[:n_show]
-    total = cfg["total_iterations"]
+    n_show = min(cfg.n_show, n_test)
+    shown = (data.x_test[:n_show], data.y_test[:n_show], data.mask_test[:n_show])
     learned: dict[str, dict] = {}
-    for group in cfg["groups"]:
+    for group in cfg.groups:
         name = group or "ordinary"
-        model, losses, secs = train_and_time(cfg, data, group, f"depth {name}", progress,
-                                             model_dir(out_dir, f"depth-{name}"), resume)
-        model.eval()
-        per_iter = []
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg["bf16"]):
-            for u in lpg_iterates(model, y, total, cfg["reuse"]):
-                per_iter.append(_roi_psnr(u.float() if not u.is_complex() else u, x, mask))
-        mean = [float(np.mean(v)) for v in per_iter]
-        learned[name] = {
-            "train_time_s": secs,
-            "loss_last_10": sum(losses[-10:]) / len(losses[-10:]),
-            "psnr_roi": per_iter,
-            "mean_psnr_roi": mean,
-            "at_depth": mean[cfg["iterations"] - 1] if total >= cfg["iterations"] else None,
-            "best_iteration": int(np.argmax(mean)) + 1,
-            "final": mean[-1],
-        }
-    alpha, history = tune_tv_alpha(cfg, data, nonnegative=False)  # as the PDHG iterates
-    from spinv.variational.reconstruct import tv_pdhg_iterates
-
-    k_pdhg = cfg["pdhg_iterations"] or total
-    pdhg = [_roi_psnr(u, x, mask) for u in
-            tv_pdhg_iterates(data.operator, y, alpha, iterations=k_pdhg)]
-    pdhg_mean = [float(np.mean(v)) for v in pdhg]
+        model, losses, secs = train_and_time(cfg, data, group, f"depth-{name}", progress,
+                                             Path(out), resume)
+        curve = _learned_curve(cfg, model, shown, device)
+        learned[name] = {"train_time_s": secs,
+                         "loss_last_10": sum(losses[-10:]) / len(losses[-10:]), **curve}
+    alpha, history, pdhg = _pdhg_curve(cfg, data, shown)
+    keys = ("groups", "n_train", "total_iterations", "reuse", "pdhg_iterations", "alpha_grid",
+            "tune_images", "tune_iterations", "n_show")
     payload = {
-        "experiment": "depth",
-        "settings": settings_payload(cfg, ("groups", "n_train", "total_iterations", "reuse",
-                                    "pdhg_iterations", "alpha_grid", "tune_images",
-                                    "tune_iterations", "n_show")),
-        "n_train_used": n,
-        "notes": notes,
-        "alpha": alpha,
-        "alpha_search": history,
-        "results": {
-            "learned": learned,
-            "pdhg": {"psnr_roi": pdhg, "mean_psnr_roi": pdhg_mean, "final": pdhg_mean[-1]},
-        },
+        "experiment": "depth", "settings": settings_payload(cfg, "depth", keys),
+        "n_train_used": n, "notes": notes, "alpha": alpha, "alpha_search": history,
+        "results": {"learned": learned, "pdhg": pdhg},
     }
-    if out_dir is not None:
-        write_depth_outputs(payload, Path(out_dir))
+    write_depth_outputs(payload, Path(out))
     return payload
 
 

@@ -1,0 +1,65 @@
+"""Chapter 2: ordinary vs roto-translation-equivariant learned reconstruction (thesis §2.5-2.6).
+
+Three experiments of the protocol (:mod:`spinv.experiments.protocol`), each on CT (``ct-head``)
+or MRI (``brain-t1``), configured by ``configs/equivariance-*.yaml``
+(:mod:`.config`):
+
+* ``sweep-n``: training-set-size sweep, ordinary vs C4, upright and rotated tests
+  (Figs 2.8-2.11, :func:`.sweeps.run_sweep_n`);
+* ``groups``: group-order sweep :math:`m \\in \\{1, 2, 3, 4, 6, 8\\}` at fixed N (Fig. 2.7,
+  :func:`.sweeps.run_groups`);
+* ``depth``: learned iterations past their trained depth vs TV-PDHG (Fig. 2.12,
+  :func:`.depth.run_depth`).
+
+Modules: :mod:`.data` (slices, simulated measurements, rotated test sets), :mod:`.training`
+(the LPG models on :func:`spinv.training.engine.fit`), :mod:`.evaluation`, :mod:`.baselines`
+(FBP/zero filling and TV), :mod:`.report` (tables, figures), :mod:`.comparison` (the in-memory
+CT comparison). Heavy modules are imported when an experiment runs, not when the catalogue is
+listed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spinv.experiments.equivariance.config import DepthConfig, GroupsConfig, SweepNConfig
+from spinv.experiments.protocol import Experiment, Progress
+
+__all__ = ["DEPTH", "EXPERIMENTS", "GROUPS", "SWEEP_N"]
+
+
+def _sweep_n(config: SweepNConfig, out: Path, progress: Progress | None = None,
+             resume: bool = False) -> dict:
+    from spinv.experiments.equivariance.sweeps import run_sweep_n
+
+    return run_sweep_n(config, out, progress, resume)
+
+
+def _groups(config: GroupsConfig, out: Path, progress: Progress | None = None,
+            resume: bool = False) -> dict:
+    from spinv.experiments.equivariance.sweeps import run_groups
+
+    return run_groups(config, out, progress, resume)
+
+
+def _depth(config: DepthConfig, out: Path, progress: Progress | None = None,
+           resume: bool = False) -> dict:
+    from spinv.experiments.equivariance.depth import run_depth
+
+    return run_depth(config, out, progress, resume)
+
+
+def _report(results: dict, out: Path) -> str:
+    from spinv.experiments.equivariance.report import results_text
+
+    return results_text(results, out)
+
+
+SWEEP_N = Experiment("equivariance", "sweep-n", "training-set-size sweep, ordinary vs C4, "
+                     "upright and rotated tests (Figs 2.8-2.11)", SweepNConfig, _sweep_n,
+                     _report, resumable=True)
+GROUPS = Experiment("equivariance", "groups", "group-order sweep m in {1, 2, 3, 4, 6, 8} at "
+                    "fixed N (Fig. 2.7)", GroupsConfig, _groups, _report, resumable=True)
+DEPTH = Experiment("equivariance", "depth", "learned iterations past their trained depth vs "
+                   "TV-PDHG iterates (Fig. 2.12)", DepthConfig, _depth, _report, resumable=True)
+EXPERIMENTS = (SWEEP_N, GROUPS, DEPTH)
