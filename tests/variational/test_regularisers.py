@@ -216,3 +216,31 @@ def test_thesis_smoothness_bound_eq_1_15():
         lam = float(v.norm())
         v = v / lam
     assert lam <= tight.smoothness * 8 * (1 + 1e-9) <= R.smoothness * 8
+
+
+def test_one_regulariser_abstraction_for_the_three_families():
+    from spinv.bilevel.lower_level import make_regulariser as bilevel_regulariser
+    from spinv.generative.regularisers import LinearGaussianGenerator
+    from spinv.generative.regularisers import make_regulariser as generative_regulariser
+    from spinv.variational.reconstruct import METHODS
+    from spinv.variational.reconstruct import make_regulariser as variational_regulariser
+    from spinv.variational.regularisers import RegulariserBase
+
+    g = torch.Generator().manual_seed(3)
+    u = torch.rand(2, 1, 8, 8, generator=g, dtype=torch.float64)
+    for method in METHODS:
+        reg = variational_regulariser(method, 0.1, reference=u if method == "dtv" else None)
+        assert isinstance(reg, RegulariserBase) and reg.kind == method
+        assert reg(u).shape == (2,)
+    # the bilevel J(u) is the unweighted variational R(u): alpha J = smoothed TV with alpha
+    for kind, method in (("tv", "tv-smooth"), ("h1", "h1")):
+        lower = bilevel_regulariser(kind, gamma=0.05)
+        assert isinstance(lower, RegulariserBase) and lower.kind == kind
+        ref = variational_regulariser(method, 0.3, gamma=0.05)(u)
+        torch.testing.assert_close(0.3 * lower(u), ref, rtol=1e-12, atol=0.0)
+    assert torch.equal(bilevel_regulariser("none")(u), torch.zeros(2, dtype=torch.float64))
+    # the generative R(u) = inf_z E(u, z): closed form for a linear-Gaussian generator
+    gen = LinearGaussianGenerator.random(image_size=8, latent_dim=3, seed=0)
+    reg = generative_regulariser("mean", gen)
+    assert isinstance(reg, RegulariserBase) and reg.kind == "mean"
+    torch.testing.assert_close(reg(u), gen.closed_form_mean_only(u), rtol=1e-8, atol=1e-8)

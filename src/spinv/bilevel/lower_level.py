@@ -40,7 +40,7 @@ import torch
 
 from spinv.linalg import inner
 from spinv.variational.differences import GRADIENT_NORM_BOUND, gradient, gradient_adjoint
-from spinv.variational.regularisers import modulus
+from spinv.variational.regularisers import RegulariserBase, modulus
 from spinv.variational.rho import HuberRho, QuadraticRho
 
 __all__ = [
@@ -138,10 +138,12 @@ class _WaveletOp:
 
 
 @dataclass
-class Regulariser:
+class Regulariser(RegulariserBase):
     """:math:`J(u)=Q(Au)=\\sum_i\\rho(|Au|_i)` with its operator and :math:`\\rho` (Sec. 1.2.1).
 
-    ``kind`` is one of ``"tv"``, ``"wavelet"``, ``"h1"``, ``"dtv"`` or ``"none"`` (then
+    The bilevel family of :class:`spinv.variational.regularisers.RegulariserBase`: ``reg(u)`` is
+    the *unweighted* :math:`J(u)` (the lower level multiplies it by :math:`\\alpha`). ``kind`` is
+    one of ``"tv"``, ``"wavelet"``, ``"h1"``, ``"dtv"`` or ``"none"`` (then :math:`J=0`,
     :math:`\\alpha=0` and the lower level has the closed form
     :math:`\\hat u=F^{-1}(S^2y/(S^2+\\varepsilon))`).
     """
@@ -153,6 +155,12 @@ class Regulariser:
     @property
     def is_none(self) -> bool:
         return self.kind == "none"
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        """:math:`J(u)` per image, shape ``(B,)``."""
+        if self.is_none:
+            return u.real.new_zeros(u.shape[0])
+        return self.rho.value(modulus(self.op(u), 2)).reshape(u.shape[0], -1).sum(1)
 
     def smoothness(self, bound: str = "thesis") -> float:
         """Smoothness constant of :math:`J` for :math:`z=Au`: Eq. (1.15),
@@ -281,8 +289,7 @@ class LowerLevel:
         res = sf * (torch.fft.fft2(u, norm="ortho") - self.y_fft)
         e = 0.5 * inner(res, res) + 0.5 * self.eps * inner(u, u)
         if not self.reg.is_none and alpha != 0:
-            r = modulus(self.reg.op(u), 2)
-            e = e + alpha * self.reg.rho.value(r).reshape(u.shape[0], -1).sum(1)
+            e = e + alpha * self.reg(u)
         return e
 
     def reg_gradient(self, u: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,7 @@ import torch
 
 from spinv.linalg import squared_norm
 from spinv.nn.covariance import Covariance, ScaledIdentity
+from spinv.variational.regularisers import RegulariserBase
 
 __all__ = [
     "GenerativeModel",
@@ -83,8 +84,10 @@ def _check_pair(u: torch.Tensor, z: torch.Tensor, latent_dim: int) -> None:
         raise ValueError(f"z has shape {tuple(z.shape)}; expected ({u.shape[0]}, {latent_dim})")
 
 
-class GenerativeRegulariser:
-    """Base class: :math:`R(u)=\\inf_z E(u,z)` for a generative ``model``.
+class GenerativeRegulariser(RegulariserBase):
+    """Base class: :math:`R(u)=\\inf_z E(u,z)` for a generative ``model`` (the generative
+    family of :class:`spinv.variational.regularisers.RegulariserBase`; ``reg(u)`` is the
+    local infimum of :meth:`value`).
 
     Attributes: ``model``, ``kind`` (one of :data:`REGULARISER_KINDS`), ``hard``
     (``True`` for the range constraint, where :math:`u=G(z)` is imposed).
@@ -125,6 +128,10 @@ class GenerativeRegulariser:
         :math:`z = z^*(u)` by Danskin's theorem)."""
         mean, cov = self.prior(z)
         return cov.apply_precision(u - mean)
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        """:math:`R(u)` per image (:meth:`value` from :math:`z=0`)."""
+        return self.value(u)[0]
 
     def value(
         self,

@@ -19,6 +19,7 @@ from spinv.variational.reconstruct import (
 )
 from spinv.variational.regularisers import (
     Regulariser,
+    RegulariserBase,
     SmoothRegulariser,
     h1,
     smoothed_tv,
@@ -39,6 +40,7 @@ __all__ = [
     "QuadraticRho",
     "rho_gamma",
     "WaveletTransform",
+    "RegulariserBase",
     "Regulariser",
     "SmoothRegulariser",
     "smoothed_tv",

@@ -17,6 +17,25 @@ Interface (all per image, batched over ``B``):
   :math:`\\operatorname{prox}_{\\sigma F_2^*}` and :meth:`~Regulariser.dual_value` (:math:`F_2`),
   ``smoothness`` (Lipschitz constant of :math:`\\nabla F_2`, ``None`` if nonsmooth).
 
+**One abstraction for the package.** :class:`RegulariserBase` is the root every regulariser
+of spinv derives from: a ``kind`` (its name) and :math:`R(u)` per image (``reg(u)``, shape
+``(B,)``). Three families extend it with what their solvers need:
+
+* *variational* -- :class:`Regulariser` (this module), :class:`~spinv.variational.tv.TV`,
+  :class:`~spinv.variational.tv.DirectionalTV`, :class:`~spinv.variational.tgv.TGV`; built by
+  :func:`spinv.variational.reconstruct.make_regulariser`; :math:`R(u)=\\alpha F_2(Au)` (or
+  TGV) with the PDHG, FISTA and Newton-CG interfaces below;
+* *bilevel* -- :class:`spinv.bilevel.lower_level.Regulariser`, built by
+  :func:`spinv.bilevel.lower_level.make_regulariser`; :math:`J(u)=\\sum_i\\rho(|Au|_i)`
+  *unweighted* (:math:`\\alpha` is an upper-level variable) with the derivatives of App. 1.D
+  that the lower-level Newton-CG and the implicit gradient need;
+* *generative* -- :class:`spinv.generative.regularisers.GenerativeRegulariser`, built by
+  :func:`spinv.generative.regularisers.make_regulariser`; :math:`R(u)=\\inf_zE(u,z)` with the
+  joint energy and Gaussian prior that the alternating and joint minimisations need.
+
+A new regulariser subclasses the family whose solvers it should run with (usually
+:class:`Regulariser`: then PDHG, FISTA and the reconstruction recipes take it unchanged).
+
 This module holds the smooth family of thesis §1.2.1 (:class:`SmoothRegulariser` with the
 factories :func:`smoothed_tv`, :func:`wavelet_regulariser`, :func:`h1`); the nonsmooth TV and
 directional TV are in :mod:`spinv.variational.tv`, TGV in :mod:`spinv.variational.tgv`.
@@ -30,6 +49,7 @@ directional TV are in :mod:`spinv.variational.tv`, TGV in :mod:`spinv.variationa
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -99,8 +119,21 @@ def batch_sum(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).sum(dim=1)
 
 
-class Regulariser:
+class RegulariserBase(abc.ABC):
+    """The root of every regulariser of spinv (module docstring): ``kind`` names it and
+    ``reg(u)`` is :math:`R(u)` per image, shape ``(B,)``."""
+
+    kind: str
+
+    @abc.abstractmethod
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        """:math:`R(u)` per image, shape ``(B,)``."""
+
+
+class Regulariser(RegulariserBase):
     """Base class of :math:`R(u) = F_2(Au)` (see the module docstring)."""
+
+    kind = "regulariser"
 
     alpha: float = 1.0
     op_norm: float = 1.0
@@ -138,6 +171,13 @@ class Regulariser:
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         return self.value(u)
+
+
+def _smooth_kind(rho: Rho, group_dim: int | None) -> str:
+    """The method name of :func:`spinv.variational.reconstruct.make_regulariser`."""
+    if group_dim is None:
+        return "wavelet"
+    return {HuberRho: "tv-smooth", QuadraticRho: "h1"}.get(type(rho), "smooth")
 
 
 class SmoothRegulariser(Regulariser):
@@ -181,6 +221,7 @@ class SmoothRegulariser(Regulariser):
                 f"operator={operator!r}: expected 'gradient' or a WaveletTransform instance"
             )
         self.operator = operator
+        self.kind = _smooth_kind(rho, self.group_dim)
         # thesis Eq. (1.15) counts M complex components: M = 2 for the gradient, 1 for W
         m = 2 if self.group_dim == 2 else 1
         self.smoothness = self.alpha * rho.smoothness(components=2 * m, bound=smoothness_bound)

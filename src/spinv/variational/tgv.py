@@ -34,7 +34,13 @@ import math
 import torch
 
 from spinv.variational.differences import gradient, gradient_adjoint
-from spinv.variational.regularisers import batch_sum, check_alpha, check_image, modulus
+from spinv.variational.regularisers import (
+    RegulariserBase,
+    batch_sum,
+    check_alpha,
+    check_image,
+    modulus,
+)
 from spinv.variational.solvers.pdhg import DualBlock, LeastSquaresBlock, pdhg
 from spinv.variational.tv import _diff, _diff_adjoint
 
@@ -140,10 +146,11 @@ class OnU(DualBlock):
         return self.block.value(z)
 
 
-class TGV:
+class TGV(RegulariserBase):
     """:math:`\\mathrm{TGV}^2` with weights ``alpha`` (:math:`\\alpha_1`, first order) and
     ``alpha0`` (:math:`\\alpha_0`, second order; default ``2 * alpha``)."""
 
+    kind = "tgv"
     smoothness = None
 
     def __init__(self, alpha: float = 1.0, alpha0: float | None = None) -> None:

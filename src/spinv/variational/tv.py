@@ -159,6 +159,8 @@ class L1Regulariser(Regulariser):
 class TV(L1Regulariser):
     """Isotropic total variation :math:`\\alpha\\|\\nabla u\\|_{2,1}` (``scheme`` in module doc)."""
 
+    kind = "tv"
+
     def __init__(self, alpha: float = 1.0, scheme: str = "forward") -> None:
         self.alpha = check_alpha(alpha)
         if scheme == "forward":
@@ -193,6 +195,7 @@ class DirectionalTV(L1Regulariser):
     scales :math:`\\xi` (``gamma < 1`` keeps :math:`D` positive definite).
     """
 
+    kind = "dtv"
     group_dim = 2
     op_norm = GRADIENT_NORM_BOUND
 
