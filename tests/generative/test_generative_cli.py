@@ -18,9 +18,17 @@ def models(tmp_path_factory):
     return out
 
 
-def test_train_writes_one_checkpoint_per_covariance(models):
+def test_train_writes_one_run_directory_per_covariance(models):
     for kind in ("identity", "diagonal", "lowrank", "precision"):
-        assert (models / f"vae-{kind}" / "latest.json").is_file()
+        for name in ("latest.json", "config.yaml", "log.jsonl", "summary.json",
+                     "provenance.json", "spinv-run.json"):
+            assert (models / f"vae-{kind}" / name).is_file(), (kind, name)
+    # training again into the same folder reloads the finished runs (no new steps)
+    before = (models / "vae-precision" / "log.jsonl").read_text()
+    assert main(["generative", "train", str(SMOKE), "--out", str(models), "--quiet"]) == 0
+    assert (models / "vae-precision" / "log.jsonl").read_text() == before
+    summary = json.loads((models / "vae-precision" / "summary.json").read_text())
+    assert summary["sessions"] == 2 and summary["step"] == 10
 
 
 def test_reconstruct_writes_images_and_metrics(models, tmp_path):

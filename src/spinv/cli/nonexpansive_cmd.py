@@ -4,7 +4,9 @@
 Each command reads ``[CONFIG]`` (``configs/nonexpansive-*.yaml``, the section named like the
 command; no config: the defaults of :mod:`spinv.experiments.nonexpansive_config`), shows a
 progress bar over the training steps / iterations and writes ``results.json``,
-``results.md`` and PNG figures (atomically) to ``--out``.
+``results.md`` and PNG figures (atomically) to ``--out``; every trained network leaves a run
+directory ``--out/runs/<name>`` (``spinv evaluate|lipschitz|report`` accept those of the
+denoisers), and the same command with the same ``--out`` resumes a killed run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ nonexpansive_app = typer.Typer(
 
 _CONFIG = typer.Argument(None, help="YAML config (configs/nonexpansive-*.yaml); default: "
                                     "built-in defaults.")
-_OUT = typer.Option(..., "--out", help="Output directory (results.json, results.md, PNGs).")
+_OUT = typer.Option(..., "--out", help="Output directory (results.json, results.md, PNGs, "
+                                        "runs/; an existing one resumes).")
 _SEED = typer.Option(None, "--seed", help="Override the config's seed.")
 _QUIET = typer.Option(False, "--quiet", help="No progress bars.")
 
