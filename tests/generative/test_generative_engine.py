@@ -209,3 +209,16 @@ def test_killed_generative_experiment_resumes_to_the_identical_result(tmp_path, 
     assert resumed == whole
     assert json.loads((diagonal / "summary.json").read_text())["sessions"] == 2
     assert json.loads((killed / "results.json").read_text())["table"] == whole["table"]
+
+
+def test_trainable_subset_lists_parameters_in_prefix_order():
+    from spinv.training.engine import trainable_parameters
+    from spinv.training.vae import STAGE_PARAMETERS
+
+    vae = GaussianVAE(image_size=16, latent_dim=3, width=4, covariance="diagonal")
+    chosen = trainable_parameters(vae, STAGE_PARAMETERS["mean"])
+    former = [*vae.encoder.parameters(), *vae.decoder.parameters(), vae.log_gamma]
+    assert [id(p) for p in chosen] == [id(p) for p in former]
+    assert next(iter(dict(vae.named_parameters()))) == "log_gamma"  # not the named order
+    assert [id(p) for p in trainable_parameters(vae, ("cov_head.",))] == [
+        id(p) for p in vae.cov_head.parameters()]
