@@ -55,3 +55,23 @@ def gradient_adjoint(p: torch.Tensor) -> torch.Tensor:
 def divergence(p: torch.Tensor) -> torch.Tensor:
     """Discrete divergence, :math:`\\mathrm{div} = -\\nabla^*`."""
     return -gradient_adjoint(p)
+
+
+def one_sided_difference(u: torch.Tensor, dim: int, forward: bool) -> torch.Tensor:
+    """One-sided difference :math:`u_{i+1}-u_i` along ``dim``, zero Neumann boundary: stored at
+    index :math:`i` (``forward``) or :math:`i+1` (backward), zero at the remaining end."""
+    n = u.shape[dim]
+    out = torch.zeros_like(u)
+    d = u.narrow(dim, 1, n - 1) - u.narrow(dim, 0, n - 1)
+    out.narrow(dim, 0 if forward else 1, n - 1).copy_(d)
+    return out
+
+
+def one_sided_difference_adjoint(q: torch.Tensor, dim: int, forward: bool) -> torch.Tensor:
+    """The adjoint of :func:`one_sided_difference` (same ``dim`` and ``forward``)."""
+    n = q.shape[dim]
+    qq = q.narrow(dim, 0 if forward else 1, n - 1)
+    out = torch.zeros_like(q)
+    out.narrow(dim, 1, n - 1).add_(qq)
+    out.narrow(dim, 0, n - 1).sub_(qq)
+    return out

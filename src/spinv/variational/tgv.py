@@ -33,7 +33,12 @@ import math
 
 import torch
 
-from spinv.variational.differences import gradient, gradient_adjoint
+from spinv.variational.differences import (
+    gradient,
+    gradient_adjoint,
+    one_sided_difference,
+    one_sided_difference_adjoint,
+)
 from spinv.variational.regularisers import (
     RegulariserBase,
     batch_sum,
@@ -42,7 +47,6 @@ from spinv.variational.regularisers import (
     modulus,
 )
 from spinv.variational.solvers.pdhg import DualBlock, LeastSquaresBlock, pdhg
-from spinv.variational.tv import _diff, _diff_adjoint
 
 _S2 = math.sqrt(2.0)
 
@@ -50,17 +54,17 @@ _S2 = math.sqrt(2.0)
 def sym_gradient(w: torch.Tensor) -> torch.Tensor:
     """:math:`\\mathcal E w`: ``(B, C, 2, H, W) -> (B, C, 3, H, W)`` (backward differences)."""
     w1, w2 = w[..., 0, :, :], w[..., 1, :, :]
-    e11 = _diff(w1, -2, False)
-    e22 = _diff(w2, -1, False)
-    e12 = (_diff(w1, -1, False) + _diff(w2, -2, False)) / _S2
+    e11 = one_sided_difference(w1, -2, False)
+    e22 = one_sided_difference(w2, -1, False)
+    e12 = (one_sided_difference(w1, -1, False) + one_sided_difference(w2, -2, False)) / _S2
     return torch.stack([e11, e22, e12], dim=-3)
 
 
 def sym_gradient_adjoint(e: torch.Tensor) -> torch.Tensor:
     """Adjoint of :func:`sym_gradient`, ``(B, C, 3, H, W) -> (B, C, 2, H, W)``."""
     e11, e22, e12 = e[..., 0, :, :], e[..., 1, :, :], e[..., 2, :, :] / _S2
-    w1 = _diff_adjoint(e11, -2, False) + _diff_adjoint(e12, -1, False)
-    w2 = _diff_adjoint(e22, -1, False) + _diff_adjoint(e12, -2, False)
+    w1 = one_sided_difference_adjoint(e11, -2, False) + one_sided_difference_adjoint(e12, -1, False)
+    w2 = one_sided_difference_adjoint(e22, -1, False) + one_sided_difference_adjoint(e12, -2, False)
     return torch.stack([w1, w2], dim=-3)
 
 

@@ -43,7 +43,13 @@ import math
 
 import torch
 
-from spinv.variational.differences import GRADIENT_NORM_BOUND, gradient, gradient_adjoint
+from spinv.variational.differences import (
+    GRADIENT_NORM_BOUND,
+    gradient,
+    gradient_adjoint,
+    one_sided_difference,
+    one_sided_difference_adjoint,
+)
 from spinv.variational.regularisers import (
     Regulariser,
     abs2,
@@ -53,31 +59,15 @@ from spinv.variational.regularisers import (
     modulus,
 )
 
-
-def _diff(u: torch.Tensor, dim: int, forward: bool) -> torch.Tensor:
-    """One-sided difference along ``dim`` with zero Neumann boundary."""
-    n = u.shape[dim]
-    out = torch.zeros_like(u)
-    d = u.narrow(dim, 1, n - 1) - u.narrow(dim, 0, n - 1)
-    out.narrow(dim, 0 if forward else 1, n - 1).copy_(d)
-    return out
-
-
-def _diff_adjoint(q: torch.Tensor, dim: int, forward: bool) -> torch.Tensor:
-    n = q.shape[dim]
-    qq = q.narrow(dim, 0 if forward else 1, n - 1)
-    out = torch.zeros_like(q)
-    out.narrow(dim, 1, n - 1).add_(qq)
-    out.narrow(dim, 0, n - 1).sub_(qq)
-    return out
-
-
 _STENCILS = ((True, True), (True, False), (False, True), (False, False))
 
 
 def symmetric_gradient_stack(u: torch.Tensor) -> torch.Tensor:
     """:math:`\\tfrac14(\\nabla^{s}u)_s`: ``(B, C, H, W) -> (B, C, 4, 2, H, W)``."""
-    parts = [torch.stack([_diff(u, -2, sy), _diff(u, -1, sx)], dim=-3) for sy, sx in _STENCILS]
+    parts = [
+        torch.stack([one_sided_difference(u, -2, sy), one_sided_difference(u, -1, sx)], dim=-3)
+        for sy, sx in _STENCILS
+    ]
     return 0.25 * torch.stack(parts, dim=-4)
 
 
@@ -86,7 +76,9 @@ def symmetric_gradient_stack_adjoint(z: torch.Tensor) -> torch.Tensor:
     out = None
     for k, (sy, sx) in enumerate(_STENCILS):
         zk = z[..., k, :, :, :]
-        t = _diff_adjoint(zk[..., 0, :, :], -2, sy) + _diff_adjoint(zk[..., 1, :, :], -1, sx)
+        t = one_sided_difference_adjoint(zk[..., 0, :, :], -2, sy) + one_sided_difference_adjoint(
+            zk[..., 1, :, :], -1, sx
+        )
         out = t if out is None else out + t
     return 0.25 * out
 
