@@ -109,6 +109,9 @@ def check_problem(p: Problem) -> dict:
         if p.mask is None:
             raise ValueError("mask=None: an MRI problem needs its sampling mask")
         mask = as_mask(p.mask, "mask")
+        if not bool((mask > 0).any()):
+            raise ValueError("mask: every sampling weight is 0, so nothing is measured; pass a "
+                             "mask with sampled k-space locations")
         if p.recipe is not None:
             _need(p.recipe, MaskRecipe, "recipe", "mri")
         hw = tuple(mask.shape)

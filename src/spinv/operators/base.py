@@ -108,7 +108,8 @@ class LinearOperator(nn.Module):
         :math:`|\\langle Ax,y\\rangle-\\langle x,A^*y\\rangle|/(\\|Ax\\|\\|y\\|)`.
 
         ``x`` and ``y`` are random with a fixed ``seed``; returns a float (0 for an exact adjoint
-        up to rounding).
+        up to rounding). For an operator whose output is zero (e.g. an all-zero sampling mask) the
+        mismatch is measured against :math:`\\|x\\|\\|A^*y\\|` instead, and is 0 when both are zero.
         """
         from spinv.linalg import random_vector
 
@@ -123,7 +124,10 @@ class LinearOperator(nn.Module):
         lhs = inner(Ax, y).sum()
         rhs = inner(x, self.adjoint(y)).sum()
         scale = Ax.abs().pow(2).sum().sqrt() * y.abs().pow(2).sum().sqrt()
-        return float((lhs - rhs).abs() / scale)
+        if scale == 0:
+            scale = x.abs().pow(2).sum().sqrt() * self.adjoint(y).abs().pow(2).sum().sqrt()
+        diff = (lhs - rhs).abs()
+        return 0.0 if scale == 0 and diff == 0 else float(diff / scale)
 
 
 class Identity(LinearOperator):
