@@ -10,6 +10,7 @@ from spinv.operators import Identity
 from spinv.variational import gradient, gradient_adjoint
 from spinv.variational.regularisers import abs2, batch_sum, h1, smoothed_tv
 from spinv.variational.solvers import (
+    Armijo,
     LeastSquaresBlock,
     RegulariserBlock,
     fista,
@@ -229,8 +230,10 @@ def test_bad_arguments():
         pdhg(blocks, f, iterations=-1)
     with pytest.raises(ValueError, match="lipschitz"):
         fista(lambda u: u.sum(), lambda u: u, f)
-    with pytest.raises(ValueError, match="tau"):
-        newton_cg(lambda u: u.sum(), lambda u: u, lambda u, v: v, f, tau=2.0)
+    with pytest.raises(ValueError, match="factor"):
+        newton_cg(lambda u: u.sum(), lambda u: u, lambda u, v: v, f, line_search=Armijo(2.0))
+    with pytest.raises(ValueError, match="max_steps"):
+        Armijo(max_steps=-1)
 
 
 def test_fourier_block_matches_generic_least_squares_block():

@@ -5,7 +5,7 @@
 :math:`\\mathrm{Re}\\langle\\cdot,\\cdot\\rangle` on complex images, for which the Hessian of
 App. 1.D is self-adjoint; preconditioner :meth:`LowerLevel.preconditioner`, a k-space diagonal,
 which changes iteration counts, not the solution), then an Armijo backtracking line search with
-parameters ``ls_factor`` (:math:`\\tau`), ``c`` and ``maxls``, separately per image.
+parameters of :class:`~spinv.variational.solvers.newton_cg.Armijo`, separately per image.
 
 Why not :func:`spinv.variational.solvers.newton_cg.newton_cg`: the two are Algorithm 2 with
 different, deliberate conventions, and the stored sampling results were computed with these:
@@ -40,6 +40,7 @@ import torch
 
 from spinv.bilevel.lower_level import LowerLevel
 from spinv.linalg import batch_view, conjugate_gradient, inner
+from spinv.variational.solvers.newton_cg import Armijo
 
 __all__ = ["newton_cg", "NewtonResult"]
 
@@ -60,18 +61,18 @@ def newton_cg(
     u0: torch.Tensor | None = None,
     maxit: int = 50,
     gtol: float = 1e-12,
-    maxls: int = 20,
-    ls_factor: float = 0.5,
-    c: float = 1e-3,
+    line_search: Armijo | None = None,
     precondition: bool = True,
     cg_maxiter: int = 2000,
 ) -> NewtonResult:
     """Algorithm 2 (Newton-CG with Armijo search), started at ``u0`` (zero-filled if None).
 
     Stops when :math:`\\|D_uE(u^k)\\|\\le\\mathrm{gtol}\\,\\|D_uE(u^0)\\|` for all images, or
-    when the line search fails (``maxls`` reductions), as in Algorithm 2. The inner CG uses the
-    forcing tolerance :math:`\\min(0.1,\\sqrt{\\|g\\|/\\|g_0\\|})` (superlinear rate).
+    when the line search (:class:`~spinv.variational.solvers.newton_cg.Armijo`, default
+    ``Armijo()``) fails for every image, as in Algorithm 2. The inner CG uses the forcing
+    tolerance :math:`\\min(0.1,\\sqrt{\\|g\\|/\\|g_0\\|})` (superlinear rate).
     """
+    search = Armijo() if line_search is None else line_search
     if ll.reg.is_none or alpha == 0:
         return NewtonResult(u=ll.closed_form_none(s), iterations=0, cg_iterations=0, grad_norm=0.0)
     u = ll.zero_filled(s) if u0 is None else u0.clone()
@@ -100,15 +101,15 @@ def newton_cg(
         m = inner(d, g)
         step = torch.ones_like(m)
         done = torch.zeros_like(m, dtype=torch.bool)
-        for _ in range(maxls):
+        for _ in range(search.max_steps):
             e_new = ll.energy(u - batch_view(step, u) * d, s, alpha)
             # Armijo test, relaxed by the rounding level of E so that Newton can finish its
             # quadratic phase once energy differences drop below machine precision.
             slack = 8 * torch.finfo(e.dtype).eps * e.abs()
-            done = done | (e_new - e <= -c * step * m + slack)
+            done = done | (e_new - e <= -search.c * step * m + slack)
             if bool(done.all()):
                 break
-            step = torch.where(done, step, step * ls_factor)
+            step = torch.where(done, step, step * search.factor)
         if not bool(done.any()):
             break
         step = torch.where(done, step, torch.zeros_like(step))

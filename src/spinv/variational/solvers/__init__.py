@@ -11,7 +11,7 @@ from spinv.variational.solvers.fista import fista, pgd
 from spinv.variational.solvers.fourier_block import FourierDataBlock
 from spinv.variational.solvers.fused_fourier_tv import fast_pdhg
 from spinv.variational.solvers.history import History
-from spinv.variational.solvers.newton_cg import newton_cg
+from spinv.variational.solvers.newton_cg import Armijo, newton_cg
 from spinv.variational.solvers.pdhg import DualBlock, LeastSquaresBlock, RegulariserBlock, pdhg
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "fista",
     "pgd",
     "newton_cg",
+    "Armijo",
     "pdhg",
     "fast_pdhg",
     "DualBlock",

@@ -5,7 +5,8 @@ For a smooth, strongly convex energy :math:`E`: at :math:`u^k` solve
 set :math:`m = \\langle d, DE(u^k)\\rangle` and backtrack :math:`\\sigma\\leftarrow\\tau\\sigma`
 from :math:`\\sigma=1` until :math:`E(u^k-\\sigma d)-E(u^k)\\le -c\\,\\sigma m` (at most
 ``maxls`` times; if the search fails the loop stops, as in Algorithm 2); then
-:math:`u^{k+1}=u^k-\\sigma d`. Defaults :math:`\\tau=0.5`, :math:`c=10^{-3}`, ``maxls = 20`` as
+:math:`u^{k+1}=u^k-\\sigma d`. Defaults (:class:`Armijo`) :math:`\\tau=0.5`, :math:`c=10^{-3}`,
+``maxls = 20`` as
 in thesis §1.2.3 (the test tolerates a rounding error of :math:`8\\epsilon_{\\text{mach}}|E|`). The
 optimality residual is :math:`\\|DE(u^k)\\|`; iterations stop once it is
 below ``tol`` for every image. The direction comes from :func:`spinv.linalg.conjugate_gradient`
@@ -25,6 +26,7 @@ forcing sequence
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -32,6 +34,28 @@ from spinv.linalg import batch_view, conjugate_gradient, inner
 from spinv.variational.solvers.history import History, check_iterations
 
 Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Armijo:
+    """Armijo backtracking of Algorithm 2 (thesis §1.2.3): from :math:`\\sigma=1`,
+    :math:`\\sigma\\leftarrow\\tau\\sigma` (``factor``) until
+    :math:`E(u-\\sigma d)-E(u)\\le -c\\,\\sigma\\langle d, DE(u)\\rangle`, at most ``max_steps``
+    reductions. Shared by both Newton-CG solvers (this one and
+    :func:`spinv.bilevel.newton_cg.newton_cg`)."""
+
+    factor: float = 0.5
+    c: float = 1e-3
+    max_steps: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor={self.factor!r}: expected a float in (0, 1)")
+        if not 0 < self.c < 1:
+            raise ValueError(f"c={self.c!r}: expected a float in (0, 1)")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or (
+                self.max_steps < 0):
+            raise ValueError(f"max_steps={self.max_steps!r}: expected an integer >= 0")
 
 
 def newton_cg(
@@ -42,18 +66,15 @@ def newton_cg(
     iterations: int = 50,
     tol: float = 1e-8,
     cg_iterations: int = 100,
-    tau: float = 0.5,
-    c: float = 1e-3,
-    maxls: int = 20,
+    line_search: Armijo | None = None,
     callback: Callable[[int, Tensor], None] | None = None,
 ) -> tuple[Tensor, History]:
-    """Algorithm 2. ``energy(u)`` returns ``(B,)``; ``hvp(u, v)`` is :math:`D^2E(u)v`."""
+    """Algorithm 2. ``energy(u)`` returns ``(B,)``; ``hvp(u, v)`` is :math:`D^2E(u)v`;
+    ``line_search`` defaults to :class:`Armijo` ``()``."""
     check_iterations(iterations)
     check_iterations(cg_iterations, "cg_iterations")
-    if not 0 < tau < 1:
-        raise ValueError(f"tau={tau!r}: expected a float in (0, 1)")
-    if not 0 < c < 1:
-        raise ValueError(f"c={c!r}: expected a float in (0, 1)")
+    search = Armijo() if line_search is None else line_search
+    tau, c, maxls = search.factor, search.c, search.max_steps
     if not isinstance(u0, torch.Tensor):
         raise TypeError(f"u0: expected a torch.Tensor, got {type(u0).__name__}")
     hist = History()
