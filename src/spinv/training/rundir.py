@@ -260,7 +260,31 @@ def _resume_checkpoint(run: Path, config: dict, resume: bool,
             f"(sections {', '.join(sorted({d.split('.')[0] for d in diffs}))}); resume with the "
             "same config or start a new --out directory"
         )
+    _check_resumed_steps(run, ck, saved, config)
     return ck
+
+
+def _check_resumed_steps(run: Path, ck: Checkpoint, saved: dict, config: dict) -> None:
+    """Refuse resuming past the new ``train.steps``; warn when a changed total reshapes a
+    non-constant learning-rate schedule (the run then differs from an uninterrupted one)."""
+    done = int(ck.metadata.get("step", 0))
+    new_train, old_train = config.get("train") or {}, saved.get("train") or {}
+    total, before = new_train.get("steps"), old_train.get("steps")
+    if total is None:
+        return
+    if done > total:
+        raise ValueError(
+            f"--resume: the run in {str(run)!r} is already at step {done}, beyond train.steps = "
+            f"{total}; pass --set train.steps={max(done, before or done)} (or more) to continue "
+            "it, or evaluate it as it is")
+    schedule = new_train.get("lr_schedule", "constant")
+    if before is not None and total != before and schedule != "constant":
+        import warnings
+
+        warnings.warn(
+            f"--resume: train.steps changed from {before} to {total}, so the {schedule} "
+            f"learning-rate schedule of the remaining steps differs from the original run's",
+            UserWarning, stacklevel=4)
 
 
 def python_info() -> dict:
