@@ -71,6 +71,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -82,7 +84,7 @@ from spinv.variational.solvers.pdhg import RegulariserBlock, pdhg, step_sizes
 
 Tensor = torch.Tensor
 
-__all__ = ["applicable", "fast_pdhg", "fused_fourier_pdhg"]
+__all__ = ["applicable", "fast_pdhg", "fused_fourier_pdhg", "FusedSteps"]
 
 
 def _is_gradient_regulariser(block) -> bool:
@@ -169,15 +171,182 @@ def fast_pdhg(blocks: Sequence, x0, **options):
     steps = step_sizes(blocks, epsilon, get("step_rule", "auto"), get("op_norm"))
     hist.extra.update(steps)
     hist.extra["fused"] = True
-    x, v, hist = fused_fourier_pdhg(
-        blocks, x0, epsilon=epsilon,
+    fused = FusedSteps(
         tau=float(get("tau") if get("tau") is not None else steps["tau"]),
         sigma=float(get("sigma") if get("sigma") is not None else steps["sigma"]),
         theta=float(get("theta") if get("theta") is not None else steps["theta"]),
-        accelerated=steps["rule"] == "accelerated", iterations=iterations,
+        accelerated=steps["rule"] == "accelerated")
+    x, v, hist = fused_fourier_pdhg(
+        blocks, x0, epsilon=epsilon, steps=fused, iterations=iterations,
         tol=get("tol", 1e-6), v0=get("v0"), track_objective=get("track_objective", True),
         check_every=check_every, callback=get("callback"), history=hist)
     return (x, v, hist) if get("return_dual", False) else (x, hist)
+
+
+class _Views(NamedTuple):
+    """Views of the state of iterations k (``old``) and k+1 (``new``) for one parity."""
+
+    old: Tensor
+    new: Tensor
+    v_old: Tensor  # (v1, v2) of iteration k, as one row
+    u_old: Tensor  # planar (B, C, 2, H, W)
+    u_new: Tensor
+    v1_new: Tensor
+    v2_new: Tensor  # (B, 2, C, 2, HW)
+    u_rows: Tensor  # (B, 2C, H, W) view of u_new
+    u_down: Tensor  # u_rows without its first row
+    u_right: Tensor  # u_rows without its first column
+    p_y: Tensor  # vertical component of v2_new, (B, 2C, H, W)
+    p_y_up: Tensor  # ... without its last row
+    p_x: Tensor
+    p_x_left: Tensor  # ... without its last column
+    pair: Tensor  # (old, difference) as (2, B, 4, 2n): the stopping rule's norms
+
+
+class _FusedBuffers:
+    """The preallocated planar buffers of :func:`fused_fourier_pdhg` and their views.
+
+    Planar real layout (real and imaginary parts as separate planes, so that every kernel runs
+    on contiguous memory and broadcasts only over outer axes). The state (u, v1, v2) of one
+    image is a row of 8n reals: u and v1 as (C, 2, H, W), v2 as (2, C, 2, H, W) (direction,
+    channel, re/im). ``bank[0]`` and ``bank[1]`` hold the states of iterations k and k+1
+    (swapped every iteration), ``bank[2]`` their difference (stopping rule only).
+    """
+
+    def __init__(self, data, x0: Tensor, v0: Sequence[Tensor] | None) -> None:
+        b, c, h, w = self.shape = x0.shape
+        n = self.n = c * h * w
+        real, dev = x0.real.dtype, x0.device
+        self.dtype, self.data = x0.dtype, data
+        self.bank = torch.zeros(3, b, 8 * n, dtype=real, device=dev)
+        self.q = torch.zeros(b, 6 * n, dtype=real, device=dev)  # v + sigma K ubar
+        self.kxbar = torch.zeros(b, 6 * n, dtype=real, device=dev)  # K ubar = (ubar, grad ubar)
+        self.r2 = torch.zeros(b, n, dtype=real, device=dev)
+        self.r = self.r2.view(b, c, h, w)
+        self.z = torch.empty(b, c, h, w, dtype=x0.dtype, device=dev)
+        bank = self.bank
+        self.planar(bank[0, :, : 2 * n]).copy_(torch.view_as_real(x0).permute(0, 1, 4, 2, 3))
+        if v0 is not None:
+            self.planar(bank[0, :, 2 * n : 4 * n]).copy_(
+                torch.view_as_real(v0[0].to(x0.dtype)).permute(0, 1, 4, 2, 3)
+            )
+            v2 = torch.view_as_real(v0[1].to(x0.dtype)).permute(0, 2, 1, 5, 3, 4)
+            bank[0, :, 4 * n :].view(b, 2, c, 2, h, w).copy_(v2)
+        # K ubar for ubar = x0; the gradient's last row / column stay zero
+        kx1 = self.rows(self.kxbar[:, : 2 * n])
+        kx2 = self.kxbar[:, 2 * n :].view(b, 2, 2 * c, h, w)
+        kx1.copy_(self.rows(bank[0, :, : 2 * n]))
+        self.grad_args = (
+            (kx1[:, :, 1:], kx1[:, :, :-1], kx2[:, 0, :, :-1]),
+            (kx1[:, :, :, 1:], kx1[:, :, :, :-1], kx2[:, 1, :, :, :-1]),
+        )
+        self.apply_gradient()
+        self.kx1p = self.planar(self.kxbar[:, : 2 * n])
+        self.q1 = self.planar(self.q[:, : 2 * n])
+        q2 = self.q2 = self.q[:, 2 * n :].view(b, 2, c, 2, h * w)
+        self.q2_parts = ((q2[:, 0, :, 1],) * 2, (q2[:, 1, :, 0],) * 2, (q2[:, 1, :, 1],) * 2)
+        self.r2v = self.r2.view(b, c, h * w)
+        self.views = [self._views(i) for i in (0, 1)]
+
+    def planar(self, buf: Tensor) -> Tensor:  # (B, 2n) -> (B, C, 2, H, W)
+        b, c, h, w = self.shape
+        return buf.view(b, c, 2, h, w)
+
+    def rows(self, buf: Tensor) -> Tensor:  # (B, 2n) -> (B, 2C, H, W)
+        b, c, h, w = self.shape
+        return buf.view(b, 2 * c, h, w)
+
+    def _views(self, i: int) -> _Views:
+        b, c, h, w = self.shape
+        n, bank = self.n, self.bank
+        old, nw = bank[i], bank[1 - i]
+        u_rows = self.rows(nw[:, : 2 * n])
+        py, px = self.rows(nw[:, 4 * n : 6 * n]), self.rows(nw[:, 6 * n :])
+        return _Views(
+            old, nw, old[:, 2 * n :], self.planar(old[:, : 2 * n]), self.planar(nw[:, : 2 * n]),
+            self.planar(nw[:, 2 * n : 4 * n]), nw[:, 4 * n :].view(b, 2, c, 2, h * w), u_rows,
+            u_rows[:, :, 1:], u_rows[:, :, :, 1:], py, py[:, :, :-1], px, px[:, :, :, :-1],
+            bank[i :: 2 - i][:2].view(2, b, 4, 2 * n),
+        )
+
+    def apply_gradient(self) -> None:
+        """The gradient rows of ``kxbar`` from its first block (last row / column stay 0)."""
+        for a1, a0, o in self.grad_args:
+            torch.sub(a1, a0, out=o)
+
+    def data_factors(self, sigma: float) -> tuple[Tensor, Tensor]:
+        """:math:`1/(1+S^2/\\sigma)` and :math:`Sy/(1+S^2/\\sigma)`, interleaved real."""
+        h, w = self.shape[-2:]
+        scale = 1.0 / (1.0 + self.data.s2 / sigma)
+        sys_r = torch.view_as_real((self.data.sy * scale).to(self.dtype))
+        return scale.unsqueeze(-1).expand(h, w, 2).contiguous(), sys_r
+
+    def dual_step(self, vw: _Views, sigma: float, factors: tuple, rho, alpha: float) -> None:
+        """Both dual blocks:
+        :math:`v^{k+1}=\\operatorname{prox}_{\\sigma F^*}(v^k+\\sigma K\\bar u^k)`."""
+        b, c, h, w = self.shape
+        torch.add(vw.v_old, self.kxbar, alpha=sigma, out=self.q)
+        # data block, Eq. (1.11) + Moreau: v1 = q1 - F^-1[(F q1 + S y) / (1 + S^2/sigma)]
+        torch.complex(self.q1[:, :, 0], self.q1[:, :, 1], out=self.z)
+        khat = torch.fft.fft2(self.z, norm="ortho")  # (fft2's out= copies: fresh tensors)
+        khat_r = torch.view_as_real(khat)
+        torch.addcmul(factors[1], khat_r, factors[0], out=khat_r)
+        kinv = torch.view_as_real(torch.fft.ifft2(khat, norm="ortho"))
+        torch.sub(self.q1, kinv.permute(0, 1, 4, 2, 3), out=vw.v1_new)
+        # regulariser block (Appendix 1.C.1): v2 = f(|q2|) q2, modulus over directions, re/im
+        first = self.q2[:, 0, :, 0]
+        torch.mul(first, first, out=self.r2v)
+        for t1, t2 in self.q2_parts:
+            self.r2v.addcmul_(t1, t2)
+        self.r2.sqrt_()
+        f = rho.dual_factor(self.r, sigma, alpha)
+        torch.mul(self.q2, f.view(b, 1, c, 1, h * w), out=vw.v2_new)
+
+    @staticmethod
+    def primal_step(vw: _Views, tau: float, epsilon: float) -> None:
+        """:math:`u^{k+1}=(u^k-\\tau(v_1+\\nabla^*v_2))/(1+\\tau\\varepsilon)` with
+        :math:`\\nabla^*p=-p_y+p_y(\\text{shifted down})-p_x+p_x(\\text{shifted right})`."""
+        torch.add(vw.u_old, vw.v1_new, alpha=-tau, out=vw.u_new)
+        vw.u_rows.add_(vw.p_y, alpha=tau)
+        vw.u_down.add_(vw.p_y_up, alpha=-tau)
+        vw.u_rows.add_(vw.p_x, alpha=tau)
+        vw.u_right.add_(vw.p_x_left, alpha=-tau)
+        if epsilon > 0:
+            vw.u_rows.div_(1.0 + tau * epsilon)
+
+    def extrapolate(self, vw: _Views, theta: float) -> None:
+        """:math:`\\bar u = u^{k+1}+\\theta(u^{k+1}-u^k)` (one lerp) and :math:`K\\bar u`."""
+        torch.lerp(vw.u_old, vw.u_new, 1.0 + theta, out=self.kx1p)
+        self.apply_gradient()
+
+    def residuals(self, vw: _Views, tiny: float) -> list[float]:
+        """Algorithm 1 stopping quantity per image, from the norms of (u, v1, v2y, v2x) and
+        of their changes."""
+        torch.sub(vw.new, vw.old, out=self.bank[2])
+        norms = torch.linalg.vector_norm(vw.pair, dim=3).tolist()
+        return [_residual(a, d, tiny) for a, d in zip(*norms, strict=True)]
+
+    def state(self, parity: int) -> tuple[Tensor, list[Tensor]]:
+        """``(x, [v1, v2])`` as complex tensors from ``bank[parity]``."""
+        b, c, h, w = self.shape
+        n, st = self.n, self.bank[parity]
+        v2 = st[:, 4 * n :].view(b, 2, c, 2, h, w).transpose(1, 2).reshape(b, 2 * c, 2, h, w)
+        return (
+            _to_complex(self.planar(st[:, : 2 * n])),
+            [_to_complex(self.planar(st[:, 2 * n : 4 * n])), _to_complex(v2).view(b, c, 2, h, w)],
+        )
+
+
+@dataclass(frozen=True)
+class FusedSteps:
+    """Step sizes of :func:`fused_fourier_pdhg` (from :func:`~.pdhg.step_sizes`);
+    ``accelerated`` applies the CP 2011 Alg. 2 update of :math:`(\\tau,\\sigma,\\theta)` after
+    every iteration."""
+
+    tau: float
+    sigma: float
+    theta: float
+    accelerated: bool = False
 
 
 @torch.no_grad()
@@ -186,10 +355,7 @@ def fused_fourier_pdhg(
     x0: Tensor,
     *,
     epsilon: float,
-    tau: float,
-    sigma: float,
-    theta: float,
-    accelerated: bool = False,
+    steps: FusedSteps,
     iterations: int = 1000,
     tol: float = 1e-6,
     v0: Sequence[Tensor] | None = None,
@@ -200,160 +366,43 @@ def fused_fourier_pdhg(
 ) -> tuple[Tensor, list[Tensor], History]:
     """Algorithm 1 for Eq. (1.3) on fused buffers (see the module docstring).
 
-    Step sizes come from the caller (:func:`~.pdhg.step_sizes`); ``accelerated`` applies the
-    CP 2011 Alg. 2 update of :math:`(\\tau,\\sigma,\\theta)` after every iteration. Returns
-    ``(x, [v1, v2], history)``; ``history.residual`` (and ``objective``) hold ``nan`` for the
-    iterations where the stopping rule was not evaluated. Check :func:`applicable` first.
+    Returns ``(x, [v1, v2], history)``; ``history.residual`` (and ``objective``) hold ``nan``
+    for the iterations where the stopping rule was not evaluated. Check :func:`applicable`
+    first.
     """
     data, regb = blocks
-    reg = regb.reg
-    rho, alpha = reg.rho, reg.alpha
+    rho, alpha = regb.reg.rho, regb.reg.alpha
     hist = History() if history is None else history
-    b, c, h, w = x0.shape
-    n = c * h * w
-    real = x0.real.dtype
-    tiny = torch.finfo(real).tiny
-    dev = x0.device
-
-    def new(*size):
-        return torch.zeros(*size, dtype=real, device=dev)
-
-    # Planar real layout (real and imaginary parts as separate planes, so that every kernel
-    # runs on contiguous memory and broadcasts only over outer axes). The state (u, v1, v2) of
-    # one image is a row of 8n reals: u and v1 as (C, 2, H, W), v2 as (2, C, 2, H, W)
-    # (direction, channel, re/im). bank[0] and bank[1] hold the states of iterations k and
-    # k+1 (swapped every iteration), bank[2] their difference (stopping rule only).
-    bank = new(3, b, 8 * n)
-    q, kxbar = new(b, 6 * n), new(b, 6 * n)  # v + sigma K ubar; K ubar = (ubar, grad ubar)
-    r2 = new(b, n)
-    r = r2.view(b, c, h, w)
-    z = torch.empty(b, c, h, w, dtype=x0.dtype, device=dev)
-
-    def planar(buf):  # (B, 2n) -> (B, C, 2, H, W)
-        return buf.view(b, c, 2, h, w)
-
-    def rows(buf):  # (B, 2n) -> (B, 2C, H, W)
-        return buf.view(b, 2 * c, h, w)
-
-    planar(bank[0, :, : 2 * n]).copy_(torch.view_as_real(x0).permute(0, 1, 4, 2, 3))
-    if v0 is not None:
-        planar(bank[0, :, 2 * n : 4 * n]).copy_(
-            torch.view_as_real(v0[0].to(x0.dtype)).permute(0, 1, 4, 2, 3)
-        )
-        v2 = torch.view_as_real(v0[1].to(x0.dtype)).permute(0, 2, 1, 5, 3, 4)
-        bank[0, :, 4 * n :].view(b, 2, c, 2, h, w).copy_(v2)
-    # K ubar for ubar = x0; the gradient's last row / column stay zero
-    kx1 = rows(kxbar[:, : 2 * n])
-    kx2 = kxbar[:, 2 * n :].view(b, 2, 2 * c, h, w)
-    kx1.copy_(rows(bank[0, :, : 2 * n]))
-    grad_args = (
-        (kx1[:, :, 1:], kx1[:, :, :-1], kx2[:, 0, :, :-1]),
-        (kx1[:, :, :, 1:], kx1[:, :, :, :-1], kx2[:, 1, :, :, :-1]),
-    )
-    for a1, a0, o in grad_args:
-        torch.sub(a1, a0, out=o)
-    kx1p = planar(kxbar[:, : 2 * n])
-    q1 = planar(q[:, : 2 * n])
-    q1re, q1im = q1[:, :, 0], q1[:, :, 1]
-    q2 = q[:, 2 * n :].view(b, 2, c, 2, h * w)
-    q2_parts = ((q2[:, 0, :, 1],) * 2, (q2[:, 1, :, 0],) * 2, (q2[:, 1, :, 1],) * 2)
-    q2_first = q2[:, 0, :, 0]
-    r2v = r2.view(b, c, h * w)
-    fview = (b, 1, c, 1, h * w)
-    par = []  # views of the states of iterations k (old) and k+1 (new), per parity
-    for i in (0, 1):
-        old, nw = bank[i], bank[1 - i]
-        xnr = rows(nw[:, : 2 * n])
-        py, px = rows(nw[:, 4 * n : 6 * n]), rows(nw[:, 6 * n :])
-        par.append(
-            (
-                old,
-                nw,
-                old[:, 2 * n :],
-                planar(old[:, : 2 * n]),
-                planar(nw[:, : 2 * n]),
-                planar(nw[:, 2 * n : 4 * n]),
-                nw[:, 4 * n :].view(b, 2, c, 2, h * w),
-                xnr,
-                xnr[:, :, 1:],
-                xnr[:, :, :, 1:],
-                py,
-                py[:, :, :-1],
-                px,
-                px[:, :, :, :-1],
-                bank[i :: 2 - i][:2].view(2, b, 4, 2 * n),  # (old, difference)
-            )
-        )
-    s2, sy = data.s2, data.sy
-
-    def data_factors(sig):  # 1/(1 + S^2/sigma) and S y/(1 + S^2/sigma), interleaved real
-        scale = 1.0 / (1.0 + s2 / sig)
-        sys_r = torch.view_as_real((sy * scale).to(x0.dtype))
-        return scale.unsqueeze(-1).expand(h, w, 2).contiguous(), sys_r
-
-    tau_k, sigma_k, theta_k = float(tau), float(sigma), float(theta)
-    scale2, sys_r = data_factors(sigma_k)
+    tiny = torch.finfo(x0.real.dtype).tiny
+    buf = _FusedBuffers(data, x0, v0)
+    tau_k, sigma_k, theta_k = float(steps.tau), float(steps.sigma), float(steps.theta)
+    factors = buf.data_factors(sigma_k)
     it = 0
     for k in range(iterations):
         check = (k + 1) % check_every == 0 or k + 1 == iterations
-        (old, nw, vo, xop, xnp, n1, n2, xnr, xn_r1, xn_c1, py, py_up, px, px_left, pair) = par[it]
-        # dual step: q = v + sigma K ubar for both blocks at once
-        torch.add(vo, kxbar, alpha=sigma_k, out=q)
-        # data block, Eq. (1.11) + Moreau: v1 = q1 - F^-1[(F q1 + S y) / (1 + S^2/sigma)]
-        torch.complex(q1re, q1im, out=z)
-        khat = torch.fft.fft2(z, norm="ortho")  # (fft2's out= copies: fresh tensors)
-        khat_r = torch.view_as_real(khat)
-        torch.addcmul(sys_r, khat_r, scale2, out=khat_r)
-        kinv = torch.view_as_real(torch.fft.ifft2(khat, norm="ortho"))
-        torch.sub(q1, kinv.permute(0, 1, 4, 2, 3), out=n1)
-        # regulariser block (Appendix 1.C.1): v2 = f(|q2|) q2, modulus over directions, re/im
-        torch.mul(q2_first, q2_first, out=r2v)
-        for t1, t2 in q2_parts:
-            r2v.addcmul_(t1, t2)
-        r2.sqrt_()
-        f = rho.dual_factor(r, sigma_k, alpha)
-        torch.mul(q2, f.view(fview), out=n2)
-        # primal step: u_new = (u - tau (v1 + grad^* v2)) / (1 + tau eps), with
-        # grad^* p = -p_y + p_y(shifted down) - p_x + p_x(shifted right)
-        torch.add(xop, n1, alpha=-tau_k, out=xnp)
-        xnr.add_(py, alpha=tau_k)
-        xn_r1.add_(py_up, alpha=-tau_k)
-        xnr.add_(px, alpha=tau_k)
-        xn_c1.add_(px_left, alpha=-tau_k)
-        if epsilon > 0:
-            xnr.div_(1.0 + tau_k * epsilon)
-        if accelerated:
+        vw = buf.views[it]
+        buf.dual_step(vw, sigma_k, factors, rho, alpha)
+        buf.primal_step(vw, tau_k, epsilon)
+        if steps.accelerated:
             theta_k = 1.0 / math.sqrt(1.0 + 2.0 * epsilon * tau_k)
             tau_k, sigma_k = theta_k * tau_k, sigma_k / theta_k
-            scale2, sys_r = data_factors(sigma_k)
-        # ubar = u_new + theta (u_new - u): one lerp with weight 1 + theta; K ubar
-        torch.lerp(xop, xnp, 1.0 + theta_k, out=kx1p)
-        for a1, a0, o in grad_args:
-            torch.sub(a1, a0, out=o)
-        residual = None
-        if check:  # Algorithm 1 stopping rule, from the norms of (u, v1, v2y, v2x) and changes
-            torch.sub(nw, old, out=bank[2])
-            norms = torch.linalg.vector_norm(pair, dim=3).tolist()
-            residual = [_residual(a, d, tiny) for a, d in zip(*norms, strict=True)]
+            factors = buf.data_factors(sigma_k)
+        buf.extrapolate(vw, theta_k)
+        residual = buf.residuals(vw, tiny) if check else None
         it = 1 - it
         objective = None
         if track_objective and check:
-            xc = _to_complex(xnp)
+            xc = _to_complex(vw.u_new)
             objective = (data.value(xc) + regb.value(gradient(xc))
-                         + 0.5 * epsilon * squared_norm(xnr))
+                         + 0.5 * epsilon * squared_norm(vw.u_rows))
         hist.record(objective, float("nan") if residual is None else max(residual))
         if callback is not None:
-            callback(k, _to_complex(xnp))
+            callback(k, _to_complex(vw.u_new))
         if residual is not None and max(residual) <= tol:
             hist.converged = True
             break
-    st = bank[it]
-    v2 = st[:, 4 * n :].view(b, 2, c, 2, h, w).transpose(1, 2).reshape(b, 2 * c, 2, h, w)
-    return (
-        _to_complex(planar(st[:, : 2 * n])),
-        [_to_complex(planar(st[:, 2 * n : 4 * n])), _to_complex(v2).view(b, c, 2, h, w)],
-        hist,
-    )
+    x, v = buf.state(it)
+    return x, v, hist
 
 
 def _residual(norms: list, changes: list, tiny: float) -> float:
