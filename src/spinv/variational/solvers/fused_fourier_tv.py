@@ -167,10 +167,7 @@ def fast_pdhg(blocks: Sequence, x0, **options):
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
         raise ValueError(f"check_every={check_every!r}: expected an integer >= 1")
     epsilon = get("epsilon", 0.0)
-    hist = History()
     steps = step_sizes(blocks, epsilon, get("step_rule", "auto"), get("op_norm"))
-    hist.extra.update(steps)
-    hist.extra["fused"] = True
     fused = FusedSteps(
         tau=float(get("tau") if get("tau") is not None else steps["tau"]),
         sigma=float(get("sigma") if get("sigma") is not None else steps["sigma"]),
@@ -179,7 +176,9 @@ def fast_pdhg(blocks: Sequence, x0, **options):
     x, v, hist = fused_fourier_pdhg(
         blocks, x0, epsilon=epsilon, steps=fused, iterations=iterations,
         tol=get("tol", 1e-6), v0=get("v0"), track_objective=get("track_objective", True),
-        check_every=check_every, callback=get("callback"), history=hist)
+        check_every=check_every, callback=get("callback"))
+    hist.extra.update(steps)
+    hist.extra["fused"] = True
     return (x, v, hist) if get("return_dual", False) else (x, hist)
 
 
@@ -362,7 +361,6 @@ def fused_fourier_pdhg(
     track_objective: bool = True,
     check_every: int = 1,
     callback: Callable[[int, Tensor], None] | None = None,
-    history: History | None = None,
 ) -> tuple[Tensor, list[Tensor], History]:
     """Algorithm 1 for Eq. (1.3) on fused buffers (see the module docstring).
 
@@ -372,7 +370,7 @@ def fused_fourier_pdhg(
     """
     data, regb = blocks
     rho, alpha = regb.reg.rho, regb.reg.alpha
-    hist = History() if history is None else history
+    hist = History()
     tiny = torch.finfo(x0.real.dtype).tiny
     buf = _FusedBuffers(data, x0, v0)
     tau_k, sigma_k, theta_k = float(steps.tau), float(steps.sigma), float(steps.theta)
