@@ -91,7 +91,9 @@ def _generator(seed) -> torch.Generator:
         return seed
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int or torch.Generator, got {seed!r}")
-    return torch.Generator().manual_seed(int(seed))
+    from spinv.operators.noise import check_seed
+
+    return torch.Generator().manual_seed(check_seed(int(seed)))
 
 
 def _count(rate: float, n: int) -> int:

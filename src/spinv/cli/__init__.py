@@ -12,6 +12,15 @@ import sys
 
 import typer
 
+try:  # typer < 0.20 runs on click; later versions vendor it as typer._click
+    from click.exceptions import Abort as CommandAborted
+    from click.exceptions import Exit as CommandExit
+    from click.exceptions import UsageError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from typer._click.exceptions import UsageError
+    from typer.exceptions import Abort as CommandAborted
+    from typer.exceptions import Exit as CommandExit
+
 app = typer.Typer(
     name="spinv",
     help="Structure-preserving machine learning for imaging inverse problems (CT and MRI).",
@@ -73,10 +82,21 @@ def main(argv: list[str] | None = None) -> int:
 
     previous, warnings.showwarning = warnings.showwarning, one_line_warning
     try:
-        app(args=argv, prog_name="spinv", standalone_mode=True)
+        app(args=argv, prog_name="spinv", standalone_mode=False)
     except SystemExit as ex:
         code = ex.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except CommandExit as ex:  # --help, --version
+        return ex.exit_code
+    except UsageError as err:  # unknown option, missing value, bad type: one line
+        hint = f" (see 'spinv {err.ctx.command_path.split(' ', 1)[-1]} --help')" \
+            if err.ctx is not None and " " in err.ctx.command_path else ""
+        typer.echo(f"error: {err.format_message()}{hint}", err=True)
+        return 2
+    except CommandAborted:
+        typer.echo("error: interrupted; outputs already written are complete (atomic "
+                   "writes), nothing was half-written", err=True)
+        return 130
     except (ValueError, TypeError, FileNotFoundError, UserError, OSError) as err:
         typer.echo(f"error: {err}", err=True)
         return 2

@@ -83,7 +83,16 @@ def make_generator(
         return None
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} ({seed!r})")
+    check_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def check_seed(seed: int, name: str = "--seed") -> int:
+    """``seed`` if it is an integer in ``[0, 2**63)`` (what a torch generator accepts without
+    wrapping); ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"{name} {seed!r}: expected an integer from 0 to 2**63 - 1")
+    return seed
 
 
 def _gen_device(gen: torch.Generator | None) -> torch.device:
