@@ -115,13 +115,42 @@ def run_learning(cfg: SamplingConfig, out: str | Path | None = None, log=print) 
     results["full_sampling"] = evaluate_pattern(lt, full, alpha_full, opts)
     results["full_sampling"]["alpha"] = alpha_full
     patterns = {"learned": pattern.numpy()}
+    _baselines(cfg, ll, lt, rate, alpha, opts, results, patterns, log)
+    log(f"{'learned':24s} rate {rate:.4f}  PSNR {results['learned']['psnr']:.2f}  "
+        f"SSIM {results['learned']['ssim']:.4f}")
+
+    metrics = {
+        "sampling_rate": rate,
+        "alpha": alpha,
+        "beta": cfg.beta,
+        "psnr": results["learned"]["psnr"],
+        "ssim": results["learned"]["ssim"],
+        "results": results,
+        "training": _training_record(cfg, alpha_full, res, init, final),
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "seconds": time.perf_counter() - t_start,
+        "torch_threads": torch.get_num_threads(),
+        "config": cfg.to_dict(),
+    }
+    if out is not None:
+        _write_outputs(Path(out), metrics, pattern, res.pattern, patterns, log)
+    return metrics
+
+
+def _baselines(cfg: SamplingConfig, ll, lt, rate: float, alpha: float, opts, results: dict,
+               patterns: dict, log) -> None:
+    """Step 4 of :func:`run_learning`: the baseline patterns of ``cfg.baselines`` at the
+    learned ``rate``, each with its own tuned alpha, evaluated on the held-out set (into
+    ``results`` and ``patterns``)."""
+    shape = (cfg.size, cfg.size)
+    floor = 1.0 / (cfg.size * cfg.size)
     base_masks = {}
     plain = [b for b in cfg.baselines if b not in ("knoll", "gozcu")]
     if plain:
-        base_masks.update(uninformed_patterns(shape, max(rate, 1.0 / pattern.numel()),
-                                              cfg.seed, kinds=plain))
+        base_masks.update(uninformed_patterns(shape, max(rate, floor), cfg.seed, kinds=plain))
     if "knoll" in cfg.baselines:
-        base_masks["knoll"] = knoll_density(ll.y, max(rate, 1.0 / pattern.numel()), cfg.seed)
+        base_masks["knoll"] = knoll_density(ll.y, max(rate, floor), cfg.seed)
     extra = {}
     if "gozcu" in cfg.baselines:
         t0 = time.perf_counter()
@@ -138,49 +167,39 @@ def run_learning(cfg: SamplingConfig, out: str | Path | None = None, log=print) 
         patterns[name] = mask.numpy()
         log(f"{name:24s} rate {m['sampling_rate']:.4f}  PSNR {m['psnr']:.2f}  "
             f"SSIM {m['ssim']:.4f}")
-    log(f"{'learned':24s} rate {rate:.4f}  PSNR {results['learned']['psnr']:.2f}  "
-        f"SSIM {results['learned']['ssim']:.4f}")
 
-    metrics = {
-        "sampling_rate": rate,
-        "alpha": alpha,
-        "beta": cfg.beta,
-        "psnr": results["learned"]["psnr"],
-        "ssim": results["learned"]["ssim"],
-        "results": results,
-        "training": {
-            "alpha_full_sampling": alpha_full,
-            "lbfgsb_iterations": res.iterations,
-            "evaluations": res.evaluations,
-            "effective_lower_level_solves": res.effective_solves
-            + 2 * (init.evaluations + final.evaluations),
-            "inner_iterations": res.inner_iterations,
-            "cg_iterations": res.cg_iterations,
-            "learn_seconds": res.seconds,
-            "continuous_rate": res.sampling_rate,
-            "objective": res.objective,
-            "loss": res.loss,
-            "threshold_train_loss": final.loss,
-            "beta_continuation": cfg.beta_continuation,
-            "message": res.message,
-            "projected_gradient": res.projected_gradient,
-            "history": res.history,
-        },
-        "n_train": int(len(train)),
-        "n_test": int(len(test)),
-        "seconds": time.perf_counter() - t_start,
-        "torch_threads": torch.get_num_threads(),
-        "config": cfg.to_dict(),
+
+def _training_record(cfg: SamplingConfig, alpha_full: float, res, init, final) -> dict:
+    """The ``training`` section of the metrics: L-BFGS-B counts, timings and history."""
+    return {
+        "alpha_full_sampling": alpha_full,
+        "lbfgsb_iterations": res.iterations,
+        "evaluations": res.evaluations,
+        "effective_lower_level_solves": res.effective_solves
+        + 2 * (init.evaluations + final.evaluations),
+        "inner_iterations": res.inner_iterations,
+        "cg_iterations": res.cg_iterations,
+        "learn_seconds": res.seconds,
+        "continuous_rate": res.sampling_rate,
+        "objective": res.objective,
+        "loss": res.loss,
+        "threshold_train_loss": final.loss,
+        "beta_continuation": cfg.beta_continuation,
+        "message": res.message,
+        "projected_gradient": res.projected_gradient,
+        "history": res.history,
     }
-    if out is not None:
-        out = Path(out)
-        atomic_save_npy(out / "pattern.npy", pattern.numpy())
-        atomic_save_npy(out / "pattern_continuous.npy", res.pattern.numpy())
-        save_pattern_png(out / "pattern.png", {"learned": pattern.numpy()})
-        save_pattern_png(out / "patterns.png", patterns)
-        for name, pat in patterns.items():
-            if name != "learned":
-                atomic_save_npy(out / f"baseline_{name}.npy", pat)
-        atomic_write_json(out / "metrics.json", metrics)
-        log(f"wrote {out}/pattern.npy, pattern.png, patterns.png, metrics.json")
-    return metrics
+
+
+def _write_outputs(out: Path, metrics: dict, pattern, continuous, patterns: dict, log) -> None:
+    """``pattern.npy``, ``pattern_continuous.npy``, the two figures, one ``baseline_*.npy`` per
+    baseline and ``metrics.json`` (all written atomically)."""
+    atomic_save_npy(out / "pattern.npy", pattern.numpy())
+    atomic_save_npy(out / "pattern_continuous.npy", continuous.numpy())
+    save_pattern_png(out / "pattern.png", {"learned": pattern.numpy()})
+    save_pattern_png(out / "patterns.png", patterns)
+    for name, pat in patterns.items():
+        if name != "learned":
+            atomic_save_npy(out / f"baseline_{name}.npy", pat)
+    atomic_write_json(out / "metrics.json", metrics)
+    log(f"wrote {out}/pattern.npy, pattern.png, patterns.png, metrics.json")
