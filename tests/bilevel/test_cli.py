@@ -42,6 +42,17 @@ def test_smoke_config_is_valid():
     assert cfg.size == 32
 
 
+def test_typed_reader_gives_the_config_of_the_bilevel_reader():
+    """The protocol's typed reader (spinv experiment run sampling learn) and the bilevel
+    package's own reader give the same settings for every shipped learning config."""
+    from spinv.experiments.sampling import LEARN
+
+    for name in ("smoke", "small", "paper"):
+        path = f"configs/sampling-{name}.yaml"
+        assert LEARN.load(path).to_dict() == load_config(path).to_dict()
+    assert LEARN.load("configs/sampling-smoke.yaml", None, ["seed=3"]).seed == 3
+
+
 def test_cli_learn_and_evaluate(tmp_path, capsys):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY)
@@ -67,5 +78,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("sise: 3\n")
     assert main(["sampling", "learn", str(bad), "--out", str(tmp_path)]) == 2
-    assert "unknown config key" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config key 'sise': unknown key" in err[0] and str(bad) in err[0]
+    bad.write_text("size: 4\n")
+    assert main(["sampling", "learn", str(bad), "--out", str(tmp_path)]) == 2
+    assert "size=4: expected an integer >= 8" in capsys.readouterr().err
     assert main(["sampling", "evaluate", str(tmp_path / "nope.npy")]) == 2

@@ -1,10 +1,16 @@
-"""The chapter-1 experiment commands run end to end on tiny configs."""
+"""The chapter-1 experiments run end to end on tiny configs (``spinv experiment run sampling
+NAME``)."""
 
 import json
 
 import numpy as np
 
-from spinv.experiments import bilevel_beta_sweep, bilevel_density
+from spinv.cli import main
+
+
+def _run(name: str, config, out) -> int:
+    return main(["experiment", "run", "sampling", name, str(config), "--out", str(out),
+                 "--quiet"])
 
 TINY = """base:
   size: {size}
@@ -19,7 +25,7 @@ TINY = """base:
 def test_beta_sweep(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(TINY.format(size=16) + "betas: [1.0e-1]\n")
-    assert bilevel_beta_sweep.main([str(cfg), "--out", str(tmp_path / "o")]) == 0
+    assert _run("beta-sweep", cfg, tmp_path / "o") == 0
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert len(s["rows"]) == 1 and (tmp_path / "o" / "beta_sweep.png").exists()
     assert all(0 < r["sampling_rate"] <= 1 and 0 < r["ssim"] <= 1 for r in s["rows"])
@@ -31,11 +37,11 @@ def test_density_from_files(tmp_path):
     np.save(tmp_path / "a.npy", p)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(TINY.format(size=16) + f"patterns: {{a: {tmp_path / 'a.npy'}}}\n")
-    assert bilevel_density.main([str(cfg), "--out", str(tmp_path / "o")]) == 0
+    assert _run("density", cfg, tmp_path / "o") == 0
     np.save(tmp_path / "b.npy", np.ones((16, 16)))
     cfg.write_text(TINY.format(size=16) + f"patterns: {{a: {tmp_path / 'a.npy'}, "
                    f"b: {tmp_path / 'b.npy'}}}\n")
-    assert bilevel_density.main([str(cfg), "--out", str(tmp_path / "o")]) == 0
+    assert _run("density", cfg, tmp_path / "o") == 0
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     central, uniform = s["rows"][0]["central_mass"], s["rows"][1]["central_mass"]
     assert central > 0.3 > 0.1 > uniform  # the centred block is strongly peaked
@@ -44,7 +50,7 @@ def test_density_from_files(tmp_path):
 def test_unknown_experiment_key_is_an_error(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("betaz: [1]\n")
-    assert bilevel_beta_sweep.main([str(cfg), "--out", str(tmp_path)]) == 2
+    assert _run("beta-sweep", cfg, tmp_path) == 2
     assert "betaz" in capsys.readouterr().err
 
 
@@ -56,7 +62,7 @@ def test_density_learns_labelled_points_and_groups_figures(tmp_path):
     cfg.write_text(TINY.format(size=16) + f"patterns: {{a: {tmp_path / 'a.npy'}}}\n"
                    "learn: {hi: {regulariser: tv, beta: 0.1}}\n"
                    "figures: {one: [a], both: [a, hi]}\n")
-    assert bilevel_density.main([str(cfg), "--out", str(tmp_path / "o")]) == 0
+    assert _run("density", cfg, tmp_path / "o") == 0
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert [r["pattern"] for r in s["rows"]] == ["a", "hi"]
     assert s["rows"][1]["beta"] == 0.1 and 0 < s["rows"][1]["sampling_rate"] <= 1
@@ -64,16 +70,14 @@ def test_density_learns_labelled_points_and_groups_figures(tmp_path):
     assert (tmp_path / "o" / "hi" / "pattern.npy").exists()
     cfg.write_text(TINY.format(size=16) + f"patterns: {{a: {tmp_path / 'a.npy'}}}\n"
                    "figures: {one: [a, nope]}\n")
-    assert bilevel_density.main([str(cfg), "--out", str(tmp_path / "o2")]) == 2
+    assert _run("density", cfg, tmp_path / "o2") == 2
 
 
 def test_training_size_rows_and_figure(tmp_path):
-    from spinv.experiments import bilevel_training_size
-
     cfg = tmp_path / "c.yaml"
     cfg.write_text(TINY.format(size=16).replace("baselines: []", "baselines: [low_pass]")
                    + "n_train: [1, 2]\n")
-    assert bilevel_training_size.main([str(cfg), "--out", str(tmp_path / "o")]) == 0
+    assert _run("training-size", cfg, tmp_path / "o") == 0
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert [r["n_train"] for r in s["rows"]] == [1, 2]
     assert all(r["effective_solves"] > 0 and 0 < r["ssim"] <= 1 for r in s["rows"])

@@ -1,4 +1,6 @@
-"""``spinv sampling learn|evaluate``: bilevel learning of MRI sampling patterns (thesis ch. 1)."""
+"""``spinv sampling learn|experiment|evaluate``: bilevel learning of MRI sampling patterns
+(thesis ch. 1). ``learn`` and ``experiment NAME`` are aliases of ``spinv experiment run sampling
+...`` (:mod:`spinv.experiments.sampling`); ``evaluate`` measures a pattern file."""
 
 from __future__ import annotations
 
@@ -21,20 +23,11 @@ def learn_cmd(
     maxiter: int = typer.Option(None, "--maxiter", help="override L-BFGS-B iterations"),
 ) -> None:
     """Learn a pattern and alpha; write pattern.npy/.png and metrics.json (with baselines)."""
-    from spinv.bilevel.config import load_config
-    from spinv.bilevel.pipeline import run_learning
+    from spinv.cli.experiment_cmd import dispatch
 
-    overrides = {}
-    if seed is not None:
-        overrides["seed"] = seed
-    if maxiter is not None:
-        overrides["maxiter"] = maxiter
-    cfg = load_config(config, overrides)
-    m = run_learning(cfg, out, log=lambda s: typer.echo(s))
-    typer.echo(
-        f"sampling_rate {m['sampling_rate']:.4f}  alpha {m['alpha']:.4g}  "
-        f"held-out PSNR {m['psnr']:.2f}  SSIM {m['ssim']:.4f}  ({m['seconds']:.1f}s)"
-    )
+    overrides = [f"{key}={value}" for key, value in (("seed", seed), ("maxiter", maxiter))
+                 if value is not None]
+    dispatch("sampling", "learn", config, out, overrides=overrides, quiet=True)
 
 
 @sampling_app.command("evaluate")
@@ -104,15 +97,6 @@ def evaluate_cmd(
         atomic_write_json(Path(out) / "evaluation.json", m)
 
 
-EXPERIMENTS = {
-    "beta-sweep": "bilevel_beta_sweep",
-    "regularisers": "bilevel_regularisers",
-    "training-size": "bilevel_training_size",
-    "lines": "bilevel_lines",
-    "density": "bilevel_density",
-}
-
-
 @sampling_app.command("experiment")
 def experiment_cmd(
     name: str = typer.Argument(..., help="beta-sweep (Fig. 1.5) | regularisers (Table 1.1) | "
@@ -121,17 +105,11 @@ def experiment_cmd(
     config: Path = typer.Argument(..., help="YAML config, e.g. configs/sampling-beta-sweep.yaml"),
     out: Path = typer.Option(..., "--out", help="output directory"),
 ) -> None:
-    """Run one chapter-1 experiment: a learning run per point, summary.json and a figure/table."""
-    import importlib
+    """Run one chapter-1 experiment: a learning run per point, summary.json and a figure/table
+    (an alias of ``spinv experiment run sampling NAME``)."""
+    from spinv.cli.experiment_cmd import dispatch
 
-    from spinv.atomic import atomic_write_json
-
-    if name not in EXPERIMENTS:
-        raise ValueError(f"experiment {name!r}: expected one of {', '.join(EXPERIMENTS)}")
-    module = importlib.import_module(f"spinv.experiments.{EXPERIMENTS[name]}")
-    summary = module.run(config, out, log=typer.echo)
-    atomic_write_json(out / "summary.json", summary)
-    typer.echo(f"wrote {out / 'summary.json'}")
+    dispatch("sampling", name, config, out)
 
 
 def register(app: typer.Typer) -> None:

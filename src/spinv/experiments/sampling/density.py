@@ -9,7 +9,7 @@ figure ``densities`` with all): the densities and their slices along the diagona
 centre. The summary lists, per pattern, the peak of the density and the mass within a radius
 of 1/8 of the image size around the centre (how strongly peaked it is).
 
-``python -m spinv.experiments.bilevel_density configs/sampling-density.yaml --out DIR``
+``spinv experiment run sampling density configs/sampling-density.yaml --out DIR``
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from spinv.atomic import atomic_save_figure
-from spinv.experiments.bilevel_common import cli, load_experiment, run_point
+from spinv.experiments.protocol import Progress
+from spinv.experiments.sampling.common import Points, write_summary
+from spinv.experiments.sampling.config import DensityConfig
 
-DEFAULTS = {"patterns": {}, "bandwidth": 1.5, "learn": {}, "figures": {}}
-_FALLBACK = {"tv": {"regulariser": "tv", "beta": 1e-2},
-             "wavelet": {"regulariser": "wavelet", "beta": 1e-2}}
+__all__ = ["kernel_density", "run"]
 
 
 def kernel_density(pattern: np.ndarray, bandwidth: float = 1.5) -> np.ndarray:
@@ -49,25 +49,10 @@ def _central_mass(d: np.ndarray) -> float:
     return float(d[r <= h / 8].sum())
 
 
-def _learn_specs(learn: dict) -> dict:
-    specs = {}
-    for label, spec in learn.items():
-        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-            spec = {"regulariser": label, "beta": spec}
-        if not isinstance(spec, dict) or set(spec) - {"regulariser", "beta"} or "beta" not in spec:
-            raise ValueError(f"learn[{label!r}]={spec!r}: expected a beta or a mapping with "
-                             "'beta' and optionally 'regulariser'")
-        specs[str(label)] = {"regulariser": spec.get("regulariser", "tv"),
-                             "beta": float(spec["beta"])}
-    return specs
-
-
 def _figure(path: Path, pats: dict, dens: dict) -> None:
-    import matplotlib
+    from spinv.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(pats)
     fig, ax = plt.subplots(1, n + 1, figsize=(3.0 * (n + 1), 3))
     vmax = max(float(dens[k].max()) for k in pats)  # one colour scale per figure
@@ -86,36 +71,27 @@ def _figure(path: Path, pats: dict, dens: dict) -> None:
     plt.close(fig)
 
 
-def run(config: Path, out: Path, log=print) -> dict:
-    base, exp = load_experiment(config, DEFAULTS)
-    pats = {str(k): np.load(v) for k, v in (exp["patterns"] or {}).items()}
-    learn = _learn_specs(exp["learn"] or ({} if pats else _FALLBACK))
-    figures = {str(k): list(v) for k, v in (exp["figures"] or {}).items()}
-    labels = set(pats) | set(learn)
-    for name, members in figures.items():
-        if not members or set(members) - labels:
-            raise ValueError(f"figures[{name!r}]={members!r}: expected labels drawn from "
-                             f"{sorted(labels)}")
+def run(cfg: DensityConfig, out: Path, progress: Progress | None = None,
+        resume: bool = False) -> dict:
+    """Learn the ``learn`` patterns, estimate every density; one figure per ``figures`` entry
+    (default: ``densities.png`` with all) and ``summary.json``."""
+    pats = {str(k): np.load(v) for k, v in cfg.patterns.items()}
+    learn = cfg.learned()
+    points = Points(cfg.base, out, len(learn), progress, "patterns")
     rows = []
     for label, spec in learn.items():
-        m = run_point(base, out, label, log, **spec)
-        pats[label] = np.load(out / label / "pattern.npy")
+        m = points.run(label, **spec)
+        pats[label] = np.load(Path(out) / label / "pattern.npy")
         rows.append({"pattern": label, **spec, "alpha": m["alpha"], "psnr": m["psnr"],
                      "ssim": m["ssim"]})
-    dens = {k: kernel_density(p, exp["bandwidth"]) for k, p in pats.items()}
+    dens = {k: kernel_density(p, cfg.bandwidth) for k, p in pats.items()}
     info = {r["pattern"]: r for r in rows}
     rows = [{**info.get(k, {"pattern": k}), "sampling_rate": float((p > 0).mean()),
              "peak": float(dens[k].max()), "central_mass": _central_mass(dens[k])}
             for k, p in pats.items()]
+    figures = {str(k): list(v) for k, v in cfg.figures.items()}
     for name, members in (figures or {"densities": list(pats)}).items():
-        _figure(out / f"{name}.png", {k: pats[k] for k in members}, dens)
-    return {"experiment": "density", "rows": rows, "figures": figures or {"densities": list(pats)},
-            "bandwidth": exp["bandwidth"], "base": base.to_dict()}
-
-
-def main(argv=None) -> int:
-    return cli(run, __doc__.splitlines()[0], argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        _figure(Path(out) / f"{name}.png", {k: pats[k] for k in members}, dens)
+    return write_summary(out, {"experiment": "density", "rows": rows,
+                               "figures": figures or {"densities": list(pats)},
+                               "bandwidth": cfg.bandwidth, "base": cfg.base.to_dict()})

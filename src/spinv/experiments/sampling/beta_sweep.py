@@ -2,7 +2,7 @@
 Figs. 1.4-1.5). One free-pattern learning per beta; the plot shows SSIM and the learned alpha
 against the sampling rate.
 
-``python -m spinv.experiments.bilevel_beta_sweep configs/sampling-beta-sweep.yaml --out DIR``
+``spinv experiment run sampling beta-sweep configs/sampling-beta-sweep.yaml --out DIR``
 """
 
 from __future__ import annotations
@@ -10,28 +10,35 @@ from __future__ import annotations
 from pathlib import Path
 
 from spinv.atomic import atomic_save_figure
-from spinv.experiments.bilevel_common import cli, load_experiment, run_point
+from spinv.experiments.protocol import Progress
+from spinv.experiments.sampling.common import Points, write_summary
+from spinv.experiments.sampling.config import BetaSweepConfig
 
-DEFAULTS = {"betas": [1e-3, 3e-3, 1e-2, 3e-2]}
+__all__ = ["run"]
 
 
-def run(config: Path, out: Path, log=print) -> dict:
-    base, exp = load_experiment(config, DEFAULTS)
+def run(cfg: BetaSweepConfig, out: Path, progress: Progress | None = None,
+        resume: bool = False) -> dict:
+    """Learn a free pattern per ``cfg.betas``; ``out/beta_sweep.png`` and ``summary.json``."""
+    points = Points(cfg.base, out, len(cfg.betas), progress, "beta sweep")
     rows = []
-    for beta in exp["betas"]:
-        m = run_point(base, out, f"beta_{beta:.3g}", log, beta=float(beta),
-                      parametrisation="free")
+    for beta in cfg.betas:
+        m = points.run(f"beta_{beta:.3g}", beta=float(beta), parametrisation="free")
         r = m["results"]["learned"]
         rows.append({"beta": float(beta), "sampling_rate": m["sampling_rate"],
                      "alpha": m["alpha"], "ssim": r["ssim"], "ssim_std": r["ssim_std"],
                      "psnr": r["psnr"], "psnr_std": r["psnr_std"],
                      "effective_solves": m["training"]["effective_lower_level_solves"]})
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows.sort(key=lambda r: r["sampling_rate"])
+    _figure(rows, Path(out) / "beta_sweep.png")
+    return write_summary(out, {"experiment": "beta_sweep", "rows": rows,
+                               "base": cfg.base.to_dict()})
+
+
+def _figure(rows: list[dict], path: Path) -> None:
+    from spinv.plotting import pyplot
+
+    plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
     ax[0].errorbar([r["sampling_rate"] for r in rows], [r["ssim"] for r in rows],
                    yerr=[r["ssim_std"] for r in rows], marker="o")
@@ -40,14 +47,5 @@ def run(config: Path, out: Path, log=print) -> dict:
     ax[1].plot([r["sampling_rate"] for r in rows], [r["alpha"] for r in rows], marker="o")
     ax[1].set_xlabel("sampling rate")
     ax[1].set_ylabel("learned alpha")
-    atomic_save_figure(fig, out / "beta_sweep.png")
+    atomic_save_figure(fig, path)
     plt.close(fig)
-    return {"experiment": "beta_sweep", "rows": rows, "base": base.to_dict()}
-
-
-def main(argv=None) -> int:
-    return cli(run, __doc__.splitlines()[0], argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
