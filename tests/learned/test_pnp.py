@@ -169,7 +169,7 @@ def test_operator_norm_is_the_operator_power_iteration():
 
 
 def test_pgd_with_metrics_runs_algorithm_6():
-    from spinv.experiments.pnp import pnp_pgd_with_metrics
+    from spinv.experiments.nonexpansive.pnp_convergence import pnp_pgd_with_metrics
 
     g = _gen(5)
     m = torch.randn(40, 64, generator=g) / 8.0

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from spinv.cli import main
-from spinv.experiments.nonexpansive_config import load_config
+from spinv.experiments.nonexpansive import DENOISE, PNP
+from spinv.experiments.protocol import find
 
 SMOKE = str(Path(__file__).resolve().parents[2] / "configs" / "nonexpansive-smoke.yaml")
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -112,21 +113,23 @@ def test_pnp_missing_denoiser_dir_is_an_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("text, needle", [
-    ("denoise: {widht: 8}\n", "'denoise.widht': unknown"),
-    ("toy: {steps: 10}\nfoo: 1\n", "'foo': unknown"),
+    ("denoise: {widht: 8}\n", "'denoise.widht': unknown key"),
+    ("toy: {steps: 10}\nfoo: 1\n", "top-level key 'foo'"),
     ("denoise: {steps: -1}\n", "'denoise.steps'"),
-    ("denoise: {gammas: [1.0, zero]}\n", "'denoise.gammas'"),
+    ("denoise: {gammas: [1.0, zero]}\n", "'denoise.gammas[1]'"),
     ("toy: {steps: 10}\n", "no 'denoise' section"),
-    ("denoise: {sigma: 1.0e4}\n", "'denoise.sigma'"),
+    ("denoise: {sigma: -0.5}\n", "'denoise.sigma'"),
+    ("denoise: {device: gpu0}\n", "'denoise.device'"),
 ])
 def test_config_validation(tmp_path, capsys, text, needle):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(text)
     with pytest.raises(ValueError, match="config"):
-        load_config(cfg, "denoise")
+        DENOISE.load(cfg)
     assert _run("denoise", str(cfg), "--out", str(tmp_path / "o")) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and needle in err
+    assert err.startswith("error: ") and needle in err and str(cfg) in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "results.json").exists()
 
 
@@ -137,19 +140,21 @@ def test_shipped_configs_validate():
         sections = [k for k in yaml.safe_load(path.read_text()) if k != "description"]
         assert sections, path
         for command in sections:
-            cfg = load_config(path, command)
-            assert cfg["seed"] >= 0
-    assert load_config(None, "pnp")["gamma"] < 2
+            cfg = find("nonexpansive", command).load(path)
+            assert cfg.seed >= 0
+    assert PNP.load({}).gamma < 2
 
 
 def test_pnp_gamma_must_keep_averagedness():
     with pytest.raises(ValueError, match="pnp.gamma"):
-        load_config({"pnp": {"gamma": 2.0}}, "pnp")
+        PNP.load({"pnp": {"gamma": 2.0}})
+    with pytest.raises(ValueError, match="pnp.weights"):
+        PNP.load({"pnp": {"weights": [0.5, 1.5]}})
 
 
 def test_pnp_pgd_residual_nonincreasing_for_averaged_map():
     """Algorithm 6 with a firmly nonexpansive denoiser (soft shrinkage) on a random matrix."""
-    from spinv.experiments.pnp import pnp_pgd_with_metrics
+    from spinv.experiments.nonexpansive.pnp_convergence import pnp_pgd_with_metrics
     from spinv.operators.base import LinearOperator
 
     class Matrix(LinearOperator):

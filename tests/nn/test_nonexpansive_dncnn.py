@@ -51,7 +51,7 @@ def test_zero_last_starts_at_the_identity():
 def test_dncnn_training_beats_the_identity(dataset):
     """Regression: at width 16 / depth 17 without batch norm, the Kaiming-initialised last
     layer let brain-t1 training collapse to the identity (loss = sigma^2, issue 7)."""
-    from spinv.experiments.denoising import DenoiserTraining, train_denoiser
+    from spinv.experiments.nonexpansive.denoiser_training import DenoiserTraining, train_denoiser
     from spinv.training.data import load_images_for
 
     images = load_images_for(dataset, "train", 64)

@@ -16,12 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from spinv.experiments.denoising import (
-    DenoiserTraining,
-    PlainResNet,
-    toy_absolute_value,
-    train_denoiser,
-)
+from spinv.experiments.nonexpansive.config import ToyConfig
+from spinv.experiments.nonexpansive.denoiser_training import DenoiserTraining, train_denoiser
+from spinv.experiments.nonexpansive.toy import PlainResNet, toy_absolute_value
 from spinv.nn.dncnn import DnCNN
 from spinv.nn.nonexpansive import NonexpansiveDenoiser, NonexpansiveResNet
 from spinv.training.sources_images import random_crops
@@ -32,7 +29,7 @@ SMOKE = str(ROOT / "configs" / "nonexpansive-smoke.yaml")
 
 def _former_train_denoiser(model, images, sigma, steps, batch_size, crop, lr, seed,
                            lr_schedule):
-    """The loop of spinv.experiments.denoising.train_denoiser before the engine (verbatim)."""
+    """The loop of the denoisers' train_denoiser before the engine (verbatim)."""
     gen = torch.Generator().manual_seed(seed)
     cpu_images = images.detach().cpu()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -140,7 +137,8 @@ def _former_toy(n_points, steps, lr, seed, depth, hidden, step):
 
 def test_toy_fit_equals_the_former_loops_and_leaves_runs(tmp_path):
     f_xi, f_plain = _former_toy(6, 25, 1e-2, 2, 4, 5, 2.0)
-    r = toy_absolute_value(6, 25, 1e-2, 2, depth=4, hidden=5, runs_dir=tmp_path)
+    config = ToyConfig(n_points=6, steps=25, lr=1e-2, seed=2, depth=4, hidden=5)
+    r = toy_absolute_value(config, runs_dir=tmp_path)
     assert r["nonexpansive"] == f_xi and r["unconstrained"] == f_plain
     from spinv.training.checkpoint import read_checkpoint
     from spinv.training.models import build_builtin
@@ -157,9 +155,9 @@ def test_toy_fit_equals_the_former_loops_and_leaves_runs(tmp_path):
 
 KILLED_DENOISE = textwrap.dedent("""
     import os, signal, sys
-    import spinv.experiments.denoiser_training as dt
-    from spinv.experiments.nonexpansive_config import load_config
-    from spinv.experiments.nonexpansive_runs import run_denoise
+    import spinv.experiments.nonexpansive.denoiser_training as dt
+    from spinv.experiments.nonexpansive import DENOISE
+    from spinv.experiments.nonexpansive.denoise import run_denoise
     from spinv.training.sources_images import NoisyCrops
 
     dt.CHECKPOINT_EVERY = 4
@@ -173,9 +171,7 @@ KILLED_DENOISE = textwrap.dedent("""
         return draw(self, step)
 
     NoisyCrops.batch = batch
-    cfg = load_config(sys.argv[1], "denoise")
-    cfg["steps"] = 10
-    run_denoise(cfg, sys.argv[2], progress=False)
+    run_denoise(DENOISE.load(sys.argv[1], None, ["steps=10"]), sys.argv[2])
 """)
 
 TIMING = {"train_seconds", "eval_seconds", "init_seconds", "machine"}
@@ -190,9 +186,9 @@ def _numbers(d):
 
 
 def test_killed_denoising_experiment_resumes_to_the_identical_result(tmp_path, monkeypatch):
-    import spinv.experiments.denoiser_training as dt
-    from spinv.experiments.nonexpansive_config import load_config
-    from spinv.experiments.nonexpansive_runs import run_denoise
+    import spinv.experiments.nonexpansive.denoiser_training as dt
+    from spinv.experiments.nonexpansive import DENOISE
+    from spinv.experiments.nonexpansive.denoise import run_denoise
 
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -204,10 +200,9 @@ def test_killed_denoising_experiment_resumes_to_the_identical_result(tmp_path, m
     assert not (second / "summary.json").is_file()
 
     monkeypatch.setattr(dt, "CHECKPOINT_EVERY", 4)
-    cfg = load_config(SMOKE, "denoise")
-    cfg["steps"] = 10
-    run_denoise(cfg, killed, progress=False)  # resume: the first net reloaded, the second
-    run_denoise(cfg, tmp_path / "whole", progress=False)  # continued from step 4
+    cfg = DENOISE.load(SMOKE, None, ["steps=10"])
+    run_denoise(cfg, killed)  # resume: the first net reloaded, the second
+    run_denoise(cfg, tmp_path / "whole")  # continued from step 4
     resumed = json.loads((killed / "results.json").read_text())
     whole = json.loads((tmp_path / "whole" / "results.json").read_text())
     assert _numbers(resumed) == _numbers(whole)

@@ -6,18 +6,20 @@ import json
 
 import torch
 
-from spinv.experiments.denoising import (
-    DenoiseExperiment,
+from spinv.experiments.nonexpansive.config import DenoiseConfig, ToyConfig
+from spinv.experiments.nonexpansive.denoising import (
+    DenoiseHooks,
     default_models,
     denoising_experiment,
     evaluate_denoiser,
-    toy_absolute_value,
     tv_denoise,
+    write_json,
 )
+from spinv.experiments.nonexpansive.toy import toy_absolute_value
 
 
 def test_toy_nonexpansive_fit_has_slope_at_most_one():
-    r = toy_absolute_value(steps=40, seed=1)
+    r = toy_absolute_value(ToyConfig(steps=40, seed=1))
     assert r["nonexpansive_max_slope"] <= 1.0 + 1e-5
     assert r["certified_lipschitz"] <= 1.0
     assert len(r["train_x"]) == 6
@@ -37,10 +39,18 @@ def test_denoising_experiment_smoke(tmp_path):
     models = {k: v for k, v in default_models(4, 2).items() if k.startswith(("euler-R-g1.99",
                                                                              "rk4"))}
     out = tmp_path / "r.json"
-    options = DenoiseExperiment(sigma=0.2, steps=2, width=4, depth=2, dncnn_depth=3, crop=16,
-                                batch_size=2, test_size=32, include_tv=False)
-    r = denoising_experiment(options, models, out=out, log=lambda s: None,
-                             runs_dir=tmp_path / "runs")
+    options = DenoiseConfig(sigma=0.2, steps=2, width=4, depth=2, dncnn_depth=3, crop=16,
+                            batch_size=2, test_size=32, include_tv=False, device="cpu")
+    saved_after = []
+
+    def on_save(result):
+        saved_after.append(list(result["models"]))
+        write_json(out, result)
+
+    r = denoising_experiment(options, models, DenoiseHooks(log=lambda s: None, on_save=on_save,
+                                                           runs_dir=tmp_path / "runs"))
+    assert saved_after == [["dncnn"], ["dncnn", "euler-R-g1.99"],
+                           ["dncnn", "euler-R-g1.99", "rk4-R-g1.99"]]
     saved = json.loads(out.read_text())
     assert set(saved["models"]) == {"dncnn", "euler-R-g1.99", "rk4-R-g1.99"}
     for name, m in r["models"].items():
@@ -54,7 +64,7 @@ def test_denoising_experiment_smoke(tmp_path):
 
 
 def test_pnp_convergence_experiment_averaged_vs_unconstrained(tmp_path):
-    from spinv.experiments.pnp import pnp_convergence_experiment
+    from spinv.experiments.nonexpansive.pnp_convergence import pnp_convergence_experiment
 
     r = pnp_convergence_experiment("ct", size=16, iterations=40, plot=tmp_path / "p.png",
                                    out=tmp_path / "p.json")

@@ -1,16 +1,17 @@
-"""``spinv nonexpansive``: the experiments of thesis ch. 3 (thin wrappers around
-:mod:`spinv.experiments.nonexpansive_runs` and :mod:`spinv.experiments.pnp`).
+"""``spinv nonexpansive``: the experiments of thesis ch. 3 (aliases of ``spinv experiment run
+nonexpansive NAME``, :mod:`spinv.experiments.nonexpansive`).
 
 Each command reads ``[CONFIG]`` (``configs/nonexpansive-*.yaml``, the section named like the
-command; no config: the defaults of :mod:`spinv.experiments.nonexpansive_config`), shows a
-progress bar over the training steps / iterations and writes ``results.json``,
-``results.md`` and PNG figures (atomically) to ``--out``; every trained network leaves a run
-directory ``--out/runs/<name>`` (``spinv evaluate|lipschitz|report`` accept those of the
-denoisers), and the same command with the same ``--out`` resumes a killed run.
+command; no config: the defaults of :mod:`spinv.experiments.nonexpansive.config`), shows a
+progress bar per training / PnP stage and writes ``results.json``, ``results.md`` and PNG
+figures (atomically) to ``--out``; every trained network leaves a run directory
+``--out/runs/<name>`` (``spinv evaluate|lipschitz|report`` accept those of the denoisers), and
+the same command with the same ``--out`` resumes a killed run.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -28,40 +29,29 @@ _SEED = typer.Option(None, "--seed", help="Override the config's seed.")
 _QUIET = typer.Option(False, "--quiet", help="No progress bars.")
 
 
-def _config(command: str, config: Path | None, seed: int | None) -> dict:
-    from spinv.experiments.nonexpansive_config import load_config
+def _run(name: str, config: Path | None, out: Path, quiet: bool, overrides: list[str]) -> None:
+    from spinv.cli.experiment_cmd import dispatch
 
-    cfg = load_config(config, command)
-    if seed is not None:
-        if seed < 0:
-            raise ValueError(f"--seed {seed}: expected an integer >= 0")
-        cfg["seed"] = seed
-    return cfg
+    dispatch("nonexpansive", name, {} if config is None else config, out, overrides=overrides,
+             quiet=quiet)
 
 
-def _finish(out: Path) -> None:
-    typer.echo((out / "results.md").read_text())
-    typer.echo(f"wrote {out}")
+def _seed(seed: int | None) -> list[str]:
+    return [] if seed is None else [f"seed={seed}"]
 
 
 @nonexpansive_app.command("toy")
 def toy(config: Path = _CONFIG, out: Path = _OUT, seed: int = _SEED,
         quiet: bool = _QUIET) -> None:
     """Fit |x| from 6 points: nonexpansive vs unconstrained ResNet (Fig. 3.1)."""
-    from spinv.experiments.nonexpansive_runs import run_toy
-
-    run_toy(_config("toy", config, seed), out, progress=not quiet)
-    _finish(out)
+    _run("toy", config, out, quiet, _seed(seed))
 
 
 @nonexpansive_app.command("denoise")
 def denoise(config: Path = _CONFIG, out: Path = _OUT, seed: int = _SEED,
             quiet: bool = _QUIET) -> None:
     """PSNR of TV, DnCNN and nonexpansive Euler/Heun/RK4 denoisers (Fig. 3.2, Table 3.1)."""
-    from spinv.experiments.nonexpansive_runs import run_denoise
-
-    run_denoise(_config("denoise", config, seed), out, progress=not quiet)
-    _finish(out)
+    _run("denoise", config, out, quiet, _seed(seed))
 
 
 @nonexpansive_app.command("pnp")
@@ -75,19 +65,8 @@ def pnp(config: Path = _CONFIG, out: Path = _OUT, seed: int = _SEED,
     Free parameters (denoiser sigma, relaxation weight, step / penalty, TV alpha) are chosen
     on the validation split; the test slices are reconstructed once. Reports mean PSNR/SSIM,
     certificates and the fixed-point residual curves."""
-    from spinv.experiments.pnp import run_pnp
-
-    cfg = _config("pnp", config, seed)
-    model = None
-    if denoiser is not None:
-        from spinv.cli.lipschitz_cmd import load_any_model
-
-        if not denoiser.exists():
-            raise FileNotFoundError(f"--denoiser {str(denoiser)!r}: no such run directory")
-        model, _ = load_any_model(denoiser)
-    run_pnp(cfg, out, progress=not quiet, denoiser=model,
-            denoiser_source=None if denoiser is None else str(denoiser))
-    _finish(out)
+    given = [] if denoiser is None else [f"denoiser={json.dumps(str(denoiser))}"]
+    _run("pnp", config, out, quiet, _seed(seed) + given)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,10 @@ section per scale, ``small:`` (CPU minutes) and/or ``paper:`` (the thesis' sizes
 may carry ``description`` (free text) and ``command`` (the experiment the file is meant for;
 another experiment refuses it). ``key.path=value`` overrides (``--set``) apply to the section
 read. A schema with a field ``scale`` receives the scale read (``None`` for a flat file).
+A chapter whose files hold one section per experiment instead (``configs/nonexpansive-*.yaml``:
+``toy:``, ``denoise:``, ``pnp:``) names them in :attr:`Experiment.sections`; each experiment
+reads the section named like itself (key paths ``denoise.steps``), a file without any of them
+is flat.
 
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True)
@@ -55,6 +59,7 @@ __all__ = [
     "STAGE",
     "catalogue",
     "find",
+    "lazy",
     "staged",
 ]
 
@@ -79,12 +84,28 @@ def staged(progress: Progress | None, stage: str) -> Progress | None:
     return report
 
 
+def lazy(target: str) -> Callable[..., Any]:
+    """The function ``"package.module:name"``, imported at its first call (so that listing the
+    catalogue does not import every experiment's dependencies)."""
+    module, _, name = target.partition(":")
+    if not module or not name:
+        raise ValueError(f"target {target!r}: expected 'package.module:function'")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"``{target}``, imported when called."
+    return call
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One experiment of the catalogue (module docstring): ``chapter`` (its package),
     ``name`` (the command), a one-line ``summary``, the config ``schema``, ``run(config, out,
-    progress, resume=False) -> dict``, optionally ``report(results, out) -> str`` and whether
-    ``resume`` continues its model runs (``resumable``)."""
+    progress, resume=False) -> dict``, optionally ``report(results, out) -> str``, whether
+    ``resume`` continues its model runs (``resumable``) and the per-experiment ``sections`` of
+    its chapter's files (module docstring)."""
 
     chapter: str
     name: str
@@ -93,6 +114,7 @@ class Experiment:
     run: Callable[..., dict]
     report: Callable[[dict, Path], str] | None = None
     resumable: bool = False
+    sections: tuple[str, ...] = ()
 
     def load(self, source: str | os.PathLike | Mapping, scale: str | None = None,
              overrides: Sequence[str] = ()) -> Any:
@@ -107,7 +129,7 @@ class Experiment:
             if "scale" in section:
                 raise ValueError(f"config key {_join(used, 'scale')!r}: set by --scale, not in "
                                  "the file")
-            if used is not None and _has_field(self.schema, "scale"):
+            if used in SCALES and _has_field(self.schema, "scale"):
                 section["scale"] = used
             return build(self.schema, section, used or "")
         except ValueError as err:
@@ -119,6 +141,8 @@ class Experiment:
         meant = data.get("command")
         if meant is not None and meant != self.name:
             raise ValueError(f"the file is for command {meant!r}, not {self.name!r}")
+        if any(s in data for s in self.sections):
+            return self._own_section(data, scale)
         if not any(s in data for s in SCALES):
             if scale is not None:
                 raise ValueError(f"no {scale!r} section (--scale): the file has no scale "
@@ -145,6 +169,24 @@ class Experiment:
             raise ValueError(f"--resume: experiment {self.chapter} {self.name!r} has no model "
                              "runs to continue")
         return self.run(config, Path(out), progress, resume=resume)
+
+
+    def _own_section(self, data: dict, scale: str | None) -> tuple[dict, str]:
+        """The section named like this experiment of a file with per-experiment sections."""
+        if scale is not None:
+            raise ValueError(f"scale {scale!r} (--scale): the file has no scale sections")
+        unknown = sorted(set(map(str, data)) - {*self.sections, *RESERVED})
+        if unknown:
+            raise ValueError(f"unknown top-level key {unknown[0]!r}; expected "
+                             f"{', '.join(sorted({*self.sections, *RESERVED}))}")
+        if self.name not in data:
+            have = [s for s in self.sections if s in data]
+            raise ValueError(f"no {self.name!r} section; the file has {have}")
+        section = data[self.name]
+        if section is not None and not isinstance(section, dict):
+            raise ValueError(f"config section {self.name!r}: got {section!r}; expected a "
+                             "mapping of keys to values")
+        return dict(section or {}), self.name
 
 
 def _join(section: str | None, key: str) -> str:

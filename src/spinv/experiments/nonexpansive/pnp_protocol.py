@@ -36,8 +36,8 @@ import torch
 
 from spinv.learned.pnp import RelaxedDenoiser, operator_norm, pnp_admm, pnp_proximal_gradient
 
-__all__ = ["Case", "make_case", "image_metrics", "run_pnp_method", "grid_search",
-           "run_tv", "evenly_spaced"]
+__all__ = ["Case", "PnPSettings", "evenly_spaced", "grid_search", "image_metrics", "make_case",
+           "run_pnp_method", "run_tv"]
 
 
 @dataclass
@@ -100,21 +100,36 @@ def image_metrics(x: torch.Tensor, truth: torch.Tensor, with_ssim: bool = True) 
     return out
 
 
-def run_pnp_method(case: Case, method: str, denoiser: Callable, weight: float = 1.0,
-                   step_factor: float = 1.0, rho_factor: float = 0.1, iterations: int = 100,
-                   cg_iterations: int = 20, track: bool = False,
+@dataclass(frozen=True)
+class PnPSettings:
+    """One PnP run: ``method`` (``"pgd"``: Algorithm 6 with step :math:`\\tau=c/\\|A\\|^2`,
+    ``c`` = ``step_factor`` in (0, 2); ``"admm"``: penalty :math:`\\rho = r\\|A\\|^2`, ``r`` =
+    ``rho_factor``, ``cg_iterations`` conjugate-gradient steps in the data step), the weight
+    ``weight`` of the relaxed denoiser and ``iterations``."""
+
+    method: str = "pgd"
+    weight: float = 1.0
+    step_factor: float = 1.0
+    rho_factor: float = 0.1
+    iterations: int = 100
+    cg_iterations: int = 20
+
+    def __post_init__(self) -> None:
+        if self.method not in ("pgd", "admm"):
+            raise ValueError(f"method={self.method!r}: expected 'pgd' or 'admm'")
+        if self.method == "pgd" and not 0 < self.step_factor < 2:
+            raise ValueError(f"step_factor={self.step_factor!r}: expected a value in (0, 2)")
+
+
+def run_pnp_method(case: Case, denoiser: Callable, settings: PnPSettings, track: bool = False,
                    with_ssim: bool = True) -> dict:
-    """PnP-``method`` (``"pgd"``: Algorithm 6 with :math:`\\tau=c/\\|A\\|^2`, ``c`` =
-    ``step_factor``; ``"admm"``: :math:`\\rho = r\\|A\\|^2`, ``r`` = ``rho_factor``) with the
-    relaxed denoiser of weight ``weight``, from ``case.x0``. Returns the metrics of the final
-    iterate (:func:`image_metrics`), the fixed-point residual history ``relative_residuals``
-    (``None`` where not finite), the wall time, the final iterate ``x`` and, with ``track``,
-    the mean PSNR of every iterate (``psnr_per_iteration``)."""
-    if method not in ("pgd", "admm"):
-        raise ValueError(f"method={method!r}: expected 'pgd' or 'admm'")
-    if method == "pgd" and not 0 < step_factor < 2:
-        raise ValueError(f"step_factor={step_factor!r}: expected a value in (0, 2)")
-    phi = RelaxedDenoiser(denoiser, weight)
+    """PnP (``settings``, :class:`PnPSettings`) with the relaxed denoiser
+    :math:`(1-\\lambda)\\mathrm{id}+\\lambda\\,` ``denoiser`` from ``case.x0``. Returns the
+    metrics of the final iterate (:func:`image_metrics`), the fixed-point residual history
+    ``relative_residuals`` (``None`` where not finite), the wall time, the final iterate ``x``
+    and, with ``track``, the mean PSNR of every iterate (``psnr_per_iteration``)."""
+    s = settings
+    phi = RelaxedDenoiser(denoiser, s.weight)
     trace: list[float | None] = []
 
     def callback(_k: int, u: torch.Tensor) -> None:
@@ -123,12 +138,12 @@ def run_pnp_method(case: Case, method: str, denoiser: Callable, weight: float = 
 
     t0 = time.perf_counter()
     op = case.problem.operator
-    if method == "pgd":
-        r = pnp_proximal_gradient(op, case.y, phi, x0=case.x0, step=step_factor / case.op_norm2,
-                                  iterations=iterations, callback=callback if track else None)
+    if s.method == "pgd":
+        r = pnp_proximal_gradient(op, case.y, phi, x0=case.x0, step=s.step_factor / case.op_norm2,
+                                  iterations=s.iterations, callback=callback if track else None)
     else:
-        r = pnp_admm(op, case.y, phi, rho=rho_factor * case.op_norm2, x0=case.x0,
-                     iterations=iterations, cg_iterations=cg_iterations,
+        r = pnp_admm(op, case.y, phi, rho=s.rho_factor * case.op_norm2, x0=case.x0,
+                     iterations=s.iterations, cg_iterations=s.cg_iterations,
                      callback=callback if track else None)
     out: dict[str, Any] = image_metrics(r.x, case.truth, with_ssim=with_ssim)
     out["seconds"] = time.perf_counter() - t0

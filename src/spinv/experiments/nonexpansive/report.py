@@ -4,7 +4,8 @@ written atomically (temporary file, then ``os.replace``).
 - :func:`plot_toy`: the fitted curves of Fig. 3.1;
 - :func:`plot_psnr`: per-image test PSNRs per denoiser (violins, means marked) as Fig. 3.2;
 - :func:`plot_pnp_curves`: fixed-point residual, PSNR and SSIM per PnP iterate;
-- :func:`plot_images`: a row of images (ground truth, analytic, PnP reconstructions).
+- :func:`plot_images`: a row of images (ground truth, analytic, PnP reconstructions);
+- :func:`toy_markdown`, :func:`denoise_markdown`: the ``results.md`` of ``toy`` and ``denoise``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_figure", "plot_toy", "plot_psnr", "plot_pnp_curves", "plot_images",
-           "markdown_table"]
+__all__ = ["denoise_markdown", "markdown_table", "plot_images", "plot_pnp_curves", "plot_psnr",
+           "plot_toy", "save_figure", "toy_markdown"]
 
 
 def _plt():
@@ -150,3 +151,51 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def toy_markdown(r: dict, config, path: str | os.PathLike) -> None:
+    """``results.md`` of the toy fit (Fig. 3.1) with the settings ``config``
+    (:class:`~spinv.experiments.nonexpansive.config.ToyConfig`)."""
+    from spinv.atomic import atomic_write_text
+
+    rows = [["nonexpansive Xi (Algorithm 7)", r["train_loss"]["nonexpansive"],
+             r["nonexpansive_max_slope"], r["certified_lipschitz"]],
+            ["unconstrained ResNet", r["train_loss"]["unconstrained"],
+             r["unconstrained_max_slope"], None]]
+    md = ["# Toy |x| fit (thesis Fig. 3.1)", "",
+          f"{config.n_points} random points in [-1, 1], {config.steps} Adam steps each, "
+          f"seed {config.seed}. Max slope measured on a grid of 801 points in [-2, 2] "
+          "(a lower bound of the Lipschitz constant).", "",
+          markdown_table(["network", "train MSE", "max slope", "certified Lipschitz"],
+                         [[n, f"{a:.2e}", b, c] for n, a, b, c in rows]), "",
+          "![fit](toy_fit.png)", ""]
+    atomic_write_text(path, "\n".join(md))
+
+
+def denoise_markdown(out: Path, r: dict, sigma: float, done: bool) -> None:
+    """``results.md`` (Table 3.1-style) and ``psnr.png`` (Fig. 3.2-style) in ``out`` of the
+    methods of the denoising result ``r`` finished so far."""
+    from spinv.atomic import atomic_write_text
+
+    if r["models"]:
+        plot_psnr(r["models"], r["noisy"], out / "psnr.png",
+                  title=f"natural test crops, sigma = {sigma}")
+    rows = [["noisy input", r["noisy"]["psnr_mean"], r["noisy"]["psnr_std"], None, None, None]]
+    for name, m in r["models"].items():
+        rows.append([name, m["psnr_mean"], m["psnr_std"], m.get("certified_lipschitz"),
+                     m.get("steps"), m.get("train_seconds", m.get("eval_seconds"))])
+    c = r["config"]
+    md = ["# Denoising natural images (thesis Fig. 3.2, Table 3.1)", "",
+          f"sigma = {c['sigma']}, {c['n_train']} training images (random {c['crop']}x"
+          f"{c['crop']} crops, batch {c['batch_size']}, fresh noise each step), {c['n_test']} "
+          f"test images ({c['test_size'] or 'full'} px centre crops); width {c['width']}, "
+          f"depth {c['depth']}, {c['steps']} Adam steps (lr {c['lr']}, {c['lr_schedule']}), "
+          f"seed {c['seed']}, device {c['device']}, {r['machine']['torch_threads']} torch "
+          "thread(s). R: residual id - gamma Gamma (Eq. 3.6); NR: gamma Gamma (Eq. 3.5). "
+          "'certified Lip' is a provable bound (DnCNN: loose product of layer norms); "
+          "'seconds': training (TV: evaluation) wall time on this machine.", "",
+          markdown_table(["method", "PSNR mean (dB)", "std", "certified Lip", "steps",
+                          "seconds"], rows), "",
+          "" if done else "*(run in progress: methods still missing)*", "",
+          "![psnr](psnr.png)" if r["models"] else "", ""]
+    atomic_write_text(out / "results.md", "\n".join(md))

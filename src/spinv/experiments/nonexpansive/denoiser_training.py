@@ -24,12 +24,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+from spinv.experiments.protocol import Progress
 
 __all__ = ["CHECKPOINT_EVERY", "DenoiserTraining", "catalogue_entry", "denoiser_run_config",
            "train_denoiser"]
@@ -105,11 +106,12 @@ def denoiser_run_config(model: nn.Module, settings: DenoiserTraining,
 
 
 def train_denoiser(model: nn.Module, images: torch.Tensor, settings: DenoiserTraining,
-                   callback: Callable[[int], None] | None = None,
+                   progress: Progress | None = None,
                    run_dir: str | os.PathLike | None = None) -> dict:
     """Train ``model`` on crops of ``images`` ``(N, C, H, W)`` (module docstring); returns
     ``train_seconds`` (all sessions of the run), ``final_loss`` (mean of the last 20 losses)
-    and ``steps``. ``callback(1)`` is called after every step of this session."""
+    and ``steps``. ``progress(step, total, scalars)`` (the engine's) after every step of this
+    session."""
     from spinv.problems import denoising_problem
     from spinv.training.engine import fit
     from spinv.training.rundir import is_run, open_run
@@ -122,7 +124,6 @@ def train_denoiser(model: nn.Module, images: torch.Tensor, settings: DenoiserTra
         return {"train_seconds": 0.0, "final_loss": None, "steps": 0}
     source = NoisyCrops(images, settings.sigma, settings.batch_size, settings.crop,
                         settings.seed)
-    progress = None if callback is None else (lambda k, n, rec: callback(1))
     options = settings.fit_options()
     if run_dir is None:
         result = fit(model, source, options, progress=progress)
