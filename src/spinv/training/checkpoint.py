@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -170,6 +171,58 @@ def _join_optimizer(js: dict, tensors: dict) -> dict:
             g["betas"] = tuple(g["betas"])
         groups.append(g)
     return {"state": state, "param_groups": groups}
+
+
+def _field_error(path: Path, field: str, problem: str) -> ValueError:
+    return ValueError(f"checkpoint metadata {str(path)!r}: field {field!r} {problem}; the "
+                      "checkpoint was altered or damaged (use an earlier checkpoint or retrain)")
+
+
+def _validate_optimizer(opt: Any, tensors: dict, path: Path) -> None:
+    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) \
+            or not isinstance(opt.get("param_groups"), list):
+        raise _field_error(path, "optimizer", "must hold 'state' (a mapping) and "
+                                              "'param_groups' (a list)")
+    for pid, entry in opt["state"].items():
+        if not str(pid).isdigit() or not isinstance(entry, dict):
+            raise _field_error(path, f"optimizer.state.{pid}", "is not a parameter's state")
+        for key, value in entry.items():
+            ref = value.get("__tensor__") if isinstance(value, dict) else None
+            if isinstance(value, dict) and ref not in tensors:
+                raise _field_error(path, f"optimizer.state.{pid}.{key}",
+                                   f"refers to the tensor {ref!r}, which the weights lack")
+    for i, group in enumerate(opt["param_groups"]):
+        if not isinstance(group, dict) or not isinstance(group.get("params"), list):
+            raise _field_error(path, f"optimizer.param_groups.{i}", "has no 'params' list")
+        for key in ("lr", "eps"):
+            if key in group and not (isinstance(group[key], (int, float))
+                                     and math.isfinite(group[key]) and group[key] >= 0):
+                raise _field_error(path, f"optimizer.param_groups.{i}.{key}",
+                                   f"is {group[key]!r}, not a finite number >= 0")
+
+
+def validate_metadata(meta: dict, tensors: dict, path: Path) -> None:
+    """Check ``meta.json`` against the checkpoint schema before anything is used: ``step`` a
+    non-negative integer, ``config`` a mapping, ``complex_keys`` naming stored ``(..., 2)``
+    tensors, the optimiser's tensor references present and its groups well-formed, ``rng`` a
+    mapping. One ``ValueError`` names the file and the field."""
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise _field_error(path, "step", f"is {step!r}, not a non-negative integer")
+    if not isinstance(meta.get("config"), dict):
+        raise _field_error(path, "config", "is missing or not a mapping")
+    keys = meta.get("complex_keys", [])
+    if not isinstance(keys, list):
+        raise _field_error(path, "complex_keys", "is not a list")
+    for key in keys:
+        t = tensors.get(key)
+        if t is None or t.ndim == 0 or t.shape[-1] != 2 or not t.is_floating_point():
+            raise _field_error(path, "complex_keys", f"names {key!r}, which is not a stored "
+                                                     "(real, imaginary) tensor")
+    if meta.get("optimizer") is not None:
+        _validate_optimizer(meta["optimizer"], tensors, path)
+    if not isinstance(meta.get("rng", {}), dict):
+        raise _field_error(path, "rng", "is not a mapping")
 
 
 def _sha256(path: Path) -> str:
@@ -357,9 +410,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
         tensors = load_file(str(weights_path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise ValueError(f"corrupt checkpoint {str(weights_path)!r}: {err}") from None
+    validate_metadata(meta, tensors, meta_path)
     for key in meta.get("complex_keys", []):
-        if key in tensors:
-            tensors[key] = torch.view_as_complex(tensors[key].contiguous())
+        tensors[key] = torch.view_as_complex(tensors[key].contiguous())
     if map_location is not None:
         tensors = {
             k: (v if k.startswith(("rng/", "state/")) else v.to(map_location))

@@ -211,12 +211,24 @@ def restore_states(ck, model, optimizer, data, objective) -> int:
     except RuntimeError as err:
         raise ValueError(f"checkpoint {str(ck.path)!r} does not match the model: {err}") from None
     if ck.optimizer_state is not None:
-        optimizer.load_state_dict(ck.optimizer_state)
-    restore_rng_state(ck.rng_tensors, ck.metadata.get("rng", {}))
+        try:
+            optimizer.load_state_dict(ck.optimizer_state)
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise ValueError(f"checkpoint {str(ck.path)!r}: its optimizer state does not fit "
+                             f"the model ({type(err).__name__}: {err})") from None
+    try:
+        restore_rng_state(ck.rng_tensors, ck.metadata.get("rng", {}))
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as err:
+        raise ValueError(f"checkpoint {str(ck.path)!r}: field 'rng' is damaged "
+                         f"({type(err).__name__}: {err})") from None
     for prefix, owner in (("data/", data), ("objective/", objective)):
         part = {k[len(prefix):]: v for k, v in ck.state.items() if k.startswith(prefix)}
         if part and hasattr(owner, "load_state_dict"):
-            owner.load_state_dict(part)
+            try:
+                owner.load_state_dict(part)
+            except (ValueError, KeyError, TypeError, RuntimeError) as err:
+                raise ValueError(f"checkpoint {str(ck.path)!r}: the saved {prefix[:-1]} state "
+                                 f"does not fit ({type(err).__name__}: {err})") from None
     return int(ck.metadata["step"])
 
 
