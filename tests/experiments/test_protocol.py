@@ -29,8 +29,8 @@ def test_catalogue_lists_every_experiment_of_chapters_1_and_2():
     assert list(chapters["equivariance"]) == ["sweep-n", "groups", "depth"]
     assert set(chapters["sampling"]) == {"learn", "beta-sweep", "regularisers", "training-size",
                                          "lines", "density"}
-    for chapter, experiments in chapters.items():
-        for name, e in experiments.items():
+    for chapter in ("sampling", "equivariance"):
+        for name, e in chapters[chapter].items():
             assert isinstance(e, Experiment) and (e.chapter, e.name) == (chapter, name)
             assert e.summary and "\n" not in e.summary
             e.load({})  # every schema has defaults for every key
@@ -99,12 +99,27 @@ def test_staged_progress_labels_every_call():
 
 def test_generic_run_equals_the_chapter_command(tmp_path):
     args = [str(SMOKE), "--out"]
-    assert main(["equivariance", "depth", *args, str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["equivariance", "depth", *args, str(tmp_path / "a"), "--quiet", "--seed",
+                 "1"]) == 0
     assert main(["experiment", "run", "equivariance", "depth", *args, str(tmp_path / "b"),
-                 "--quiet"]) == 0
+                 "--quiet", "--set", "seed=1"]) == 0
     a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
     assert _strip(a) == _strip(b) and a["settings"]["scale"] == "small"
+    assert a["settings"]["seed"] == 1
     assert (tmp_path / "b" / "models" / "depth-C4" / "spinv-run.json").is_file()
+
+
+def test_generic_run_equals_sampling_learn(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("size: 16\nn_train: 2\nn_test: 3\nmaxiter: 2\nalpha_maxiter: 2\n"
+                      "baselines: [low_pass]\n")
+    assert main(["sampling", "learn", str(config), "--out", str(tmp_path / "a"),
+                 "--maxiter", "3"]) == 0
+    assert "held-out PSNR" in capsys.readouterr().out
+    assert main(["experiment", "run", "sampling", "learn", str(config), "--out",
+                 str(tmp_path / "b"), "--set", "maxiter=3"]) == 0
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
+    assert _strip(a) == _strip(b) and a["config"]["maxiter"] == 3
 
 
 def test_generic_run_shows_progress_per_stage(tmp_path, capsys):

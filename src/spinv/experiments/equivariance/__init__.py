@@ -20,46 +20,21 @@ listed.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from spinv.experiments.equivariance.config import DepthConfig, GroupsConfig, SweepNConfig
-from spinv.experiments.protocol import Experiment, Progress
+from spinv.experiments.protocol import Experiment, lazy
 
 __all__ = ["DEPTH", "EXPERIMENTS", "GROUPS", "SWEEP_N"]
 
-
-def _sweep_n(config: SweepNConfig, out: Path, progress: Progress | None = None,
-             resume: bool = False) -> dict:
-    from spinv.experiments.equivariance.sweeps import run_sweep_n
-
-    return run_sweep_n(config, out, progress, resume)
-
-
-def _groups(config: GroupsConfig, out: Path, progress: Progress | None = None,
-            resume: bool = False) -> dict:
-    from spinv.experiments.equivariance.sweeps import run_groups
-
-    return run_groups(config, out, progress, resume)
-
-
-def _depth(config: DepthConfig, out: Path, progress: Progress | None = None,
-           resume: bool = False) -> dict:
-    from spinv.experiments.equivariance.depth import run_depth
-
-    return run_depth(config, out, progress, resume)
-
-
-def _report(results: dict, out: Path) -> str:
-    from spinv.experiments.equivariance.report import results_text
-
-    return results_text(results, out)
-
+_PACKAGE = "spinv.experiments.equivariance"
+_REPORT = lazy(f"{_PACKAGE}.report:results_text")
 
 SWEEP_N = Experiment("equivariance", "sweep-n", "training-set-size sweep, ordinary vs C4, "
-                     "upright and rotated tests (Figs 2.8-2.11)", SweepNConfig, _sweep_n,
-                     _report, resumable=True)
+                     "upright and rotated tests (Figs 2.8-2.11)", SweepNConfig,
+                     lazy(f"{_PACKAGE}.sweeps:run_sweep_n"), _REPORT, resumable=True)
 GROUPS = Experiment("equivariance", "groups", "group-order sweep m in {1, 2, 3, 4, 6, 8} at "
-                    "fixed N (Fig. 2.7)", GroupsConfig, _groups, _report, resumable=True)
+                    "fixed N (Fig. 2.7)", GroupsConfig, lazy(f"{_PACKAGE}.sweeps:run_groups"),
+                    _REPORT, resumable=True)
 DEPTH = Experiment("equivariance", "depth", "learned iterations past their trained depth vs "
-                   "TV-PDHG iterates (Fig. 2.12)", DepthConfig, _depth, _report, resumable=True)
+                   "TV-PDHG iterates (Fig. 2.12)", DepthConfig,
+                   lazy(f"{_PACKAGE}.depth:run_depth"), _REPORT, resumable=True)
 EXPERIMENTS = (SWEEP_N, GROUPS, DEPTH)

@@ -19,11 +19,7 @@ file's held-out quality) is a tool, not an experiment.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from pathlib import Path
-
-from spinv.experiments.protocol import Experiment
+from spinv.experiments.protocol import Experiment, lazy
 from spinv.experiments.sampling.config import (
     BetaSweepConfig,
     DensityConfig,
@@ -36,22 +32,12 @@ from spinv.experiments.sampling.config import (
 __all__ = ["BETA_SWEEP", "DENSITY", "EXPERIMENTS", "LEARN", "LINES", "REGULARISERS",
            "TRAINING_SIZE"]
 
-
-def _lazy(module: str, name: str = "run") -> Callable:
-    """``spinv.experiments.sampling.<module>.<name>``, imported when called."""
-
-    def call(*args, **kwargs):
-        target = importlib.import_module(f"spinv.experiments.sampling.{module}")
-        return getattr(target, name)(*args, **kwargs)
-
-    call.__name__ = f"{module}.{name}"
-    return call
+_PACKAGE = "spinv.experiments.sampling"
+_TABLE = lazy(f"{_PACKAGE}.common:table_report")
 
 
-def _table(results: dict, out: Path) -> str:
-    from spinv.experiments.sampling.common import table_report
-
-    return table_report(results, out)
+def _lazy(module: str, name: str = "run"):
+    return lazy(f"{_PACKAGE}.{module}:{name}")
 
 
 LEARN = Experiment("sampling", "learn", "learn a pattern and alpha, evaluate against baselines "
@@ -59,15 +45,15 @@ LEARN = Experiment("sampling", "learn", "learn a pattern and alpha, evaluate aga
                    _lazy("learn", "report"))
 BETA_SWEEP = Experiment("sampling", "beta-sweep", "sampling rate vs held-out SSIM over the "
                         "sparsity weight beta (Fig. 1.5)", BetaSweepConfig,
-                        _lazy("beta_sweep"), _table)
+                        _lazy("beta_sweep"), _TABLE)
 REGULARISERS = Experiment("sampling", "regularisers", "TV / wavelet / H1 lower-level "
                           "regularisers (Table 1.1)", RegularisersConfig,
-                          _lazy("regularisers"), _table)
+                          _lazy("regularisers"), _TABLE)
 TRAINING_SIZE = Experiment("sampling", "training-size", "held-out SSIM of the learned pattern "
                            "vs training-set size (Fig. 1.11)", TrainingSizeConfig,
-                           _lazy("training_size"), _table)
+                           _lazy("training_size"), _TABLE)
 LINES = Experiment("sampling", "lines", "learned vs greedy vs variable-density Cartesian lines, "
-                   "lower-level solves (Tables 1.3-1.4)", LinesConfig, _lazy("lines"), _table)
+                   "lower-level solves (Tables 1.3-1.4)", LinesConfig, _lazy("lines"), _TABLE)
 DENSITY = Experiment("sampling", "density", "kernel densities of learned patterns "
-                     "(Figs. 1.6, 1.8)", DensityConfig, _lazy("density"), _table)
+                     "(Figs. 1.6, 1.8)", DensityConfig, _lazy("density"), _TABLE)
 EXPERIMENTS = (LEARN, BETA_SWEEP, REGULARISERS, TRAINING_SIZE, LINES, DENSITY)
