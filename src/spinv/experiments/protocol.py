@@ -170,7 +170,6 @@ class Experiment:
                              "runs to continue")
         return self.run(config, Path(out), progress, resume=resume)
 
-
     def _own_section(self, data: dict, scale: str | None) -> tuple[dict, str]:
         """The section named like this experiment of a file with per-experiment sections."""
         if scale is not None:

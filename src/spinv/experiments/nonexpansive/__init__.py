@@ -20,49 +20,25 @@ resumes. Heavy modules are imported when an experiment runs, not when the catalo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from spinv.experiments.nonexpansive.config import DenoiseConfig, PnPConfig, ToyConfig
-from spinv.experiments.protocol import Experiment, Progress
+from spinv.experiments.protocol import Experiment, lazy
 
 __all__ = ["DENOISE", "EXPERIMENTS", "PNP", "TOY"]
 
 SECTIONS = ("toy", "denoise", "pnp")
-
-
-def _toy(config: ToyConfig, out: Path, progress: Progress | None = None,
-         resume: bool = False) -> dict:
-    from spinv.experiments.nonexpansive.toy import run_toy
-
-    return run_toy(config, out, progress, resume)
-
-
-def _denoise(config: DenoiseConfig, out: Path, progress: Progress | None = None,
-             resume: bool = False) -> dict:
-    from spinv.experiments.nonexpansive.denoise import run_denoise
-
-    return run_denoise(config, out, progress, resume)
-
-
-def _pnp(config: PnPConfig, out: Path, progress: Progress | None = None,
-         resume: bool = False) -> dict:
-    from spinv.experiments.nonexpansive.pnp import run_pnp
-
-    return run_pnp(config, out, progress, resume)
-
-
-def _report(results: dict, out: Path) -> str:
-    """The ``results.md`` the experiment wrote."""
-    return (Path(out) / "results.md").read_text()
-
+_PACKAGE = "spinv.experiments.nonexpansive"
+_REPORT = lazy(f"{_PACKAGE}.report:results_text")
 
 TOY = Experiment("nonexpansive", "toy", "fit |x| from 6 points: nonexpansive vs "
-                 "unconstrained ResNet (Fig. 3.1)", ToyConfig, _toy, _report, resumable=True,
+                 "unconstrained ResNet (Fig. 3.1)", ToyConfig,
+                 lazy(f"{_PACKAGE}.toy:run_toy"), _REPORT, resumable=True,
                  sections=SECTIONS)
 DENOISE = Experiment("nonexpansive", "denoise", "PSNR of TV, DnCNN and nonexpansive "
-                     "Euler/Heun/RK4 denoisers (Fig. 3.2, Table 3.1)", DenoiseConfig, _denoise,
-                     _report, resumable=True, sections=SECTIONS)
+                     "Euler/Heun/RK4 denoisers (Fig. 3.2, Table 3.1)", DenoiseConfig,
+                     lazy(f"{_PACKAGE}.denoise:run_denoise"), _REPORT, resumable=True,
+                     sections=SECTIONS)
 PNP = Experiment("nonexpansive", "pnp", "PnP-PGD (Algorithm 6) and PnP-ADMM, averaged vs "
-                 "DnCNN denoisers, on held-out CT/MRI slices", PnPConfig, _pnp, _report,
-                 resumable=True, sections=SECTIONS)
+                 "DnCNN denoisers, on held-out CT/MRI slices", PnPConfig,
+                 lazy(f"{_PACKAGE}.pnp:run_pnp"), _REPORT, resumable=True,
+                 sections=SECTIONS)
 EXPERIMENTS = (TOY, DENOISE, PNP)

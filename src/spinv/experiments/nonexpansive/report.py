@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["denoise_markdown", "markdown_table", "plot_images", "plot_pnp_curves", "plot_psnr",
-           "plot_toy", "save_figure", "toy_markdown"]
+           "plot_toy", "results_text", "save_figure", "toy_markdown"]
 
 
 def _plt():
@@ -199,3 +199,8 @@ def denoise_markdown(out: Path, r: dict, sigma: float, done: bool) -> None:
           "" if done else "*(run in progress: methods still missing)*", "",
           "![psnr](psnr.png)" if r["models"] else "", ""]
     atomic_write_text(out / "results.md", "\n".join(md))
+
+
+def results_text(results: dict, out: str | os.PathLike) -> str:
+    """The report shown after a run: the ``results.md`` the experiment wrote to ``out``."""
+    return (Path(out) / "results.md").read_text()
