@@ -15,7 +15,7 @@ def test_demo_end_to_end_at_toy_size(tmp_path, capsys):
     out = tmp_path / "demo"
     settings = DemoSettings(n_train=2, steps=3, image_size=16, n_test=2, width=8, iterations=2,
                             tv_iterations=20, bf16=False)
-    results = run_demo(out, settings, progress=False)
+    results = run_demo(out, settings)
     assert set(results["metrics"]) == set(METHOD_ORDER)
     for name in METHOD_ORDER:
         for split in ("upright", "rotated"):

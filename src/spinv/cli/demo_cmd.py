@@ -31,6 +31,7 @@ def demo(
     """
     import torch
 
+    from spinv.cli.experiment_cmd import StageBars
     from spinv.experiments.demo import DemoSettings, format_table, run_demo
 
     if threads is not None and threads < 1:
@@ -46,7 +47,11 @@ def demo(
                f"{steps} steps per model, {torch.get_num_threads()} thread(s) -> {out}")
     settings = DemoSettings(n_train=n_train, steps=steps, image_size=image_size, n_test=n_test,
                             width=width, iterations=iterations, seed=seed, bf16=bf16)
-    results = run_demo(out, settings, resume=resume)
+    bars = StageBars(enabled=True)
+    try:
+        results = run_demo(out, settings, bars, resume=resume)
+    finally:
+        bars.close()
     typer.echo("")
     typer.echo(format_table(results))
     typer.echo(f"report: {out / 'report.md'} (also report.html, examples.png, psnr_violin.png)")

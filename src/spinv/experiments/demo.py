@@ -38,7 +38,8 @@ from spinv.experiments.equivariance.baselines import baseline_metrics
 from spinv.experiments.equivariance.config import TVTuning
 from spinv.experiments.equivariance.data import ExperimentData, prepare_ct_data
 from spinv.experiments.equivariance.evaluation import image_metrics, reconstruct_all
-from spinv.experiments.equivariance.training import LPGSettings, model_progress, train_lpg
+from spinv.experiments.equivariance.training import LPGSettings, train_lpg
+from spinv.experiments.protocol import Progress, staged
 
 METHOD_ORDER = ("FBP", "TV", "ordinary LPG", "equivariant LPG (C4)")
 
@@ -74,11 +75,13 @@ class DemoSettings:
 LEARNED = (("ordinary LPG", None), ("equivariant LPG (C4)", "C4"))
 
 
-def run_demo(out_dir: str | Path, settings: DemoSettings | None = None, progress: bool = True,
-             resume: bool = False) -> dict:
+def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
+             progress: Progress | None = None, resume: bool = False) -> dict:
     """Run the headline comparison and write ``results.json``, ``report.md``, ``report.html``,
     figures and the two model runs (``models/ordinary``, ``models/C4``; ``resume``: continue
-    them) to ``out_dir``; returns the results dict (see the module docstring)."""
+    them) to ``out_dir``; returns the results dict (see the module docstring).
+    ``progress(step, total, scalars)`` (the experiment protocol's) follows the training steps,
+    one stage per model."""
     s = settings if settings is not None else DemoSettings()
     bf16 = bf16_available() if s.bf16 is None else s.bf16
     t_start = time.perf_counter()
@@ -92,9 +95,9 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None, progress
                       seed=s.seed)
     training = {}
     for label, group in LEARNED:
-        with model_progress(progress, s.steps, f"training {label}") as bar:
-            model, losses, seconds = train_lpg(data, group, lpg, out / "models" / (group or
-                                               "ordinary"), resume, bar)
+        run_dir = out / "models" / (group or "ordinary")
+        model, losses, seconds = train_lpg(data, group, lpg, run_dir, resume,
+                                           staged(progress, f"training {label}"))
         recs[label] = {"upright": reconstruct_all(model, data.y_test, bf16),
                        "rotated": reconstruct_all(model, data.y_rot, bf16)}
         training[label] = {"group": group,

@@ -162,10 +162,3 @@ def _open(path: Path, config: dict, resume: bool):
     return open_run(path, config, resume=resume and is_run(path),
                     problem=problem_record(parse_config(config).problem),
                     normalise=lambda d: parse_config(d).to_dict())
-
-
-def model_progress(enabled: bool, total: int, desc: str):
-    """A progress bar over one model's steps (the progress protocol of the engine)."""
-    from spinv.training.logging import ProgressBar
-
-    return ProgressBar(total, enabled=enabled, desc=desc, leave=False)
