@@ -216,57 +216,35 @@ def reconstruct_generative(
             u_ = model.decode_mean(z_)
         return data_fidelity(operator, u_, yk, noise_std) + lam * regulariser.energy(u_, z_)
 
-    history: list[float] = []
-    steps = iterations
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc=f"generative[{regulariser.kind}/{method}]", leave=False)
+    tick, close = _progress_bar(progress, iterations, f"generative[{regulariser.kind}/{method}]")
     try:
         if regulariser.hard:
-            opt = torch.optim.Adam([z], lr=z_lr)
-            for _ in range(steps):
-                for _ in range(z_steps):
-                    opt.zero_grad()
-                    objective(None, z).sum().backward(inputs=[z])
-                    opt.step()
-                with torch.no_grad():
-                    history.append(float(objective(None, z).mean()))
-                if bar is not None:
-                    bar.update()
+            history = _adam_rounds([z], torch.optim.Adam([z], lr=z_lr), lambda: objective(None, z),
+                                   iterations, z_steps, lambda: float(objective(None, z).mean()),
+                                   tick)
             with torch.no_grad():
                 u = model.decode_mean(z)
         elif method == "joint":
             u = u.detach().clone().requires_grad_(True)
             opt = torch.optim.Adam([{"params": [u], "lr": u_lr}, {"params": [z], "lr": z_lr}])
-            for _ in range(steps):
-                for _ in range(z_steps):
-                    opt.zero_grad()
-                    objective(u, z).sum().backward(inputs=[u, z])
-                    opt.step()
-                with torch.no_grad():
-                    history.append(float(objective(u, z).mean()))
-                if bar is not None:
-                    bar.update()
+            history = _adam_rounds([u, z], opt, lambda: objective(u, z), iterations, z_steps,
+                                   lambda: float(objective(u, z).mean()), tick)
             u = u.detach()
-        else:
+        else:  # z-steps on lam E(u, .), then the exact u-step
             fourier = FourierDiagonalNormal.from_operator(operator, (H, W), dtype, y.device)
-            opt = torch.optim.Adam([z], lr=z_lr)
-            for _ in range(steps):
-                ud = u.detach()
-                for _ in range(z_steps):  # z-step
-                    opt.zero_grad()
-                    (lam * regulariser.energy(ud, z)).sum().backward(inputs=[z])
-                    opt.step()
-                with torch.no_grad():  # exact u-step
-                    u = _u_step(regulariser, fourier, z, u, atb, lam, s2, cg_iterations)
-                    history.append(float(objective(u, z).mean()))
-                if bar is not None:
-                    bar.update()
+            state = {"u": u}
+
+            def u_step() -> float:
+                state["u"] = _u_step(regulariser, fourier, z, state["u"], atb, lam, s2,
+                                     cg_iterations)
+                return float(objective(state["u"], z).mean())
+
+            history = _adam_rounds([z], torch.optim.Adam([z], lr=z_lr),
+                                   lambda: lam * regulariser.energy(state["u"].detach(), z),
+                                   iterations, z_steps, u_step, tick)
+            u = state["u"]
     finally:
-        if bar is not None:
-            bar.close()
+        close()
     with torch.no_grad():
         obj = objective(u, z).reshape(K, B)
         best = obj.argmin(dim=0)
@@ -274,6 +252,31 @@ def reconstruct_generative(
         u_best = (model.decode_mean(z) if regulariser.hard else u)[idx]
         return GenerativeResult(u_best.detach(), z.detach()[idx], obj.min(dim=0).values, best,
                                 history)
+
+
+def _progress_bar(enabled: bool, total: int, desc: str):
+    """``(tick, close)`` of a tqdm bar, or two no-ops."""
+    if not enabled:
+        return (lambda: None), (lambda: None)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, leave=False)
+    return bar.update, bar.close
+
+
+def _adam_rounds(inputs, opt, loss, rounds: int, steps: int, end_of_round, tick) -> list[float]:
+    """``rounds`` times: ``steps`` Adam steps on ``loss().sum()`` w.r.t. ``inputs``, then
+    ``end_of_round()`` without autograd (its value is recorded) and ``tick()``."""
+    history = []
+    for _ in range(rounds):
+        for _ in range(steps):
+            opt.zero_grad()
+            loss().sum().backward(inputs=inputs)
+            opt.step()
+        with torch.no_grad():
+            history.append(end_of_round())
+        tick()
+    return history
 
 
 def _u_step(regulariser, fourier, z, u, atb, lam, s2, cg_iterations):

@@ -184,26 +184,9 @@ def reconstruct_variational(
         u0 = operator.analytic(y)
     if nonnegative and u0.is_complex():
         raise ValueError("nonnegative=True: only for real images (got a complex u0)")
-    if _is_subsampled_fourier(operator) and op_norm is None:
-        scale = 1.0  # ||S F|| = max s_i <= 1
-        data = FourierDataBlock(operator.mask, y)
-        if not u0.is_complex():
-            u0 = u0.to(torch.complex128 if u0.dtype == torch.float64 else torch.complex64)
-    else:
-        scale = float(op_norm) if op_norm is not None else _operator_norm(operator, u0)
-        data = LeastSquaresBlock(
-            ScaledOperator(operator, scale), y / scale, weight=scale**2, op_norm=1.0
-        )
-
-    g_prox = None
-    if nonnegative:
-
-        def g_prox(x, t):
-            if isinstance(x, tuple):
-                return ((x[0] / (1 + t * epsilon)).clamp(min=0), x[1] / (1 + t * epsilon))
-            return (x / (1 + t * epsilon)).clamp(min=0)
-
+    data, u0, scale = _data_block(operator, y, u0, op_norm)
     if solver == "pdhg":
+        g_prox = _nonnegative_prox(epsilon) if nonnegative else None
         common = dict(
             epsilon=epsilon, g_prox=g_prox, step_rule=step_rule, iterations=iterations, tol=tol
         )
@@ -216,6 +199,34 @@ def reconstruct_variational(
     else:
         u, hist = _solve_primal(operator, y, reg, u0, epsilon, solver, iterations, tol, scale)
     return (u, hist) if return_history else u
+
+
+def _data_block(operator, y: torch.Tensor, u0: torch.Tensor, op_norm: float | None):
+    """The data term as a PDHG block, the (possibly complexified) start and the scale
+    :math:`s` of the operator: the k-space block of Eq. (1.11) for a subsampled Fourier
+    operator of unknown norm (:math:`\\|SF\\|\\le1`), else :math:`\\tfrac{s^2}2\\|(A/s)u -
+    y/s\\|^2` with :math:`s=\\|A\\|` (given or estimated) so that the block has norm 1."""
+    if _is_subsampled_fourier(operator) and op_norm is None:
+        if not u0.is_complex():
+            u0 = u0.to(torch.complex128 if u0.dtype == torch.float64 else torch.complex64)
+        return FourierDataBlock(operator.mask, y), u0, 1.0
+    scale = float(op_norm) if op_norm is not None else _operator_norm(operator, u0)
+    data = LeastSquaresBlock(
+        ScaledOperator(operator, scale), y / scale, weight=scale**2, op_norm=1.0
+    )
+    return data, u0, scale
+
+
+def _nonnegative_prox(epsilon: float):
+    """:math:`\\operatorname{prox}_{tG}` of :math:`G(u)=\\tfrac\\varepsilon2\\|u\\|^2+
+    \\iota_{u\\ge0}` (on ``u`` of a TGV pair ``(u, w)``)."""
+
+    def g_prox(x, t):
+        if isinstance(x, tuple):
+            return ((x[0] / (1 + t * epsilon)).clamp(min=0), x[1] / (1 + t * epsilon))
+        return (x / (1 + t * epsilon)).clamp(min=0)
+
+    return g_prox
 
 
 def _solve_primal(operator, y, reg, u0, epsilon, solver, iterations, tol, scale):
