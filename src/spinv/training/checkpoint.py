@@ -225,7 +225,8 @@ def validate_metadata(meta: dict, tensors: dict, path: Path) -> None:
         raise _field_error(path, "rng", "is not a mapping")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -295,7 +296,7 @@ def save_checkpoint(
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         with open(tmp / WEIGHTS, "rb+") as fh:
             os.fsync(fh.fileno())
-        meta["weights_sha256"] = _sha256(tmp / WEIGHTS)
+        meta["weights_sha256"] = file_sha256(tmp / WEIGHTS)
         atomic_write_json(tmp / META, meta)
         if final.exists():  # re-saving a step (e.g. after a resume): swap out the old one
             trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=run))
@@ -401,7 +402,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
             f"checkpoint metadata {str(meta_path)!r} lacks the field 'weights_sha256' (the "
             "SHA-256 of the weights); it was altered or is not a spinv checkpoint"
         )
-    if _sha256(weights_path) != digest:
+    if file_sha256(weights_path) != digest:
         raise ValueError(
             f"corrupt or truncated checkpoint {str(weights_path)!r}: SHA-256 does not match "
             f"the one recorded in {META}"

@@ -39,7 +39,41 @@ class DataSource(Protocol):
     def batch(self, step: int) -> Any: ...
 
 
-class FixedPairs:
+class SeededSource:
+    """Base of a source whose step ``k`` consumes draws of one CPU generator seeded with
+    ``seed``: steps come in order (:meth:`advance`), and the generator state and the next step
+    are the checkpointed state (:class:`FixedPairs` and the image sources of
+    :mod:`spinv.training.sources_images` build on it)."""
+
+    def __init__(self, seed: int) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed={seed!r}: expected an integer")
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.position = 0  # the next step
+
+    def advance(self, step: int) -> None:
+        """Check that ``step`` is the next step and move on."""
+        if step != self.position:
+            raise ValueError(
+                f"{type(self).__name__}.batch({step}): steps must be requested in order; the "
+                f"next step is {self.position} (restore a checkpoint's state to resume)"
+            )
+        self.position += 1
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state(),
+                "position": torch.tensor([self.position], dtype=torch.int64)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for key in ("generator", "position"):
+            if key not in state:
+                raise ValueError(f"{type(self).__name__} state: missing {key!r}")
+        self.generator.set_state(state["generator"].to(torch.uint8).cpu())
+        self.position = int(state["position"][0])
+
+
+class FixedPairs(SeededSource):
     """Minibatches of fixed pairs ``(x[idx], y[idx])`` with ``idx`` drawn from a seeded
     generator (module docstring).
 
@@ -60,12 +94,9 @@ class FixedPairs:
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed={seed!r}: expected an integer")
+        super().__init__(seed)
         self.x, self.y = x, y
-        self.batch_size, self.seed, self.name = batch_size, seed, name
-        self.generator = torch.Generator().manual_seed(seed)
-        self.position = 0  # the next step whose indices the generator will draw
+        self.batch_size, self.name = batch_size, name
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -86,18 +117,6 @@ class FixedPairs:
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.indices(step).to(self.x.device)
         return self.x[idx], self.y[idx]
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Generator state and position (uint8 and int64 tensors, stored in checkpoints)."""
-        return {"generator": self.generator.get_state(),
-                "position": torch.tensor([self.position], dtype=torch.int64)}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for key in ("generator", "position"):
-            if key not in state:
-                raise ValueError(f"FixedPairs state: missing {key!r}")
-        self.generator.set_state(state["generator"].to(torch.uint8).cpu())
-        self.position = int(state["position"][0])
 
     def describe(self) -> dict:
         return {"source": self.name, "n": len(self), "batch_size": self.batch_size,

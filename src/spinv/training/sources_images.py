@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from spinv.training.sources import SeededSource
+
 __all__ = ["AugmentedSlices", "FullBatch", "NoisyCrops", "SeededSource", "random_crops"]
 
 
@@ -48,40 +50,6 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}={value!r}: expected a positive integer")
     return value
-
-
-class SeededSource:
-    """Base of a source whose step ``k`` consumes draws of one CPU generator seeded with
-    ``seed``: steps come in order (:meth:`advance`), and the generator state and the next step
-    are the checkpointed state (the same state as
-    :class:`spinv.training.sources.FixedPairs`)."""
-
-    def __init__(self, seed: int) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed={seed!r}: expected an integer")
-        self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed)
-        self.position = 0  # the next step
-
-    def advance(self, step: int) -> None:
-        """Check that ``step`` is the next step and move on."""
-        if step != self.position:
-            raise ValueError(
-                f"{type(self).__name__}.batch({step}): steps must be requested in order; the "
-                f"next step is {self.position} (restore a checkpoint's state to resume)"
-            )
-        self.position += 1
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"generator": self.generator.get_state(),
-                "position": torch.tensor([self.position], dtype=torch.int64)}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for key in ("generator", "position"):
-            if key not in state:
-                raise ValueError(f"{type(self).__name__} state: missing {key!r}")
-        self.generator.set_state(state["generator"].to(torch.uint8).cpu())
-        self.position = int(state["position"][0])
 
 
 class NoisyCrops(SeededSource):

@@ -19,7 +19,6 @@ into an entry.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 
 from spinv.atomic import atomic_write_json
+from spinv.training.checkpoint import file_sha256
 
 __all__ = [
     "ZOO_ROOT",
@@ -106,14 +106,6 @@ def resolve_model(name_or_path: str | os.PathLike, root: str | os.PathLike = ZOO
     if path.exists():
         return path
     return get_model(str(name_or_path), root).checkpoint
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _git_commit() -> str | None:
@@ -201,7 +193,7 @@ def release(run: str | os.PathLike, name: str, description: str,
             "cpu_seconds": _cpu_seconds(run_path),
             "torch_threads": cfg.train.num_threads,
             "commit": _git_commit(),
-            "weights_sha256": _sha256(tmp / MODEL_DIR / "weights.safetensors"),
+            "weights_sha256": file_sha256(tmp / MODEL_DIR / "weights.safetensors"),
             "released": time.strftime("%Y-%m-%d", time.gmtime()),
             "release_metrics": {k: metrics[k] for k in ("dataset", "split", "roi", "seed",
                                                         "n_images", "summary")},
@@ -224,7 +216,7 @@ def verify(name: str, root: str | os.PathLike = ZOO_ROOT) -> list[dict]:
     entry = get_model(name, root)
     weights = entry.checkpoint / "weights.safetensors"
     recorded = entry.provenance.get("weights_sha256")
-    if recorded is None or _sha256(weights) != recorded:
+    if recorded is None or file_sha256(weights) != recorded:
         raise ValueError(f"zoo entry {name!r}: {str(weights)!r} does not match the SHA-256 in "
                          f"{PROVENANCE}; reinstall spinv")
     released = entry.provenance["release_metrics"]["summary"]
