@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["DataSource", "FixedPairs", "RankShard"]
+__all__ = ["DataSource", "FixedPairs", "RankShard", "SeededSource"]
 
 
 @runtime_checkable
