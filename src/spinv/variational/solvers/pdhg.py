@@ -221,6 +221,20 @@ def step_sizes(
     return out
 
 
+def _default_g(epsilon: float):
+    """``(prox, value)`` of the default :math:`G(x)=\\tfrac\\varepsilon2\\|x\\|^2`:
+    :math:`\\operatorname{prox}_{tG}(x)=x/(1+t\\varepsilon)` (the identity for
+    :math:`\\varepsilon=0`)."""
+
+    def prox(x, t):
+        return _map(lambda a: a / (1.0 + t * epsilon), x) if epsilon > 0 else x
+
+    def value(x):
+        return 0.5 * epsilon * _bsq(x)
+
+    return prox, value
+
+
 def pdhg_iterates(
     blocks: Sequence[DualBlock],
     x0: Primal,
@@ -251,21 +265,9 @@ def pdhg_iterates(
     sigma_k = float(sigma if sigma is not None else steps["sigma"])
     theta_k = float(theta if theta is not None else steps["theta"])
     accelerated = steps["rule"] == "accelerated"
-    if g_prox is None:
-        if epsilon > 0:
-
-            def g_prox(x, t):
-                return _map(lambda a: a / (1.0 + t * epsilon), x)
-        else:
-
-            def g_prox(x, t):
-                return x
-
-    if g_value is None:
-
-        def g_value(x):
-            return 0.5 * epsilon * _bsq(x)
-
+    default_prox, default_value = _default_g(epsilon)
+    g_prox = default_prox if g_prox is None else g_prox
+    g_value = default_value if g_value is None else g_value
     x = _map(torch.clone, x0) if isinstance(x0, tuple) else x0.clone()
     kx = [b.op(x) for b in blocks]
     kxbar = kx
