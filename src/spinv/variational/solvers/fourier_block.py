@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from spinv.linalg import squared_norm
 from spinv.variational.solvers.pdhg import DualBlock
 
 Tensor = torch.Tensor
@@ -76,6 +77,4 @@ class FourierDataBlock(DualBlock):
         return q - torch.fft.ifft2(k, norm="ortho")
 
     def value(self, z: Tensor) -> Tensor:
-        r = self.s * torch.fft.fft2(z, norm="ortho") - self.y
-        r = torch.view_as_real(r)
-        return 0.5 * r.square().reshape(r.shape[0], -1).sum(dim=1)
+        return 0.5 * squared_norm(self.s * torch.fft.fft2(z, norm="ortho") - self.y)
