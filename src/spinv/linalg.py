@@ -79,10 +79,15 @@ def inner(a: Tensor, b: Tensor) -> Tensor:
     """:math:`\\mathrm{Re}\\sum_i a_i\\bar b_i` over all axes but the first, shape ``(B,)``.
 
     >>> a = torch.tensor([[1 + 2j, 3j]])
-    >>> inner(a, a).tolist(), inner(a, 1j * a).tolist()
-    ([14.0], [0.0])
+    >>> inner(a, a).tolist(), inner(a, 1j * a).tolist(), inner(a, torch.ones(1, 2)).tolist()
+    ([14.0], [0.0], [1.0])
     """
-    prod = a.real * b.real + a.imag * b.imag if a.is_complex() else a * b
+    if a.is_complex() and b.is_complex():
+        prod = a.real * b.real + a.imag * b.imag
+    elif a.is_complex() or b.is_complex():  # the real one has imaginary part 0
+        prod = a.real * b.real
+    else:
+        prod = a * b
     return prod.reshape(a.shape[0], -1).sum(dim=1)
 
 
