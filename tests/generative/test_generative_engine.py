@@ -115,7 +115,7 @@ def test_vae_run_is_rebuilt_by_the_catalogue(sampler, tmp_path):
 
 
 def _former_end_to_end(cfg, train_images, device):
-    """The loop of spinv.experiments.generative.train_end_to_end before the engine (verbatim,
+    """The loop of the generative experiment's train_end_to_end before the engine (verbatim,
     the operator built as make_problem did)."""
     from spinv.learned.postprocess import PostProcessCNN
     from spinv.operators import SubsampledFourier
@@ -149,13 +149,16 @@ def _former_end_to_end(cfg, train_images, device):
 def test_end_to_end_equals_the_former_loop_and_is_evaluable(tmp_path):
     from spinv.cli import main
     from spinv.data import load_dataset
-    from spinv.experiments.generative import load_experiment_config, train_end_to_end
+    from spinv.experiments.generative import COMPARISON
+    from spinv.experiments.generative.end_to_end import train_end_to_end
 
-    cfg = load_experiment_config(SMOKE)
-    cfg["end_to_end"]["steps"] = 6
+    cfg = COMPARISON.load(SMOKE, None, ["end_to_end.steps=6"])
     images = load_dataset("brain-t1", "train")
-    old = _former_end_to_end(cfg, images, "cpu")
-    new = train_end_to_end(cfg, images, "cpu", progress=False, run_dir=tmp_path / "e2e")
+    old = _former_end_to_end(cfg.to_dict(), images, "cpu")
+    steps = []
+    new = train_end_to_end(cfg, images, "cpu", lambda k, n, rec: steps.append((k, n, rec["stage"])),
+                           run_dir=tmp_path / "e2e")
+    assert steps == [(k, 6, "end-to-end") for k in range(1, 7)]
     assert _same_weights(old, new)
     code = main(["evaluate", str(tmp_path / "e2e"), "--out", str(tmp_path / "ev"),
                  "--n-images", "2"])
@@ -167,7 +170,8 @@ def test_end_to_end_equals_the_former_loop_and_is_evaluable(tmp_path):
 KILLED_EXPERIMENT = textwrap.dedent("""
     import os, signal, sys
     import spinv.training.vae as vae
-    from spinv.experiments.generative import run_experiment
+    from spinv.experiments.generative import COMPARISON
+    from spinv.experiments.generative.experiment import run_experiment
     from spinv.training.objectives_generative import NegativeELBO
 
     vae.CHECKPOINT_EVERY = 4
@@ -181,7 +185,7 @@ KILLED_EXPERIMENT = textwrap.dedent("""
         return loss(self, model, x)
 
     NegativeELBO.__call__ = call
-    run_experiment(sys.argv[1], sys.argv[2], progress=False)
+    run_experiment(COMPARISON.load(sys.argv[1]), sys.argv[2])
 """)
 
 TIMING = {"seconds", "seconds_training_vae", "seconds_training_end_to_end"}
@@ -189,7 +193,8 @@ TIMING = {"seconds", "seconds_training_vae", "seconds_training_end_to_end"}
 
 def test_killed_generative_experiment_resumes_to_the_identical_result(tmp_path, monkeypatch):
     import spinv.training.vae as vae
-    from spinv.experiments.generative import run_experiment
+    from spinv.experiments.generative import COMPARISON
+    from spinv.experiments.generative.experiment import run_experiment
 
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -201,8 +206,9 @@ def test_killed_generative_experiment_resumes_to_the_identical_result(tmp_path, 
     assert not (killed / "results.json").is_file()
 
     monkeypatch.setattr(vae, "CHECKPOINT_EVERY", 4)
-    resumed = run_experiment(SMOKE, killed, progress=False)
-    whole = run_experiment(SMOKE, tmp_path / "whole", progress=False)
+    config = COMPARISON.load(SMOKE)
+    resumed = run_experiment(config, killed)
+    whole = run_experiment(config, tmp_path / "whole")
     for summary in (resumed, whole):
         for key in TIMING:
             summary["meta"].pop(key)

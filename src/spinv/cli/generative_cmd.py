@@ -1,6 +1,7 @@
 """``spinv generative``: train VAE priors, reconstruct MRI with generative regularisers, and run
 the comparison experiment of talk 002 (thin wrappers around :mod:`spinv.generative` and
-:mod:`spinv.experiments.generative`)."""
+:mod:`spinv.experiments.generative`; ``experiment`` is an alias of ``spinv experiment run
+generative comparison``)."""
 
 from __future__ import annotations
 
@@ -27,25 +28,16 @@ def train(
     import torch
 
     from spinv.data import load_dataset
-    from spinv.experiments.generative import load_experiment_config, resolve_device
-    from spinv.generative.train import TrainSettings
-    from spinv.training.vae import ModelSpec, train_generative_models
+    from spinv.experiments.generative import COMPARISON
+    from spinv.experiments.generative.experiment import resolve_device, vae_settings
+    from spinv.training.vae import train_generative_models
 
-    cfg = load_experiment_config(config)
-    if seed is not None:
-        cfg["seed"] = seed
-    torch.set_num_threads(int(cfg["num_threads"]))
-    d, m, t = cfg["data"], cfg["model"], cfg["train"]
-    spec = ModelSpec(image_size=int(d["image_size"]), latent_dim=int(m["latent_dim"]),
-                     width=int(m["width"]), rank=int(m["rank"]), radius=int(m["radius"]),
-                     covariances=list(m["covariances"]))
-    ms = TrainSettings("mean", int(t["mean_steps"]), int(t["batch_size"]), float(t["lr"]),
-                       float(t["beta"]), int(cfg["seed"]))
-    cs = TrainSettings("covariance", int(t["cov_steps"]), int(t["batch_size"]), float(t["lr"]),
-                       float(t["beta"]), int(cfg["seed"]) + 1)
-    models = train_generative_models(load_dataset(d["dataset"], "train"), out, spec, ms, cs,
-                                     zoom=d["zoom"], flip=d["flip"],
-                                     device=resolve_device(cfg["device"]), progress=not quiet)
+    cfg = COMPARISON.load(config, None, [] if seed is None else [f"seed={seed}"])
+    torch.set_num_threads(int(cfg.num_threads))
+    spec, ms, cs = vae_settings(cfg)
+    models = train_generative_models(load_dataset(cfg.data.dataset, "train"), out, spec, ms, cs,
+                                     zoom=cfg.data.zoom, flip=cfg.data.flip,
+                                     device=resolve_device(cfg.device), progress=not quiet)
     for kind in models:
         typer.echo(f"{kind}: {out / f'vae-{kind}'}")
 
@@ -71,8 +63,8 @@ def reconstruct(
 
     from spinv.atomic import atomic_write_bytes, atomic_write_json
     from spinv.data import load_dataset
-    from spinv.experiments.generative import make_problem
-    from spinv.experiments.generative_report import metrics
+    from spinv.experiments.generative.methods import make_problem
+    from spinv.experiments.generative.report import metrics
     from spinv.generative import make_regulariser, reconstruct_generative
     from spinv.generative.train import prepare_slices
     from spinv.training.vae import load_vae
@@ -119,11 +111,13 @@ def experiment(
     quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
 ) -> None:
     """TV, range, mean-only, covariance models and end-to-end CNN at several rates/noises."""
-    from spinv.experiments.generative import run_experiment
+    from spinv.cli.experiment_cmd import dispatch
 
-    summary = run_experiment(config, out, models_dir=models, seed=seed, progress=not quiet)
-    typer.echo((out / "results.md").read_text() if (out / "results.md").is_file() else "")
-    typer.echo(json.dumps(summary["weights"]))
+    overrides = [] if seed is None else [f"seed={seed}"]
+    if models is not None:
+        overrides.append(f"models={json.dumps(str(models))}")
+    dispatch("generative", "comparison", {} if config is None else config, out,
+             overrides=overrides, quiet=quiet)
 
 
 def register(app: typer.Typer) -> None:

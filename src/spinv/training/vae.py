@@ -32,7 +32,7 @@ import torch
 
 from spinv.generative.train import SliceSampler, TrainSettings
 from spinv.nn.vae import COVARIANCE_KINDS, GaussianVAE
-from spinv.training.engine import FitOptions, fit
+from spinv.training.engine import FitOptions, Progress, fit
 from spinv.training.objectives_generative import NegativeELBO
 from spinv.training.rundir import RunDirectory, is_run, open_run
 from spinv.training.sources_images import AugmentedSlices
@@ -87,11 +87,12 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 def train_vae(model: GaussianVAE, sampler: SliceSampler, settings: TrainSettings,
-              progress: bool = True, log_every: int = 50,
+              progress: bool | Progress = True, log_every: int = 50,
               run: RunDirectory | None = None) -> list[dict[str, float]]:
     """Train ``model`` in place (module docstring); returns :func:`vae_history` of the run.
     With ``run`` (:func:`~spinv.training.rundir.open_run`) the stage leaves a run directory
-    and resumes from its checkpoint."""
+    and resumes from its checkpoint. ``progress``: ``True`` for a progress bar, or the
+    progress protocol ``progress(step, total, scalars)`` of :func:`~spinv.training.engine.fit`."""
     if not isinstance(settings, TrainSettings):
         raise TypeError(f"settings must be a TrainSettings, got {type(settings).__name__}")
     if settings.stage == "covariance" and model.cov_head is None:
@@ -106,10 +107,12 @@ def train_vae(model: GaussianVAE, sampler: SliceSampler, settings: TrainSettings
                          checkpoint_every=min(CHECKPOINT_EVERY, settings.steps),
                          seed=settings.seed)
     records: list[dict] = []
-    bar = _bar(settings.steps, f"vae[{model.kind}/{settings.stage}]", progress)
+    bar = _bar(settings.steps, f"vae[{model.kind}/{settings.stage}]", progress is True)
 
     def on_step(step: int, total: int, rec: dict) -> None:
         records.append(dict(rec))
+        if callable(progress):
+            progress(step, total, rec)
         if bar is not None:
             bar.update(step - bar.n)
             bar.set_postfix(nll_px=f"{rec['nll_per_pixel']:.3f}", kl=f"{rec['kl']:.1f}")
@@ -151,7 +154,7 @@ class ModelSpec:
 
 
 def _train_stage(model: GaussianVAE, sampler: SliceSampler, settings: TrainSettings,
-                 path: Path, data: dict, progress: bool) -> list[dict]:
+                 path: Path, data: dict, progress: bool | Progress) -> list[dict]:
     config = vae_run_config(model, settings, data)
     with open_run(path, config, resume=is_run(path)) as run:
         return train_vae(model, sampler, settings, progress=progress, run=run)
@@ -166,7 +169,7 @@ def train_generative_models(
     zoom=(0.8, 1.0),
     flip: bool = True,
     device=None,
-    progress: bool = True,
+    progress: bool | Progress = True,
 ) -> dict[str, GaussianVAE]:
     """Train the mean model, then one covariance head per kind in ``spec.covariances``.
 

@@ -12,7 +12,7 @@ import torch
 
 from spinv.atomic import atomic_save_figure
 
-__all__ = ["markdown_report", "metrics", "plot_covariances", "plot_examples",
+__all__ = ["markdown_report", "metrics", "plot_covariances", "plot_examples", "results_text",
            "plot_generalisation", "setting_key"]
 
 
@@ -171,3 +171,10 @@ def markdown_report(table: dict, cfg: dict, lams: dict, meta: dict,
     lines += [f"Wall time: {meta['seconds']:.0f} s ({meta['threads']} thread(s), device "
               f"{meta['device']})", ""]
     return "\n".join(lines)
+
+
+def results_text(results: dict, out: Path) -> str:
+    """The report shown after a run: ``results.md`` of ``out`` and the tuned weights (JSON)."""
+    import json
+
+    return f"{(Path(out) / 'results.md').read_text()}\n{json.dumps(results['weights'])}"
