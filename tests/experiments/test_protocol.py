@@ -26,7 +26,7 @@ def _strip(obj):
 
 def test_catalogue_lists_every_experiment_of_chapters_1_and_2():
     chapters = catalogue()
-    assert list(chapters["equivariance"]) == ["sweep-n", "groups", "depth"]
+    assert list(chapters["equivariance"]) == ["sweep-n", "groups", "depth", "compare-models"]
     assert set(chapters["sampling"]) == {"learn", "beta-sweep", "regularisers", "training-size",
                                          "lines", "density"}
     for chapter in ("sampling", "equivariance"):
@@ -34,7 +34,7 @@ def test_catalogue_lists_every_experiment_of_chapters_1_and_2():
             assert isinstance(e, Experiment) and (e.chapter, e.name) == (chapter, name)
             assert e.summary and "\n" not in e.summary
             e.load({})  # every schema has defaults for every key
-    with pytest.raises(ValueError, match="sweep-n, groups, depth"):
+    with pytest.raises(ValueError, match="sweep-n, groups, depth, compare-models"):
         find("equivariance", "sweep")
     with pytest.raises(ValueError, match="'nope'"):
         find("nope", "x")

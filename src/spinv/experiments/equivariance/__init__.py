@@ -9,7 +9,9 @@ or MRI (``brain-t1``), configured by ``configs/equivariance-*.yaml``
 * ``groups``: group-order sweep :math:`m \\in \\{1, 2, 3, 4, 6, 8\\}` at fixed N (Fig. 2.7,
   :func:`.sweeps.run_groups`);
 * ``depth``: learned iterations past their trained depth vs TV-PDHG (Fig. 2.12,
-  :func:`.depth.run_depth`).
+  :func:`.depth.run_depth`);
+* ``compare-models``: trained models (run directories or zoo names) vs FBP and TV on the
+  held-out slab, upright and rotated (:func:`.models.run_compare_models`).
 
 Modules: :mod:`.data` (slices, simulated measurements, rotated test sets), :mod:`.training`
 (the LPG models on :func:`spinv.training.engine.fit`), :mod:`.evaluation`, :mod:`.baselines`
@@ -21,9 +23,10 @@ listed.
 from __future__ import annotations
 
 from spinv.experiments.equivariance.config import DepthConfig, GroupsConfig, SweepNConfig
+from spinv.experiments.equivariance.models import CompareModelsConfig
 from spinv.experiments.protocol import Experiment, lazy
 
-__all__ = ["DEPTH", "EXPERIMENTS", "GROUPS", "SWEEP_N"]
+__all__ = ["COMPARE_MODELS", "DEPTH", "EXPERIMENTS", "GROUPS", "SWEEP_N"]
 
 _PACKAGE = "spinv.experiments.equivariance"
 _REPORT = lazy(f"{_PACKAGE}.report:results_text")
@@ -37,4 +40,8 @@ GROUPS = Experiment("equivariance", "groups", "group-order sweep m in {1, 2, 3, 
 DEPTH = Experiment("equivariance", "depth", "learned iterations past their trained depth vs "
                    "TV-PDHG iterates (Fig. 2.12)", DepthConfig,
                    lazy(f"{_PACKAGE}.depth:run_depth"), _REPORT, resumable=True)
-EXPERIMENTS = (SWEEP_N, GROUPS, DEPTH)
+COMPARE_MODELS = Experiment("equivariance", "compare-models", "trained models (runs or zoo "
+                            "names) vs FBP and TV on the held-out slab, upright and rotated",
+                            CompareModelsConfig, lazy(f"{_PACKAGE}.models:run_compare_models"),
+                            lazy(f"{_PACKAGE}.models:comparison_text"))
+EXPERIMENTS = (SWEEP_N, GROUPS, DEPTH, COMPARE_MODELS)
