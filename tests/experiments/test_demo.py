@@ -43,3 +43,22 @@ def test_demo_rejects_a_bad_size_in_one_line(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--steps", "0"]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "steps" in err
+
+
+def test_demo_evaluates_shipped_models_without_training(tmp_path):
+    from spinv.experiments.demo import DemoSettings, run_demo
+    from spinv.training import parse_config, train
+
+    cfg = {"problem": {"kind": "ct", "image_size": 16, "n_angles": 50, "upsample": 2},
+           "data": {"dataset": "ct-head", "n_train": 2, "val_size": 1, "resize": "area"},
+           "model": {"name": "lpg", "group": "C4", "width": 8, "iterations": 2},
+           "train": {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "num_threads": 1,
+                     "device": "cpu"}}
+    train(parse_config(cfg), tmp_path / "run", progress=False)
+    settings = DemoSettings(n_train=2, image_size=16, n_test=2, tv_iterations=20,
+                            shipped=(str(tmp_path / "run"),))
+    results = run_demo(tmp_path / "demo", settings)
+    assert results["order"] == ["FBP", "TV", "C4 LPG (shipped)"]
+    assert not (tmp_path / "demo" / "models").exists()  # nothing was trained
+    assert results["training"]["C4 LPG (shipped)"]["losses"]  # the run's learning curve
+    assert "| C4 LPG (shipped) |" in (tmp_path / "demo" / "report.md").read_text()

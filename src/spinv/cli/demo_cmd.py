@@ -16,18 +16,21 @@ def demo(
     width: int = typer.Option(96, "--width", help="|H| x channels of the learned proxes"),
     iterations: int = typer.Option(8, "--iterations", help="unrolled iterations"),
     seed: int = typer.Option(0, "--seed", help="seed of data, noise, rotations, weights"),
-    bf16: bool = typer.Option(None, "--bf16/--fp32", help="bfloat16 autocast for the networks "
-                              "(default: when the CPU/GPU supports it)"),
+    bf16: bool = typer.Option(False, "--bf16/--fp32", help="bfloat16 autocast for the networks "
+                              "(default float32: the same numbers on every CPU)"),
+    retrain: bool = typer.Option(False, "--retrain", help="train the ordinary and C4 LPG "
+                                 "models live (minutes) instead of evaluating the shipped ones"),
     threads: int = typer.Option(None, "--threads", help="torch threads (default: the idle "
                                 "cores, from the load average)"),
     resume: bool = typer.Option(False, "--resume", help="continue the model runs in "
                                 "--out/models after an interruption"),
 ) -> None:
-    """Headline comparison: ordinary vs C4-equivariant learned reconstruction on head CT.
+    """Headline comparison on low-dose head CT: learned reconstruction vs FBP and TV.
 
-    Trains both learned proximal gradient methods (thesis Algorithm 5) on low-dose head CT and
-    compares them with FBP and TV on upright and rotated held-out slices; writes a report and
-    the two model runs (--out/models/ordinary, --out/models/C4).
+    By default evaluates the shipped, fully trained models (`spinv models list`) against FBP
+    and TV on upright and rotated held-out slices and writes a report. --retrain instead trains
+    an ordinary and a C4-equivariant learned proximal gradient method (thesis Algorithm 5) on
+    --n-train slices live (the small-data comparison of §2.5.3; runs in --out/models).
     """
     import torch
 
@@ -43,10 +46,14 @@ def demo(
             raise ValueError(f"{name} must be >= 1, got {value}")
     if image_size < 16:
         raise ValueError(f"--image-size must be >= 16, got {image_size}")
-    typer.echo(f"spinv demo: ct-head, {n_train} training slices, {image_size}² pixels, "
-               f"{steps} steps per model, {torch.get_num_threads()} thread(s) -> {out}")
+    shipped = () if retrain else shipped_models(image_size)
+    what = (f"{n_train} training slices, {steps} steps per model" if retrain
+            else f"shipped models {', '.join(shipped)}")
+    typer.echo(f"spinv demo: ct-head, {image_size}² pixels, {what}, "
+               f"{'bf16' if bf16 else 'float32'}, {torch.get_num_threads()} thread(s) -> {out}")
     settings = DemoSettings(n_train=n_train, steps=steps, image_size=image_size, n_test=n_test,
-                            width=width, iterations=iterations, seed=seed, bf16=bf16)
+                            width=width, iterations=iterations, seed=seed, bf16=bf16,
+                            shipped=shipped)
     bars = StageBars(enabled=True)
     try:
         results = run_demo(out, settings, bars, resume=resume)
@@ -56,6 +63,24 @@ def demo(
     typer.echo(format_table(results))
     typer.echo(f"report: {out / 'report.md'} (also report.html, examples.png, psnr_violin.png)")
     typer.echo(f"wall time {results['wall_time_s']:.0f} s")
+
+
+SHIPPED = ("ct64-lpg-c4", "ct64-lpd-c4")
+
+
+def shipped_models(image_size: int) -> tuple[str, ...]:
+    """The zoo models the demo evaluates; an error with the way out when they are missing."""
+    from spinv.zoo import list_models
+
+    names = {e.name for e in list_models()}
+    missing = [n for n in SHIPPED if n not in names]
+    if missing:
+        raise ValueError(f"the shipped models {', '.join(missing)} are not installed (`spinv "
+                         "models list`); run `spinv demo --retrain` to train models live")
+    if image_size != 64:
+        raise ValueError(f"--image-size {image_size}: the shipped models are trained for 64x64; "
+                         "use --retrain for another size")
+    return SHIPPED
 
 
 def idle_threads() -> int:

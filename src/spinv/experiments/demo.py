@@ -57,8 +57,10 @@ def bf16_available(device: torch.device | str = "cpu") -> bool:
 class DemoSettings:
     """Settings of the demo: ``n_train`` training and ``n_test`` held-out slices of
     ``image_size``²; LPG ``width``, ``iterations``, Adam ``steps`` and ``lr``; ``seed`` of data,
-    noise, rotations and weights; ``bf16`` autocast (``None``: when the hardware supports it);
-    ``tv_iterations`` of PDHG for TV."""
+    noise, rotations and weights; ``bf16`` autocast of the networks (default ``False``: float32,
+    the same numbers on every CPU; ``None``: when the hardware supports it); ``tv_iterations``
+    of PDHG for TV. ``shipped``: names of :mod:`spinv.zoo` models (or run directories) to
+    evaluate instead of training the two LPG models live."""
 
     n_train: int = 10
     steps: int = 1000
@@ -68,8 +70,9 @@ class DemoSettings:
     iterations: int = 8
     lr: float = 5e-4
     seed: int = 0
-    bf16: bool | None = None
+    bf16: bool | None = False
     tv_iterations: int = 300
+    shipped: tuple[str, ...] = ()
 
 
 LEARNED = (("ordinary LPG", None), ("equivariant LPG (C4)", "C4"))
@@ -91,6 +94,40 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
     tuning = TVTuning(tune_images=min(4, s.n_train), alpha_grid=list(np.logspace(-3, 0, 4)),
                       golden_iterations=4, tune_iterations=s.tv_iterations)
     alpha = baseline_metrics(tuning, data, keep=recs)["alpha"]
+    learn = _load_shipped if s.shipped else _train_live
+    training = learn(s, data, recs, out, (progress, resume, bf16))
+    truth = {"upright": (data.x_test, data.mask_test), "rotated": (data.x_rot, data.mask_rot)}
+    metrics = {
+        name: {split: image_metrics(r[split].float(), *truth[split]) for split in truth}
+        for name, r in recs.items()
+    }
+    results = {
+        "settings": {
+            "dataset": "ct-head", "n_train": s.n_train, "n_test": int(len(data.x_test)),
+            "image_size": s.image_size, "n_angles": 50, "photons": 1e4, "steps": s.steps,
+            "width": s.width, "iterations": s.iterations, "lr": s.lr, "seed": s.seed,
+            "bf16": bf16, "tv_alpha": alpha, "shipped": list(s.shipped),
+            "tv_iterations": s.tv_iterations,
+            "test_angles_deg": data.angles.tolist(),
+        },
+        "machine": {
+            "platform": platform.platform(), "processor": platform.processor(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+        },
+        "metrics": metrics,
+        "order": list(recs),
+        "training": training,
+        "wall_time_s": time.perf_counter() - t_start,
+    }
+    _write_outputs(out, results, recs, data)
+    return results
+
+
+def _train_live(s: DemoSettings, data: ExperimentData, recs: dict, out: Path,
+                context: tuple) -> dict:
+    """Train the ordinary and the C4 LPG model (runs ``out/models/ordinary``, ``.../C4``) and
+    add their reconstructions to ``recs``; returns their training records."""
+    progress, resume, bf16 = context
     lpg = LPGSettings(steps=s.steps, width=s.width, iterations=s.iterations, lr=s.lr, bf16=bf16,
                       seed=s.seed)
     training = {}
@@ -103,29 +140,43 @@ def run_demo(out_dir: str | Path, settings: DemoSettings | None = None,
         training[label] = {"group": group,
                            "parameters": sum(p.numel() for p in model.parameters()),
                            "train_time_s": seconds, "losses": losses}
-    truth = {"upright": (data.x_test, data.mask_test), "rotated": (data.x_rot, data.mask_rot)}
-    metrics = {
-        name: {split: image_metrics(r[split].float(), *truth[split]) for split in truth}
-        for name, r in recs.items()
-    }
-    results = {
-        "settings": {
-            "dataset": "ct-head", "n_train": s.n_train, "n_test": int(len(data.x_test)),
-            "image_size": s.image_size, "n_angles": 50, "photons": 1e4, "steps": s.steps,
-            "width": s.width, "iterations": s.iterations, "lr": s.lr, "seed": s.seed,
-            "bf16": bf16, "tv_alpha": alpha, "tv_iterations": s.tv_iterations,
-            "test_angles_deg": data.angles.tolist(),
-        },
-        "machine": {
-            "platform": platform.platform(), "processor": platform.processor(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
-        },
-        "metrics": metrics,
-        "training": training,
-        "wall_time_s": time.perf_counter() - t_start,
-    }
-    _write_outputs(out, results, recs, data)
-    return results
+    return training
+
+
+def _shipped_label(loaded) -> str:
+    group = getattr(getattr(loaded.network, "group", None), "name", None)
+    return f"{group + ' ' if group else ''}{loaded.name.upper()} (shipped)"
+
+
+def _load_shipped(s: DemoSettings, data: ExperimentData, recs: dict, out: Path,
+                  context: tuple) -> dict:
+    """Evaluate the shipped models ``s.shipped`` (checked against the demo's problem) and add
+    their reconstructions to ``recs``; returns their training records from the zoo provenance
+    and training log."""
+    from spinv.problems import ct_problem
+    from spinv.reconstruction import check_model_problem, load_reconstruction_model
+    from spinv.training.logging import read_log
+    from spinv.zoo import get_model
+
+    progress, _, bf16 = context
+    training = {}
+    for i, name in enumerate(s.shipped):
+        loaded = load_reconstruction_model(name)
+        check_model_problem(loaded, ct_problem(s.image_size, 50, photons=1e4, upsample=2))
+        label = _shipped_label(loaded)
+        recs[label] = {"upright": reconstruct_all(loaded.network, data.y_test, bf16),
+                       "rotated": reconstruct_all(loaded.network, data.y_rot, bf16)}
+        is_run = Path(name).exists()
+        prov = {} if is_run else get_model(name).provenance
+        log = (Path(name) if is_run else get_model(name).path) / "log.jsonl"
+        losses = [r["loss"] for r in read_log(log) if "loss" in r] if log.is_file() else []
+        training[label] = {"source": name, "steps": prov.get("steps"),
+                           "cpu_seconds": prov.get("cpu_seconds"),
+                           "parameters": sum(p.numel() for p in loaded.network.parameters()),
+                           "train_time_s": prov.get("cpu_seconds") or 0.0, "losses": losses}
+        if progress is not None:
+            progress(i + 1, len(s.shipped), {"stage": "evaluating shipped models"})
+    return training
 
 
 def format_table(results: dict) -> str:
@@ -140,7 +191,7 @@ def format_table(results: dict) -> str:
         v = np.asarray(m[split][key])
         return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.{digits}f}"
 
-    for name in METHOD_ORDER:
+    for name in results.get("order", METHOD_ORDER):
         m = results["metrics"][name]
         lines.append(
             f"| {name} | {cell(m, 'upright', 'psnr_roi', 2)} | "
@@ -156,7 +207,7 @@ def _examples_figure(recs: dict, data: ExperimentData, metrics: dict, index: int
 
     plt = pyplot()
     rows = (("upright", data.x_test), ("rotated", data.x_rot))
-    cols = ("ground truth",) + METHOD_ORDER
+    cols = ("ground truth",) + tuple(recs)
     fig, axes = plt.subplots(2, len(cols), figsize=(2.3 * len(cols), 4.9), squeeze=False)
     for i, (split, x) in enumerate(rows):
         for j, name in enumerate(cols):
@@ -180,8 +231,8 @@ def _violins(metrics: dict, key: str, ylabel: str):
     from spinv.plotting import violin_figure
 
     groups = {}
-    for name in METHOD_ORDER:
-        short = name.replace("equivariant LPG (C4)", "C4 LPG")
+    for name in metrics:
+        short = name.replace("equivariant LPG (C4)", "C4 LPG").replace(" (shipped)", "")
         for split in ("upright", "rotated"):
             groups[f"{short}\n{split}"] = metrics[name][split][key]
     return violin_figure(groups, ylabel)
@@ -221,6 +272,15 @@ def _write_outputs(out: Path, results: dict, recs: dict, data: ExperimentData) -
     table = format_table(results)
     params = ", ".join(f"{k}: {v['parameters']:,} parameters, {v['train_time_s']:.0f} s"
                        for k, v in results["training"].items())
+    if s.get("shipped"):
+        params = "shipped models, " + ", ".join(
+            f"{k}: {v['parameters']:,} parameters, {v['steps']} Adam steps, "
+            f"{(v['cpu_seconds'] or 0) / 3600:.1f} CPU-h (float32)"
+            for k, v in results["training"].items())
+    learned_line = ("Learned models: see `spinv models show NAME` for their training"
+                    if s.get("shipped") else
+                    f"LPG: {s['iterations']} iterations, width {s['width']}, {s['steps']} Adam "
+                    f"steps (lr {s['lr']})")
     md = f"""# spinv demo: equivariant vs ordinary learned reconstruction on low-dose CT
 
 Data: bundled `ct-head` (real head CT, Debian invesalius-examples), {s['n_train']} training
@@ -231,8 +291,7 @@ random angles, then measured. Mean ± std over the held-out slices.
 
 {table}
 TV: α = {s['tv_alpha']:.3g} (1-D search on training slices), {s['tv_iterations']} PDHG iterations,
-non-negativity. LPG: {s['iterations']} iterations, width {s['width']}, {s['steps']} Adam steps
-(lr {s['lr']}), bf16 autocast: {s['bf16']}; {params}.
+non-negativity. {learned_line}; bf16 autocast: {s['bf16']}; {params}.
 Wall time {results['wall_time_s']:.0f} s on {results['machine']['threads']} thread(s).
 
 ![examples](examples.png)
