@@ -75,11 +75,13 @@ def release_cmd(
     name: str = typer.Option(..., "--name", help="Zoo name."),
     description: str = typer.Option(..., "--description", help="One-line description."),
     force: bool = typer.Option(False, "--force", help="Replace an existing entry."),
+    cpu_seconds: float = typer.Option(None, "--cpu-seconds", help="Training CPU time, when the "
+                                      "run's own records do not hold all of it."),
 ) -> None:
     """(Maintainers) Package a training run as a zoo entry, measuring its held-out metrics."""
     from spinv.zoo import release
 
-    entry = release(run, name, description, force=force)
+    entry = release(run, name, description, force=force, cpu_seconds=cpu_seconds)
     typer.echo(entry.summary())
 
 

@@ -152,12 +152,16 @@ def _cpu_seconds(run: Path) -> float | None:
 
 
 def release(run: str | os.PathLike, name: str, description: str,
-            root: str | os.PathLike = ZOO_ROOT, force: bool = False) -> ZooEntry:
+            root: str | os.PathLike = ZOO_ROOT, force: bool = False,
+            cpu_seconds: float | None = None) -> ZooEntry:
     """Make a zoo entry ``name`` from the latest checkpoint of the training run ``run``.
 
     The weights are re-saved without optimiser state, the held-out metrics are measured with
     :func:`measure`, and the provenance is written last, so a folder without ``provenance.json``
     is never taken for an entry. An existing entry is replaced only with ``force``.
+    ``cpu_seconds``: the training's CPU time when the run's own records do not hold all of it
+    (e.g. a session measured from outside); default: the run's ``summary.json``, else the sum
+    of its logged elapsed times.
     """
     from spinv.training import load_model
     from spinv.training.checkpoint import read_checkpoint, save_checkpoint
@@ -190,7 +194,7 @@ def release(run: str | os.PathLike, name: str, description: str,
             "scheduled_steps": cfg.train.steps,
             "seed": cfg.train.seed,
             "precision": "float32",
-            "cpu_seconds": _cpu_seconds(run_path),
+            "cpu_seconds": cpu_seconds if cpu_seconds is not None else _cpu_seconds(run_path),
             "torch_threads": cfg.train.num_threads,
             "commit": _git_commit(),
             "weights_sha256": file_sha256(tmp / MODEL_DIR / "weights.safetensors"),
