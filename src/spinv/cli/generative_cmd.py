@@ -29,7 +29,8 @@ def train(
 
     from spinv.data import load_dataset
     from spinv.experiments.generative import COMPARISON
-    from spinv.experiments.generative.experiment import resolve_device, vae_settings
+    from spinv.experiments.generative.experiment import vae_settings
+    from spinv.experiments.nonexpansive.config import resolve_device
     from spinv.training.vae import train_generative_models
 
     cfg = COMPARISON.load(config, None, [] if seed is None else [f"seed={seed}"])

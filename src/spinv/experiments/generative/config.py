@@ -187,6 +187,12 @@ class GenerativeConfig:
     end_to_end: EndToEndConfig = field(default_factory=EndToEndConfig)
     models: str | None = None
 
+    def check(self, path: str) -> None:
+        """A valid ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
+        from spinv.experiments.nonexpansive.config import resolve_device
+
+        resolve_device(self.device, f"{path}.device" if path else "device")
+
     def to_dict(self) -> dict:
         """The config as ``results.json`` records it (``models`` only when given)."""
         record = dataclasses.asdict(self)

@@ -32,16 +32,10 @@ from spinv.atomic import atomic_write_text
 from spinv.experiments.generative.config import GenerativeConfig
 from spinv.experiments.generative.methods import Reconstructors, make_problem, weight_grid
 from spinv.experiments.generative.report import metrics, setting_key
+from spinv.experiments.nonexpansive.config import resolve_device
 from spinv.experiments.protocol import Progress, staged
 
-__all__ = ["resolve_device", "run_experiment", "vae_settings"]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(name)``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+__all__ = ["run_experiment", "vae_settings"]
 
 
 def vae_settings(config: GenerativeConfig) -> tuple[Any, Any, Any]:
