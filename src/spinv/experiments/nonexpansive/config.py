@@ -28,8 +28,8 @@ import torch
 
 from spinv.typed_config import bounds
 
-__all__ = ["DenoiseConfig", "PnPConfig", "ToyConfig", "resolve_device", "settings_record",
-           "setup_device"]
+__all__ = ["DenoiseConfig", "DenoiserTrainingKeys", "Machine", "PnPConfig", "ToyConfig",
+           "resolve_device", "settings_record", "setup_device"]
 
 POSITIVE = bounds(0, lo_open=True)
 MASKS = Literal["lines", "variable-density", "random", "equispaced-lines", "low-pass", "radial"]
