@@ -102,12 +102,15 @@ class DataConfig:
     ``n_train``: training-set size :math:`N` (null: all training images), ``rotate_train``:
     apply a random rotation to each training sample, ``val_size``: fixed validation images,
     ``resize``: how images are brought to ``image_size`` (antialiased ``bilinear``, or ``area``
-    averaging as in the chapter-2 experiments).
+    averaging as in the chapter-2 experiments), ``zoom_train``: shrink each training sample
+    about the centre by a factor drawn uniformly from ``[zoom_train, 1]`` and pad with zeros
+    (air), so the model also sees smaller cross-sections (null: off).
     """
 
     dataset: str = "natural"
     n_train: int | None = field(default=None, metadata=_rng(1))
     rotate_train: bool = False
+    zoom_train: float | None = field(default=None, metadata=_rng(0.0, 1.0, lo_open=True))
     val_size: int = field(default=4, metadata=_rng(0))
     resize: Literal["bilinear", "area"] = "bilinear"
 

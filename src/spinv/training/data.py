@@ -202,6 +202,27 @@ def _random_rotations(x: torch.Tensor, gens: list[torch.Generator]) -> torch.Ten
     return torch.cat([rotate(x[j : j + 1], a) for j, a in enumerate(angles)])
 
 
+def zoom_out(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` ``(B, C, n, n)`` shrunk about the centre by ``factor`` in (0, 1] (antialiased
+    bilinear resampling to ``round(factor n)`` pixels) and padded with zeros to ``n``.
+
+    >>> zoom_out(torch.ones(1, 1, 8, 8), 0.5)[0, 0].sum().item()
+    16.0
+    """
+    n = x.shape[-1]
+    m = max(1, round(factor * n))
+    if m == n:
+        return x
+    small = F.interpolate(x, size=(m, m), mode="bilinear", antialias=True, align_corners=False)
+    top = (n - m) // 2
+    return F.pad(small, (top, n - m - top, top, n - m - top))
+
+
+def _random_zooms(x: torch.Tensor, gens: list[torch.Generator], lowest: float) -> torch.Tensor:
+    factors = [lowest + (1.0 - lowest) * float(torch.rand((), generator=g)) for g in gens]
+    return torch.cat([zoom_out(x[j : j + 1], f) for j, f in enumerate(factors)])
+
+
 def fixed_set(
     images: torch.Tensor,
     simulator: Simulator,
@@ -308,6 +329,8 @@ class TrainingData:
         x = self.images[idx]
         if self.cfg.data.rotate_train:
             x = _random_rotations(x, gens)
+        if self.cfg.data.zoom_train is not None:
+            x = _random_zooms(x, gens, self.cfg.data.zoom_train)
         x = x.to(simulator_device(self.simulator))
         return self.simulator.ground_truth(x), self.simulator.measure(x, gens)
 
@@ -321,4 +344,4 @@ class TrainingData:
         return {"source": "simulated on the fly", "dataset": d.dataset, "train_split": "train",
                 "n_train": self.n_train, "val_split": "val", "n_val": int(len(self.val_images)),
                 "batch_size": self.batch_size, "seed": self.seed,
-                "rotate_train": d.rotate_train, "resize": d.resize}
+                "rotate_train": d.rotate_train, "zoom_train": d.zoom_train, "resize": d.resize}
