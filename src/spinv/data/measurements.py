@@ -154,7 +154,9 @@ def read_spinv_npz(path: str | os.PathLike) -> Measurements:
             problem = json.loads(str(f["problem"]))
             truth = np.asarray(f["ground_truth"]) if "ground_truth" in keys else None
             mask = np.asarray(f["mask"]) if "mask" in keys else None
-    except (OSError, json.JSONDecodeError, EOFError) as err:
+    except (OSError, json.JSONDecodeError, EOFError, ValueError) as err:
+        if str(err).startswith(repr(str(p))):
+            raise
         raise _bad(p, f"not a readable .npz file ({type(err).__name__}: {err})") from None
     if not isinstance(problem, dict) or "kind" not in problem:
         raise _bad(p, "its 'problem' entry is not a serialised spinv problem")
@@ -200,6 +202,10 @@ def _sinogram_arrays(p: Path) -> list[tuple[str, np.ndarray]]:
                 raise _bad(p, f"holds {len(names)} arrays {sorted(names)}; name the sinogram "
                               "'sinogram' or store one array")
             return [(p.name, np.asarray(f[key or names[0]]))]
+    except ValueError as err:
+        if str(err).startswith(repr(str(p))):
+            raise
+        raise _bad(p, f"not a readable {suffix} array file ({err})") from None
     except (OSError, EOFError) as err:
         raise _bad(p, f"not a readable {suffix} file ({type(err).__name__}: {err})") from None
 
@@ -370,7 +376,7 @@ def read_measurements(path: str | os.PathLike, geometry: SinogramGeometry | None
         try:
             with np.load(p, allow_pickle=False) as f:
                 carries_problem = "problem" in f.files
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, ValueError) as err:
             raise _bad(p, f"not a readable .npz file ({type(err).__name__}: {err})") from None
         if carries_problem:
             return read_spinv_npz(p)
