@@ -1,10 +1,21 @@
-import sys, time, torch, numpy as np
+# ruff: noqa: E501, E702
+"""Training-set-only diagnostic of the chapter-1 line learning, kept as the record of the runs in
+``results/sampling/diagnostics/outputs.md`` (moved here from ``results/``: code lives in the
+code tree). Run from the repository root: ``OMP_NUM_THREADS=1 .venv/bin/python
+tools/diagnostics/sampling_lines.py ...`` (arguments as in that file)."""
+import sys
+import time
+
+import numpy as np
+import torch
+
 from spinv.bilevel.config import SamplingConfig
 from spinv.bilevel.data import make_lower_level, training_and_test
 from spinv.bilevel.implicit import SolverOptions
-from spinv.bilevel.learn import learn, tune_alpha, threshold_and_retune
+from spinv.bilevel.learn import learn, threshold_and_retune, tune_alpha
 from spinv.bilevel.lower_level import make_regulariser
 from spinv.bilevel.parametrisations import CartesianLines
+
 beta = float(sys.argv[1]); weights = sys.argv[2]
 cfg = SamplingConfig.from_dict({"size": 32, "n_train": 7})
 train, test = training_and_test(cfg.data, 32, 7, None)

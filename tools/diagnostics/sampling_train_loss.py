@@ -1,8 +1,19 @@
-import json, sys, torch, numpy as np
+# ruff: noqa: E501, E702
+"""Training-set-only diagnostic of the chapter-1 line learning, kept as the record of the runs in
+``results/sampling/diagnostics/outputs.md`` (moved here from ``results/``: code lives in the
+code tree). Run from the repository root: ``OMP_NUM_THREADS=1 .venv/bin/python
+tools/diagnostics/sampling_train_loss.py ...`` (arguments as in that file)."""
+import json
+import sys
+
+import numpy as np
+import torch
+
 from spinv.bilevel.data import make_lower_level, training_and_test
 from spinv.bilevel.implicit import SolverOptions
 from spinv.bilevel.learn import tune_alpha
 from spinv.bilevel.lower_level import make_regulariser
+
 d = sys.argv[1]
 m = json.load(open(f"{d}/metrics.json"))
 train, _ = training_and_test("brain-t1", 32, 7, None)
