@@ -128,9 +128,7 @@ def reconstruct(
 ) -> None:
     """Reconstruct --measurements (no ground truth needed) or simulate --input and reconstruct,
     with --method; print PSNR/SSIM when a reference is known; save --out."""
-    from spinv.data.io import save_volume
     from spinv.reconstruction import ReconstructionOptions
-    from spinv.reconstruction import reconstruct as run
 
     if (measurements is None) == (input is None):
         raise ValueError("pass exactly one of --measurements FILE (measured data) or --input "
@@ -150,34 +148,56 @@ def reconstruct(
         raise ValueError(f"--out {str(out)!r} exists; pass --force to replace it")
     opts = {"angles": angles, "detectors": detectors, "angular_range": angular_range,
             "detector_spacing": detector_spacing, "size": size, "photons": photons, "mu": mu,
-            "mask": mask, "noise": noise}
-    meas, crop, scale = None, None, 1.0
+            "mask": mask, "noise": noise, "rate": rate, "slice": slice_index, "seed": seed}
     if measurements is not None:
-        meas = _read(measurements, opts)
-        p, noise_known = _problem_of(meas, opts)
-        y, crop, scale = meas.y, meas.crop, meas.scale
-        label = f"{p.kind} {len(meas)} slice(s) from {measurements}"
+        setup = _measured_setup(measurements, opts)
     else:
-        if problem is None:
-            raise ValueError("--input needs --problem ct | mri | denoise")
-        x = read_ground_truth(input, slice_index, size)
-        p = build_problem(problem, x, 50 if angles is None else angles,
-                          1e4 if photons is None else photons, mu,
-                          "lines" if mask is None else mask, rate, noise, seed)
-        y, noise_known = p.simulate(p.ground_truth(x), seed=seed), True
-        label = f"{problem} (simulated from {input})"
+        setup = _simulated_setup(input, problem, opts)
+    _run_and_save(setup, options, out, reference, force)
+
+
+def _measured_setup(measurements: str, opts: dict) -> dict:
+    """Problem, data and bookkeeping of --measurements."""
+    meas = _read(measurements, opts)
+    p, noise_known = _problem_of(meas, opts)
+    return {"problem": p, "y": meas.y, "noise_known": noise_known, "crop": meas.crop,
+            "scale": meas.scale, "meas": meas, "truth": None,
+            "label": f"{p.kind} {len(meas)} slice(s) from {measurements}"}
+
+
+def _simulated_setup(input: str, problem: str | None, opts: dict) -> dict:
+    """Problem and simulated data of --input (the research path)."""
+    if problem is None:
+        raise ValueError("--input needs --problem ct | mri | denoise")
+    x = read_ground_truth(input, opts["slice"], opts["size"])
+    p = build_problem(problem, x, 50 if opts["angles"] is None else opts["angles"],
+                      1e4 if opts["photons"] is None else opts["photons"], opts["mu"],
+                      "lines" if opts["mask"] is None else opts["mask"], opts["rate"],
+                      opts["noise"], opts["seed"])
+    return {"problem": p, "y": p.simulate(p.ground_truth(x), seed=opts["seed"]),
+            "noise_known": True, "crop": None, "scale": 1.0, "meas": None, "truth": (x, input),
+            "label": f"{problem} (simulated from {input})"}
+
+
+def _run_and_save(setup: dict, options, out: Path, reference: str | None, force: bool) -> None:
+    """Reconstruct, crop (fastMRI), write --out, print metrics when a reference is known."""
+    from spinv.data.io import save_volume
+    from spinv.reconstruction import reconstruct as run
+
     t0 = time.perf_counter()
-    recon = run(p, y, options, progress=_progress_bar(len(y)), noise_known=noise_known)
+    recon = run(setup["problem"], setup["y"], options, progress=_progress_bar(len(setup["y"])),
+                noise_known=setup["noise_known"])
     elapsed = time.perf_counter() - t0
-    if crop is not None:
+    if setup["crop"] is not None:
         from spinv.data.measurements import center_crop
 
-        recon = center_crop(recon, crop)
-    ref = _reference(reference, meas, recon) if measurements is not None else (x, input)
-    written = save_volume(out, recon * scale if out.suffix == ".npy" else recon, force=force)
-    line = f"{label} {method}: "
+        recon = center_crop(recon, setup["crop"])
+    scaled = recon * setup["scale"]
+    ref = setup["truth"] or _reference(reference, setup["meas"], recon)
+    written = save_volume(out, scaled if out.suffix == ".npy" else recon, force=force)
+    line = f"{setup['label']} {options.method}: "
     if ref is not None:
-        ps, ss = _metrics(recon * scale if measurements is not None else recon, ref[0])
+        ps, ss = _metrics(scaled, ref[0])
         line += f"PSNR {ps:.2f} dB  SSIM {ss:.4f} (vs {ref[1]})  "
     where = written[0] if len(written) == 1 else f"{written[0]} ... ({len(written)} files)"
     typer.echo(f"{line}({elapsed:.1f} s)  -> {where}")
