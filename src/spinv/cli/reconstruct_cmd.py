@@ -92,7 +92,8 @@ def reconstruct(
     input: str = typer.Option(None, "--input", help=INPUT.help + " (simulate first)"),
     problem: str = typer.Option(None, "--problem", help="with --input: ct | mri | denoise"),
     method: str = typer.Option(..., "--method", help=METHOD_HELP),
-    out: Path = typer.Option(..., "--out", help="reconstruction .npy, .png or .nii.gz"),
+    out: Path = typer.Option(..., "--out", help="reconstruction .npy, .png, .nii.gz, or a folder "
+                             "(no suffix) for a derived DICOM series"),
     model: str = typer.Option(None, "--model", help="learned/PnP methods: run directory or "
                               "zoo name (`spinv models list`)"),
     alpha: str = typer.Option("auto", "--alpha", help="variational weight, or 'auto' (tuned on "
@@ -144,7 +145,7 @@ def reconstruct(
         method, alpha_value, iterations, model,
         None if guide is None else read_ground_truth(guide, None, size),
         pnp_weight, pnp_step, pnp_rho, batch_size, seed)
-    if out.exists() and not force:
+    if out.exists() and not force and not (out.is_dir() and not any(out.iterdir())):
         raise ValueError(f"--out {str(out)!r} exists; pass --force to replace it")
     opts = {"angles": angles, "detectors": detectors, "angular_range": angular_range,
             "detector_spacing": detector_spacing, "size": size, "photons": photons, "mu": mu,
@@ -176,7 +177,22 @@ def _simulated_setup(input: str, problem: str | None, opts: dict) -> dict:
                       opts["noise"], opts["seed"])
     return {"problem": p, "y": p.simulate(p.ground_truth(x), seed=opts["seed"]),
             "noise_known": True, "crop": None, "scale": 1.0, "meas": None, "truth": (x, input),
-            "label": f"{problem} (simulated from {input})"}
+            "label": f"{problem} (simulated from {input})",
+            "dicom": _dicom_template(input, opts["slice"])}
+
+
+def _dicom_template(path: str, index: int | None) -> list | None:
+    """The DICOM dataset of the input slice (for a derived series), or None for other files."""
+    from spinv.data.io import is_dicom
+
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(p.glob("*")) if p.is_dir() else []
+    if not any(f.is_file() and is_dicom(f) for f in files):
+        return None
+    from spinv.data.io import dicom_datasets
+
+    datasets = dicom_datasets(p)
+    return [datasets[len(datasets) // 2 if index is None else index]]
 
 
 def _run_and_save(setup: dict, options, out: Path, reference: str | None, force: bool) -> None:
@@ -194,7 +210,13 @@ def _run_and_save(setup: dict, options, out: Path, reference: str | None, force:
         recon = center_crop(recon, setup["crop"])
     scaled = recon * setup["scale"]
     ref = setup["truth"] or _reference(reference, setup["meas"], recon)
-    written = save_volume(out, scaled if out.suffix == ".npy" else recon, force=force)
+    if out.suffix == "":
+        from spinv.data.dicom_out import write_dicom_series
+
+        written = write_dicom_series(out, scaled.detach().cpu().numpy()[:, 0],
+                                     setup.get("dicom"), options.method, force=force)
+    else:
+        written = save_volume(out, scaled if out.suffix == ".npy" else recon, force=force)
     line = f"{setup['label']} {options.method}: "
     if ref is not None:
         ps, ss = _metrics(scaled, ref[0])

@@ -37,6 +37,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -170,7 +171,8 @@ def _read_dicom(path: Path):
     return ds, pixels.astype(np.float64) * slope + intercept
 
 
-def _is_dicom(path: Path) -> bool:
+def is_dicom(path: Path) -> bool:
+    """Whether ``path`` is a DICOM image file (by suffix, or the ``DICM`` preamble)."""
     if path.name.upper() == "DICOMDIR":  # an index of the media, not an image
         return False
     if _suffix(path) in DICOM_SUFFIXES:
@@ -183,13 +185,15 @@ def _is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def load_dicom_series(path: str | os.PathLike) -> np.ndarray:
-    """A DICOM series (folder, or one file) as float32 ``(N, H, W)`` in rescaled units."""
+def _dicom_records(path: str | os.PathLike) -> list[tuple[Path, Any, np.ndarray]]:
+    """``(file, dataset, rescaled pixels)`` of a DICOM series, in slice order: by position along
+    the slice normal (``ImagePositionPatient`` . normal of ``ImageOrientationPatient``), else by
+    ``InstanceNumber``, else by file name."""
     p = Path(path)
     if p.is_file():
         files = [p]
     elif p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and _is_dicom(f))
+        files = sorted(f for f in p.iterdir() if f.is_file() and is_dicom(f))
     else:
         raise FileNotFoundError(f"no such file or folder: {str(p)!r}")
     if not files:
@@ -212,8 +216,20 @@ def load_dicom_series(path: str | os.PathLike) -> np.ndarray:
         order = np.argsort([int(v) for v in inst], kind="stable")
     else:
         order = np.arange(len(records))
-    slices = [records[i][2][None].astype(np.float32) for i in order]
-    return _stack(slices, [records[i][0] for i in order])
+    return [records[i] for i in order]
+
+
+def dicom_datasets(path: str | os.PathLike) -> list[Any]:
+    """The ``pydicom`` datasets of a DICOM series (folder or file), in the slice order of
+    :func:`load_dicom_series` (the templates of a derived series, :mod:`spinv.data.dicom_out`)."""
+    return [ds for _, ds, _ in _dicom_records(path)]
+
+
+def load_dicom_series(path: str | os.PathLike) -> np.ndarray:
+    """A DICOM series (folder, or one file) as float32 ``(N, H, W)`` in rescaled units."""
+    records = _dicom_records(path)
+    slices = [pixels[None].astype(np.float32) for _, _, pixels in records]
+    return _stack(slices, [f for f, _, _ in records])
 
 
 def load_nifti(path: str | os.PathLike) -> np.ndarray:
@@ -325,7 +341,7 @@ def load_images(
             x = load_fastmri_h5(p)
         elif suf in IMAGE_SUFFIXES:
             x = load_image_file(p)
-        elif _is_dicom(p):
+        elif is_dicom(p):
             x = load_dicom_series(p)
         else:
             raise ValueError(
@@ -334,7 +350,7 @@ def load_images(
             )
     elif p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
-        if any(_is_dicom(f) for f in files):
+        if any(is_dicom(f) for f in files):
             x = load_dicom_series(p)
         elif any(_suffix(f) in NIFTI_SUFFIXES + HDF5_SUFFIXES for f in files):
             vols = [f for f in files if _suffix(f) in NIFTI_SUFFIXES + HDF5_SUFFIXES]
