@@ -151,7 +151,7 @@ def tune_alpha_for(problem: Problem, method: str, iterations: int, seed: int = 0
     import numpy as np
 
     from spinv.data import load_dataset
-    from spinv.variational.reconstruct import tune_alpha
+    from spinv.variational.reconstruct import VariationalOptions, tune_alpha
 
     shape = problem.image_shape
     pool = load_dataset(TUNING_DATA[problem.kind], "train")
@@ -164,19 +164,19 @@ def tune_alpha_for(problem: Problem, method: str, iterations: int, seed: int = 0
         return problem.operator, problem.simulate(problem.ground_truth(images), seed=seed + 1)
 
     alpha = tune_alpha(simulate, train, method, grid=list(np.logspace(-4, 0, 5)),
-                       golden_iterations=4, iterations=iterations)
+                       golden_iterations=4, options=VariationalOptions(iterations=iterations))
     return float(alpha)
 
 
 def _variational(problem: Problem, y: torch.Tensor, options: ReconstructionOptions,
                  alpha: float) -> torch.Tensor:
-    from spinv.variational.reconstruct import reconstruct_variational
+    from spinv.variational.reconstruct import VariationalOptions, reconstruct_variational
 
     if options.method == "dtv" and options.guide is None:
         raise ValueError("--method dtv needs --guide FILE (a registered reference image)")
-    return reconstruct_variational(problem.operator, y, options.method, alpha,
-                                   reference=options.guide, iterations=options.iterations,
-                                   nonnegative=problem.kind == "ct")
+    solver = VariationalOptions(iterations=options.iterations, nonnegative=problem.kind == "ct")
+    return reconstruct_variational(problem.operator, y, options.method, alpha, solver,
+                                   reference=options.guide)
 
 
 def _pnp(problem: Problem, y: torch.Tensor, options: ReconstructionOptions,

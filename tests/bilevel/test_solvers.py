@@ -89,7 +89,12 @@ def test_pdhg_has_the_iterates_of_the_variational_pdhg(make_problem, rp, fused):
     # bilevel.pdhg is a specialised copy of variational.solvers.pdhg (its module docstring says
     # why): same splitting, same steps, same iterates
     from spinv.variational.regularisers import smoothed_tv
-    from spinv.variational.solvers import FourierDataBlock, RegulariserBlock, fast_pdhg
+    from spinv.variational.solvers import (
+        FourierDataBlock,
+        PDHGOptions,
+        RegulariserBlock,
+        fast_pdhg,
+    )
     from spinv.variational.solvers import pdhg as generic_pdhg
 
     ll = make_problem("tv", gamma=0.05)
@@ -99,8 +104,9 @@ def test_pdhg_has_the_iterates_of_the_variational_pdhg(make_problem, rp, fused):
     for n in (1, 7, 60):
         ours = pdhg(ll, s, alpha, maxit=n, tol=0.0, steps=steps)
         solve = fast_pdhg if fused else generic_pdhg
-        generic, hist = solve(blocks, ll.zero_filled(s), epsilon=ll.eps, tau=steps[0],
-                              sigma=steps[1], theta=steps[2], iterations=n, tol=0.0)
+        options = PDHGOptions(tau=steps[0], sigma=steps[1], theta=steps[2], iterations=n,
+                              tol=0.0)
+        generic, hist = solve(blocks, ll.zero_filled(s), options, epsilon=ll.eps)
         assert hist.extra.get("fused", False) == fused
         assert ours.iterations == n
         assert _rel(ours.u, generic) < 1e-12

@@ -8,6 +8,7 @@ import torch
 
 from spinv.generative.reconstruct import (
     FourierDiagonalNormal,
+    GenerativeOptions,
     data_fidelity,
     reconstruct_generative,
 )
@@ -109,9 +110,9 @@ def test_linear_gaussian_case_reaches_the_dense_minimiser(kind, method):
     ref = torch.linalg.solve(_dense_normal(A) / sig**2 + lam * P,
                              (atb / sig**2).T + lam * (P @ gen.bias)[:, None]).T
     iters = 60 if method == "alternating" else 150
-    res = reconstruct_generative(A, y, reg, lam=lam, noise_std=sig, method=method,
-                                 iterations=iters, z_steps=10, z_lr=0.05, n_inits=2,
-                                 cg_iterations=50)
+    options = GenerativeOptions(method=method, iterations=iters, z_steps=10, z_lr=0.05,
+                                n_inits=2, cg_iterations=50)
+    res = reconstruct_generative(A, y, reg, lam=lam, noise_std=sig, options=options)
     err = float((res.u.reshape(2, N) - ref).norm() / ref.norm())
     assert err < 1e-3, err
     # history of the alternating scheme is non-increasing (exact u-step, descent z-steps)
@@ -128,9 +129,9 @@ def test_best_of_several_initialisations_is_kept():
     A = SubsampledFourier(_mask())
     y = A(gen.decode_mean(torch.randn(3, 5, dtype=torch.float64,
                                       generator=torch.Generator().manual_seed(4))))
-    kw = dict(lam=0.1, noise_std=0.1, iterations=4, z_steps=3, z_lr=0.05, seed=3)
-    one = reconstruct_generative(A, y, reg, n_inits=1, **kw)
-    many = reconstruct_generative(A, y, reg, n_inits=4, **kw)
+    kw = dict(iterations=4, z_steps=3, z_lr=0.05, seed=3)
+    one = reconstruct_generative(A, y, reg, 0.1, 0.1, GenerativeOptions(n_inits=1, **kw))
+    many = reconstruct_generative(A, y, reg, 0.1, 0.1, GenerativeOptions(n_inits=4, **kw))
     assert bool((many.objective <= one.objective + 1e-9).all())
     # the range constraint returns an image in the range of G
     assert torch.allclose(many.u, gen.decode_mean(many.z))
@@ -175,9 +176,9 @@ def test_reconstruction_beats_zero_filling_on_brain_slices():
         "mean": (MeanOnlyRegulariser(gen), 1.0 / float(gen.cov.log_gamma.exp()), 1.0),
         "range": (RangeConstraint(gen), 1.0, 3.0),
     }
+    options = GenerativeOptions(iterations=15, z_steps=10, z_lr=0.1, n_inits=2)
     for name, (reg, lam, need) in cases.items():
-        res = reconstruct_generative(A, y, reg, lam=lam, noise_std=sigma, iterations=15,
-                                     z_steps=10, z_lr=0.1, n_inits=2)
+        res = reconstruct_generative(A, y, reg, lam=lam, noise_std=sigma, options=options)
         gain = psnr(res.u, x, data_range=1.0) - zf
         assert float(gain.mean()) > need, (name, gain)
 
@@ -188,10 +189,14 @@ def test_bad_arguments():
     y = A(torch.zeros(1, 1, S, S))
     reg = MeanOnlyRegulariser(gen)
     with pytest.raises(ValueError, match="method"):
-        reconstruct_generative(A, y, reg, method="admm")
+        GenerativeOptions(method="admm")
     with pytest.raises(ValueError, match="lam"):
         reconstruct_generative(A, y, reg, lam=0.0)
-    with pytest.raises(ValueError, match="n_inits"):
-        reconstruct_generative(A, y, reg, n_inits=0)
+    for bad in (dict(n_inits=0), dict(iterations=0), dict(z_steps=0), dict(z_lr=0.0),
+                dict(u_lr=-1.0), dict(cg_iterations=-1), dict(seed=1.5)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            GenerativeOptions(**bad)
+    with pytest.raises(TypeError, match="GenerativeOptions"):
+        reconstruct_generative(A, y, reg, options={"iterations": 3})
     with pytest.raises(TypeError, match="GenerativeRegulariser"):
         reconstruct_generative(A, y, gen)

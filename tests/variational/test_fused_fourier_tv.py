@@ -14,6 +14,7 @@ from spinv.variational.rho import HuberRho, Rho
 from spinv.variational.solvers import (
     FourierDataBlock,
     LeastSquaresBlock,
+    PDHGOptions,
     RegulariserBlock,
     fast_pdhg,
     pdhg,
@@ -41,9 +42,12 @@ def _problem(batch=2, channels=1, h=12, w=10, dtype=D, seed=0, reg=None):
     return [FourierDataBlock(A.mask, y), reg], A.adjoint(y)
 
 
-def _both(blocks, u0, **kw):
-    a = fast_pdhg(blocks, u0, return_dual=True, **kw)
-    b = pdhg(blocks, u0, return_dual=True, **kw)  # the generic solver knows no fused path
+def _both(blocks, u0, epsilon, v0=None, **options):
+    """The fused and the generic path on the same problem, with ``PDHGOptions(**options)``."""
+    opts = PDHGOptions(**options)
+    a = fast_pdhg(blocks, u0, opts, epsilon=epsilon, v0=v0, return_dual=True)
+    # the generic solver knows no fused path
+    b = pdhg(blocks, u0, opts, epsilon=epsilon, v0=v0, return_dual=True)
     assert a[2].extra["fused"] and "fused" not in b[2].extra
     return a, b
 
@@ -81,11 +85,11 @@ def test_fused_float32_and_epsilon_zero_and_h1():
 
 def test_fused_stops_like_generic_and_check_every_only_delays_the_stop():
     blocks, u0 = _problem(seed=1)
-    kw = dict(epsilon=1e-2, iterations=3000, tol=1e-8, track_objective=False)
-    (xa, _, ha), (xb, _, hb) = _both(blocks, u0, **kw)
+    kw = dict(iterations=3000, tol=1e-8, track_objective=False)
+    (xa, _, ha), (xb, _, hb) = _both(blocks, u0, 1e-2, **kw)
     assert ha.converged and hb.converged and ha.iterations == hb.iterations
     assert ha.residual[-1] <= 1e-8 < ha.residual[-2]
-    x10, h10 = fast_pdhg(blocks, u0, check_every=10, **kw)
+    x10, h10 = fast_pdhg(blocks, u0, PDHGOptions(check_every=10, **kw), epsilon=1e-2)
     assert h10.converged and h10.iterations % 10 == 0
     assert ha.iterations <= h10.iterations < ha.iterations + 10
     assert math.isnan(h10.residual[0]) and h10.residual[-1] <= 1e-8
@@ -95,12 +99,12 @@ def test_fused_stops_like_generic_and_check_every_only_delays_the_stop():
 
 def test_fused_warm_start_and_callback():
     blocks, u0 = _problem(seed=2)
-    x, v, h = fast_pdhg(blocks, u0, epsilon=1e-2, iterations=3000, tol=1e-10, return_dual=True)
+    x, v, h = fast_pdhg(blocks, u0, PDHGOptions(iterations=3000, tol=1e-10), epsilon=1e-2,
+                        return_dual=True)
     assert h.extra["fused"] and h.converged
     seen = []
-    x2, h2 = fast_pdhg(
-        blocks, x, v0=v, epsilon=1e-2, iterations=50, tol=1e-9, callback=lambda k, z: seen.append(z)
-    )
+    x2, h2 = fast_pdhg(blocks, x, PDHGOptions(iterations=50, tol=1e-9), v0=v, epsilon=1e-2,
+                       callback=lambda k, z: seen.append(z))
     assert h2.extra["fused"] and h2.converged and h2.iterations <= 3
     assert len(seen) == h2.iterations and _close(seen[-1], x2, 0.0)
     # the callback gets fresh tensors (the solver reuses its buffers)
@@ -112,7 +116,7 @@ def test_fused_optimality_of_the_limit():
     """At the solution, grad E(u) = Re-part gradient of Eq. (1.3) vanishes (complex image)."""
     blocks, u0 = _problem(batch=1, seed=6)
     data, reg = blocks
-    x, h = fast_pdhg(blocks, u0, epsilon=1e-2, iterations=5000, tol=1e-12)
+    x, h = fast_pdhg(blocks, u0, PDHGOptions(iterations=5000, tol=1e-12), epsilon=1e-2)
     assert h.converged and h.extra["fused"]
     # gradient of 1/2 ||S F u - y||^2 + R(u) + eps/2 ||u||^2 (Wirtinger, real inner product)
     r = data.s * torch.fft.fft2(x, norm="ortho") - data.y
@@ -134,12 +138,13 @@ def test_applicable_refuses_what_the_fused_path_does_not_solve():
     assert applicable(blocks, u0, v0=[torch.zeros_like(u0), v2])
     v2[..., 0, -1, 3] = 1.0  # nonzero where grad is zero: the generic path handles it
     assert not applicable(blocks, u0, v0=[torch.zeros_like(u0), v2])
-    x, h = fast_pdhg(blocks, u0, v0=[torch.zeros_like(u0), v2], epsilon=1e-2, iterations=3)
+    x, h = fast_pdhg(blocks, u0, PDHGOptions(iterations=3), v0=[torch.zeros_like(u0), v2],
+                     epsilon=1e-2)
     assert not h.extra["fused"]
     u0g = u0.clone().requires_grad_(True)
     assert not applicable(blocks, u0g)
     with pytest.raises(ValueError, match="check_every"):
-        fast_pdhg(blocks, u0, check_every=0)
+        PDHGOptions(check_every=0)
 
 
 def test_huber_dual_factor_min_form_matches_generic_moreau():

@@ -9,6 +9,7 @@ from spinv.operators import Identity, SubsampledFourier
 from spinv.sampling import variable_density
 from spinv.variational.reconstruct import (
     METHODS,
+    VariationalOptions,
     make_regulariser,
     reconstruct_variational,
     tune_alpha,
@@ -40,7 +41,7 @@ def _mri(n=64, rate=0.25, sigma=0.01, seed=0):
 def test_tv_mri_beats_zero_filling_at_25_percent():
     A, y, x = _mri(64)
     zf = A.adjoint(y)
-    u = reconstruct_variational(A, y, "tv", alpha=3e-3, iterations=300)
+    u = reconstruct_variational(A, y, "tv", alpha=3e-3, options=VariationalOptions(iterations=300))
     assert u.dtype == torch.complex64 and u.shape == x.shape
     p_zf, p_tv = float(psnr(zf.abs(), x)), float(psnr(u.abs(), x))
     assert p_tv > p_zf + 3.0, (p_zf, p_tv)
@@ -55,7 +56,8 @@ def test_every_method_improves_on_zero_filling(method):
     alpha = {"h1": 0.3, "tgv": 3e-3, "wavelet": 1e-2, "tv-smooth": 3e-3, "dtv": 3e-3}[method]
     ref = x if method == "dtv" else None
     u, hist = reconstruct_variational(
-        A, y, method, alpha=alpha, reference=ref, iterations=150, return_history=True
+        A, y, method, alpha, VariationalOptions(iterations=150), reference=ref,
+        return_history=True,
     )
     assert float(psnr(u.abs(), x)) > zf + 0.5
     assert hist.iterations >= 1 and np.isfinite(hist.objective).all()
@@ -72,7 +74,8 @@ def test_ct_tv_beats_fbp():
     y = A(x)
     y = y + 0.02 * float(y.abs().max()) * torch.randn(y.shape, generator=g)
     fbp = A.fbp(y)
-    u = reconstruct_variational(A, y, "tv", alpha=0.1, iterations=300, nonnegative=True)
+    u = reconstruct_variational(A, y, "tv", 0.1, VariationalOptions(iterations=300,
+                                                                    nonnegative=True))
     assert float(u.min()) >= 0
     assert float(psnr(u, x)) > float(psnr(fbp, x)) + 2.0
 
@@ -80,10 +83,15 @@ def test_ct_tv_beats_fbp():
 def test_solvers_agree_on_smoothed_tv():
     A, y, _ = _mri(16, rate=0.4, seed=2)
     y = y.to(torch.complex128)
-    kw = dict(method="tv-smooth", alpha=1e-2, gamma=0.2, epsilon=1e-2, tol=1e-12)
-    u_pd = reconstruct_variational(A, y, iterations=1500, **kw)
-    u_nt = reconstruct_variational(A, y, iterations=100, solver="newton-cg", **kw)
-    u_fi = reconstruct_variational(A, y, iterations=1000, solver="fista", **kw)
+    kw = dict(method="tv-smooth", alpha=1e-2, gamma=0.2)
+
+    def options(**o):
+        return VariationalOptions(epsilon=1e-2, tol=1e-12, **o)
+
+    u_pd = reconstruct_variational(A, y, options=options(iterations=1500), **kw)
+    u_nt = reconstruct_variational(A, y, options=options(iterations=100, solver="newton-cg"),
+                                   **kw)
+    u_fi = reconstruct_variational(A, y, options=options(iterations=1000, solver="fista"), **kw)
     assert (u_pd - u_nt).abs().max() < 1e-5
     assert (u_fi - u_nt).abs().max() < 1e-4
 
@@ -91,7 +99,7 @@ def test_solvers_agree_on_smoothed_tv():
 def test_tv_pdhg_iterates_match_reconstruct():
     A, y, _ = _mri(16, seed=3)
     its = list(tv_pdhg_iterates(A, y, alpha=1e-2, iterations=25))
-    u = reconstruct_variational(A, y, "tv", alpha=1e-2, iterations=25, tol=0.0)
+    u = reconstruct_variational(A, y, "tv", 1e-2, VariationalOptions(iterations=25, tol=0.0))
     assert len(its) == 25
     assert torch.allclose(its[-1], u)
     assert not torch.allclose(its[0], its[-1])
@@ -108,7 +116,8 @@ def test_tune_alpha_maximises_validation_psnr():
 
     grid = [1e-3, 1e-2, 1e-1, 1.0]
     alpha, info = tune_alpha(
-        simulate, clean, "tv", grid=grid, golden_iterations=5, iterations=150, return_history=True
+        simulate, clean, "tv", grid=grid, golden_iterations=5, return_history=True,
+        options=VariationalOptions(iterations=150),
     )
     assert len(info["alphas"]) > len(grid)  # the golden-section search evaluated more points
     best = int(np.argmax(info["psnr"]))
@@ -125,9 +134,17 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="reference"):
         make_regulariser("dtv", 0.1)
     with pytest.raises(ValueError, match="solver"):
-        reconstruct_variational(A, y, "tv", alpha=0.1, solver="admm")
+        VariationalOptions(solver="admm")
     with pytest.raises(ValueError, match="tgv"):
-        reconstruct_variational(A, y, "tgv", alpha=0.1, solver="fista")
+        reconstruct_variational(A, y, "tgv", 0.1, VariationalOptions(solver="fista"))
+    for bad in (dict(iterations=-1), dict(tol=-1.0), dict(epsilon=-0.1), dict(op_norm=0.0),
+                dict(step_rule="fast")):
+        with pytest.raises(ValueError, match=f"VariationalOptions.{next(iter(bad))}"):
+            VariationalOptions(**bad)
+    with pytest.raises(ValueError, match="nonnegative"):  # only PDHG constrains u >= 0
+        VariationalOptions(nonnegative=True, solver="fista")
+    with pytest.raises(TypeError, match="VariationalOptions"):  # knobs are not keywords
+        reconstruct_variational(A, y, "tv", alpha=0.1, iterations=3)
     with pytest.raises(ValueError, match="alpha"):
         reconstruct_variational(A, y, "tv", alpha=-1.0)
     with pytest.raises(TypeError, match="unexpected"):

@@ -11,7 +11,9 @@ from spinv.variational import gradient, gradient_adjoint
 from spinv.variational.regularisers import abs2, batch_sum, h1, smoothed_tv
 from spinv.variational.solvers import (
     Armijo,
+    FISTAOptions,
     LeastSquaresBlock,
+    PDHGOptions,
     RegulariserBlock,
     fista,
     newton_cg,
@@ -44,7 +46,8 @@ def test_pdhg_reaches_closed_form_h1():
     alpha, eps = 0.7, 0.1
     ref = _h1_closed_form(f, alpha, eps)
     blocks = [LeastSquaresBlock(Identity(), f), RegulariserBlock(h1(alpha))]
-    u, hist = pdhg(blocks, torch.zeros_like(f), epsilon=eps, iterations=3000, tol=1e-13)
+    u, hist = pdhg(blocks, torch.zeros_like(f), PDHGOptions(iterations=3000, tol=1e-13),
+                   epsilon=eps)
     assert hist.extra["rule"] == "strongly_convex"
     assert (u - ref).abs().max() < 1e-9
     assert hist.iterations == len(hist.objective) == len(hist.residual) == len(hist.time)
@@ -61,9 +64,8 @@ def test_pdhg_linear_convergence_rate_bound():
     pdhg(
         blocks,
         torch.zeros_like(f),
+        PDHGOptions(iterations=400, tol=0.0),
         epsilon=eps,
-        iterations=400,
-        tol=0.0,
         callback=lambda k, u: errs.append(float((u - ref).norm())),
     )
     steps = step_sizes(blocks, eps, "strongly_convex")
@@ -84,7 +86,8 @@ def test_pdhg_tv_matches_fista_dual_prox_and_is_batched():
     f = _f((2, 1, 8, 8), 2)
     tv = TV(0.4)
     u_pdhg, h = pdhg(
-        [LeastSquaresBlock(Identity(), f), RegulariserBlock(tv)], f, iterations=1500, tol=1e-10
+        [LeastSquaresBlock(Identity(), f), RegulariserBlock(tv)], f,
+        PDHGOptions(iterations=1500, tol=1e-10),
     )
     assert h.extra["rule"] == "standard"
     u_prox = tv.prox(f, 1.0, iterations=1500, tol=1e-12)
@@ -92,8 +95,7 @@ def test_pdhg_tv_matches_fista_dual_prox_and_is_batched():
     one, _ = pdhg(
         [LeastSquaresBlock(Identity(), f[1:]), RegulariserBlock(tv)],
         f[1:],
-        iterations=h.iterations,
-        tol=0.0,
+        PDHGOptions(iterations=h.iterations, tol=0.0),
     )
     assert (one - u_pdhg[1:]).abs().max() < 1e-10  # batching does not change the iterates
 
@@ -104,9 +106,8 @@ def test_pdhg_accelerated_rule_and_float32():
     u, h = pdhg(
         [LeastSquaresBlock(Identity(), f), RegulariserBlock(tv)],
         f,
+        PDHGOptions(iterations=600, tol=1e-6),
         epsilon=0.05,
-        iterations=600,
-        tol=1e-6,
     )
     assert h.extra["rule"] == "accelerated" and u.dtype == torch.float32
     ref = TV(0.3).prox(f.double() / 1.05, 1.0 / 1.05, iterations=3000, tol=1e-13)
@@ -125,9 +126,8 @@ def test_smoothed_tv_pdhg_agrees_with_newton_cg_complex():
     u_pd, _ = pdhg(
         [LeastSquaresBlock(Identity(), f), RegulariserBlock(reg)],
         torch.zeros_like(f),
+        PDHGOptions(iterations=5000, tol=1e-13),
         epsilon=eps,
-        iterations=5000,
-        tol=1e-13,
     )
 
     def energy(u):
@@ -161,10 +161,12 @@ def test_fista_and_pgd_reach_h1_closed_form(backtracking):
         return u - f + reg.gradient(u)
 
     L = 1 + alpha * 8
-    kw = dict(lipschitz=None if backtracking else L, backtracking=backtracking)
-    u, h = fista(obj, grad, torch.zeros_like(f), iterations=2000, tol=1e-14, **kw)
+    lipschitz = None if backtracking else L
+    options = FISTAOptions(iterations=2000, tol=1e-14, backtracking=backtracking)
+    u, h = fista(obj, grad, torch.zeros_like(f), options, lipschitz=lipschitz)
     assert (u - ref).abs().max() < 1e-8
-    u2, h2 = pgd(obj, grad, torch.zeros_like(f), iterations=3000, tol=1e-14, **kw)
+    options = FISTAOptions(iterations=3000, tol=1e-14, backtracking=backtracking)
+    u2, h2 = pgd(obj, grad, torch.zeros_like(f), options, lipschitz=lipschitz)
     assert (u2 - ref).abs().max() < 1e-8
     # PGD with step <= 1/L decreases the objective monotonically
     assert all(b <= a + 1e-12 for a, b in zip(h2.objective, h2.objective[1:], strict=False))
@@ -189,11 +191,10 @@ def test_fista_with_tv_prox_matches_pdhg():
         obj,
         lambda u: 0.5 * (0.5 * u - f),
         f.clone(),
+        FISTAOptions(iterations=60, tol=1e-12),
         lipschitz=0.25,
         prox_g=prox,
         g=tv.value,
-        iterations=60,
-        tol=1e-12,
     )
     # reference: the same problem by PDHG with the data operator A = I/2
     from spinv.variational.reconstruct import ScaledOperator
@@ -201,8 +202,7 @@ def test_fista_with_tv_prox_matches_pdhg():
     u_ref, _ = pdhg(
         [LeastSquaresBlock(ScaledOperator(Identity(), 2.0), f, op_norm=0.5), RegulariserBlock(tv)],
         f.clone(),
-        iterations=3000,
-        tol=1e-12,
+        PDHGOptions(iterations=3000, tol=1e-12),
     )
     assert (u - u_ref).abs().max() < 1e-6
 
@@ -210,10 +210,9 @@ def test_fista_with_tv_prox_matches_pdhg():
 def test_warm_start_converges_immediately():
     f = _f((1, 1, 8, 8), 7)
     blocks = [LeastSquaresBlock(Identity(), f), RegulariserBlock(h1(0.5))]
-    u, v, h = pdhg(
-        blocks, torch.zeros_like(f), epsilon=0.1, iterations=3000, tol=1e-12, return_dual=True
-    )
-    _, h2 = pdhg(blocks, u, epsilon=0.1, v0=v, iterations=3000, tol=1e-10)
+    u, v, h = pdhg(blocks, torch.zeros_like(f), PDHGOptions(iterations=3000, tol=1e-12),
+                   epsilon=0.1, return_dual=True)
+    _, h2 = pdhg(blocks, u, PDHGOptions(iterations=3000, tol=1e-10), epsilon=0.1, v0=v)
     assert h2.iterations <= 3 < h.iterations
 
 
@@ -221,15 +220,26 @@ def test_bad_arguments():
     f = _f()
     blocks = [LeastSquaresBlock(Identity(), f), RegulariserBlock(TV(0.1))]
     with pytest.raises(ValueError, match="step_rule"):
-        pdhg(blocks, f, step_rule="fast")
+        PDHGOptions(step_rule="fast")
     with pytest.raises(ValueError, match="strongly_convex"):
-        pdhg(blocks, f, epsilon=0.1, step_rule="strongly_convex")
+        pdhg(blocks, f, PDHGOptions(step_rule="strongly_convex"), epsilon=0.1)
     with pytest.raises(ValueError, match="epsilon"):
-        pdhg(blocks, f, step_rule="accelerated")
-    with pytest.raises(ValueError, match="iterations"):
-        pdhg(blocks, f, iterations=-1)
+        pdhg(blocks, f, PDHGOptions(step_rule="accelerated"))
+    with pytest.raises(ValueError, match="PDHGOptions.iterations=-1"):
+        PDHGOptions(iterations=-1)
+    for bad in (dict(tol=-1.0), dict(tau=0.0), dict(theta=-0.5), dict(op_norm=float("nan")),
+                dict(check_every=0)):
+        with pytest.raises(ValueError, match=f"PDHGOptions.{next(iter(bad))}"):
+            PDHGOptions(**bad)
+    with pytest.raises(TypeError, match="PDHGOptions"):
+        pdhg(blocks, f, {"iterations": 3})
+    with pytest.raises(TypeError, match="iterations"):  # the knobs are not keywords any more
+        pdhg(blocks, f, iterations=3)
     with pytest.raises(ValueError, match="lipschitz"):
         fista(lambda u: u.sum(), lambda u: u, f)
+    for bad in (dict(iterations=-1), dict(tol=-1.0), dict(eta=1.0)):
+        with pytest.raises(ValueError, match=f"FISTAOptions.{next(iter(bad))}"):
+            FISTAOptions(**bad)
     with pytest.raises(ValueError, match="factor"):
         newton_cg(lambda u: u.sum(), lambda u: u, lambda u, v: v, f, line_search=Armijo(2.0))
     with pytest.raises(ValueError, match="max_steps"):
@@ -248,9 +258,10 @@ def test_fourier_block_matches_generic_least_squares_block():
     )
     y = A(x)
     reg = RegulariserBlock(smoothed_tv(1e-2, 0.05))
-    kw = dict(epsilon=1e-2, iterations=3000, tol=1e-12)
-    u_f, hf = pdhg([FourierDataBlock(A.mask, y), reg], A.adjoint(y), **kw)
-    u_g, _ = pdhg([LeastSquaresBlock(A, y, op_norm=1.0), reg], A.adjoint(y), **kw)
+    options = PDHGOptions(iterations=3000, tol=1e-12)
+    u_f, hf = pdhg([FourierDataBlock(A.mask, y), reg], A.adjoint(y), options, epsilon=1e-2)
+    u_g, _ = pdhg([LeastSquaresBlock(A, y, op_norm=1.0), reg], A.adjoint(y), options,
+                  epsilon=1e-2)
     assert hf.extra["rule"] == "strongly_convex"
     assert (u_f - u_g).abs().max() < 1e-8
     # the objective of the Fourier block is the data term 1/2 ||S F u - y||^2
@@ -261,8 +272,10 @@ def test_fourier_block_matches_generic_least_squares_block():
 def test_objective_tracking_does_not_change_the_iterates():
     f = _f((2, 1, 8, 8), 9)
     blocks = [LeastSquaresBlock(Identity(), f), RegulariserBlock(smoothed_tv(0.2, 0.1))]
-    a, ha = pdhg(blocks, f, epsilon=0.1, iterations=40, tol=0.0, track_objective=True)
-    b, hb = pdhg(blocks, f, epsilon=0.1, iterations=40, tol=0.0, track_objective=False)
+    a, ha = pdhg(blocks, f, PDHGOptions(iterations=40, tol=0.0, track_objective=True),
+                 epsilon=0.1)
+    b, hb = pdhg(blocks, f, PDHGOptions(iterations=40, tol=0.0, track_objective=False),
+                 epsilon=0.1)
     assert torch.allclose(a, b, atol=1e-12)
     assert np.allclose(ha.residual, hb.residual, rtol=1e-8)
     assert np.isnan(hb.objective).all() and np.isfinite(ha.objective).all()

@@ -66,7 +66,7 @@ def reconstruct(
     from spinv.data import load_dataset
     from spinv.experiments.generative.methods import make_problem
     from spinv.experiments.generative.report import metrics
-    from spinv.generative import make_regulariser, reconstruct_generative
+    from spinv.generative import GenerativeOptions, make_regulariser, reconstruct_generative
     from spinv.generative.train import prepare_slices
     from spinv.training.vae import load_vae
 
@@ -81,8 +81,9 @@ def reconstruct(
     x = prepare_slices(load_dataset(dataset, "test")[:n_images], model.image_size)
     problem, y = make_problem(x, rate, noise, pattern, seed, seed + 1)
     reg = make_regulariser(regulariser, model)
-    res = reconstruct_generative(problem.operator, y, reg, lam=lam, noise_std=noise, method=method,
-                                 iterations=iterations, seed=seed)
+    options = GenerativeOptions(method=method, iterations=iterations, seed=seed)
+    res = reconstruct_generative(problem.operator, y, reg, lam=lam, noise_std=noise,
+                                 options=options)
     zf = problem.analytic(y).real
     p, s = metrics(res.u, x)
     p0, s0 = metrics(zf, x)

@@ -10,6 +10,7 @@
 
 from spinv.generative.reconstruct import (
     FourierDiagonalNormal,
+    GenerativeOptions,
     GenerativeResult,
     data_fidelity,
     reconstruct_generative,
@@ -32,6 +33,7 @@ __all__ = [
     "TrainSettings",
     "CovarianceRegulariser",
     "FourierDiagonalNormal",
+    "GenerativeOptions",
     "GenerativeRegulariser",
     "GenerativeResult",
     "LinearGaussianGenerator",

@@ -32,6 +32,7 @@ lowest final :math:`\Phi` is kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -39,9 +40,11 @@ import torch
 from spinv.generative.regularisers import GenerativeRegulariser
 from spinv.linalg import batch_view, conjugate_gradient, inner
 from spinv.nn.covariance import ScaledIdentity
+from spinv.variational.solvers.history import check_iterations, check_number
 
 __all__ = [
     "FourierDiagonalNormal",
+    "GenerativeOptions",
     "GenerativeResult",
     "data_fidelity",
     "reconstruct_generative",
@@ -121,6 +124,44 @@ class FourierDiagonalNormal:
         return float((self.apply(x) - ref).norm() / ref.norm().clamp_min(1e-30))
 
 
+@dataclass(frozen=True)
+class GenerativeOptions:
+    """How :func:`reconstruct_generative` minimises :math:`\\Phi(u,z)` (module docstring).
+
+    ``method``: ``"alternating"`` (block-coordinate descent with the exact :math:`u`-step) or
+    ``"joint"`` (Adam on :math:`(u,z)`); the range constraint always optimises :math:`z` only.
+    ``iterations``: outer rounds (one progress tick and one history entry each). ``z_steps``:
+    Adam steps on :math:`z` per round (``"joint"`` and the range constraint: Adam steps on
+    :math:`(u,z)` resp. :math:`z` per round). ``z_lr``, ``u_lr``: Adam rates of :math:`z` and of
+    :math:`u` (``u_lr``: ``"joint"`` only). ``n_inits``: latent initialisations run as one batch
+    (:func:`initial_latents`; per image the lowest final :math:`\\Phi` is kept).
+    ``cg_iterations``: preconditioned CG steps of the :math:`u`-step when :math:`\\Sigma` is not
+    a multiple of :math:`I` (relative tolerance :math:`10^{-5}`). ``seed``: of the random
+    latent draws.
+    """
+
+    method: str = "alternating"
+    iterations: int = 30
+    z_steps: int = 10
+    z_lr: float = 0.05
+    u_lr: float = 0.01
+    n_inits: int = 3
+    cg_iterations: int = 30
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"GenerativeOptions.method={self.method!r}: expected one of "
+                             f"{', '.join(METHODS)}")
+        for name in ("z_lr", "u_lr"):
+            check_number(getattr(self, name), f"GenerativeOptions.{name}")
+        for name, low in (("iterations", 1), ("z_steps", 1), ("n_inits", 1),
+                          ("cg_iterations", 0)):
+            check_iterations(getattr(self, name), f"GenerativeOptions.{name}", low)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"GenerativeOptions.seed={self.seed!r}: expected an integer")
+
+
 @dataclass
 class GenerativeResult:
     """Output of :func:`reconstruct_generative`: images ``u`` (B,1,H,W), latents ``z``, final
@@ -162,87 +203,54 @@ def reconstruct_generative(
     regulariser: GenerativeRegulariser,
     lam: float = 1.0,
     noise_std: float = 1.0,
-    method: str = "alternating",
-    iterations: int = 30,
-    z_steps: int = 10,
-    z_lr: float = 0.05,
-    u_lr: float = 0.01,
-    n_inits: int = 3,
-    cg_iterations: int = 30,
+    options: GenerativeOptions | None = None,
+    *,
     u_init: torch.Tensor | None = None,
-    seed: int = 0,
     progress: bool = False,
 ) -> GenerativeResult:
     """Minimise :math:`\\Phi(u,z)` (module docstring) for data ``y`` of ``operator``.
 
-    ``lam`` is :math:`\\lambda`, ``noise_std`` :math:`\\sigma`; ``method`` in :data:`METHODS`
-    (ignored for the range constraint, which always optimises :math:`z` only). ``"alternating"``
-    runs ``iterations`` rounds of ``z_steps`` Adam steps on :math:`z` (rate ``z_lr``) followed
-    by the exact :math:`u`-step (``cg_iterations`` PCG steps when :math:`\\Sigma` is not a
-    multiple of :math:`I`); ``"joint"`` and the range constraint take ``iterations * z_steps``
-    Adam steps (rates ``u_lr`` for :math:`u`, ``z_lr`` for :math:`z`). ``u_init`` defaults to the
-    real part of the zero-filled image :math:`\\mathrm{Re}A^*y`; ``n_inits`` latent starts run as
-    one batch (:func:`initial_latents`, seeded by ``seed``).
+    ``lam`` is :math:`\\lambda`, ``noise_std`` :math:`\\sigma`; ``options`` the method, the
+    budget and the Adam rates (:class:`GenerativeOptions`; ``None``: the defaults).
+    ``"alternating"`` runs ``iterations`` rounds of ``z_steps`` Adam steps on :math:`z` followed
+    by the exact :math:`u`-step; ``"joint"`` and the range constraint take ``iterations *
+    z_steps`` Adam steps. ``u_init`` defaults to the real part of the zero-filled image
+    :math:`\\mathrm{Re}A^*y`; ``progress`` shows a tqdm bar over the rounds.
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; expected one of {METHODS}")
+    options = GenerativeOptions() if options is None else options
+    if not isinstance(options, GenerativeOptions):
+        raise TypeError(f"options={options!r}: expected a GenerativeOptions or None")
     if not isinstance(regulariser, GenerativeRegulariser):
         raise TypeError(f"regulariser must be a GenerativeRegulariser, got {type(regulariser)}")
-    for name, v in (("lam", lam), ("noise_std", noise_std), ("z_lr", z_lr), ("u_lr", u_lr)):
+    for name, v in (("lam", lam), ("noise_std", noise_std)):
         if not isinstance(v, (int, float)) or not v > 0:
             raise ValueError(f"{name}={v!r}; expected a number > 0")
-    for name, v in (("iterations", iterations), ("z_steps", z_steps)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name}={v!r}; expected an integer >= 1")
     if not isinstance(y, torch.Tensor) or y.dim() != 4:
         raise ValueError(f"y must be a (B, 1, H, W) tensor, got {getattr(y, 'shape', type(y))}")
     model = regulariser.model
     ref = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
     dtype = ref.dtype if ref is not None else torch.float32
-    B, H, W = y.shape[0], y.shape[-2], y.shape[-1]
+    B = y.shape[0]
     y = y.detach()
     zf = _real(operator.adjoint(y)).to(dtype)
     u0 = zf if u_init is None else u_init.to(dtype)
-    gen = torch.Generator().manual_seed(seed)
-    z0 = initial_latents(model, u0, n_inits, gen)  # (K, B, d)
+    z0 = initial_latents(model, u0, options.n_inits, torch.Generator().manual_seed(options.seed))
     K = z0.shape[0]
-    yk, u = _rep(y, K), _rep(u0, K).clone()
-    z = z0.reshape(K * B, -1).clone().requires_grad_(True)
-    atb = _rep(zf, K)  # Re A* y
-    s2 = float(noise_std) ** 2
+    yk = _rep(y, K)
 
     def objective(u_, z_):
         if regulariser.hard:
             u_ = model.decode_mean(z_)
         return data_fidelity(operator, u_, yk, noise_std) + lam * regulariser.energy(u_, z_)
 
-    tick, close = _progress_bar(progress, iterations, f"generative[{regulariser.kind}/{method}]")
+    problem = _LatentProblem(operator, regulariser, objective, _rep(zf, K), lam,
+                             float(noise_std) ** 2)
+    tick, close = _progress_bar(progress, options.iterations,
+                                f"generative[{regulariser.kind}/{options.method}]")
     try:
-        if regulariser.hard:
-            history = _adam_rounds([z], torch.optim.Adam([z], lr=z_lr), lambda: objective(None, z),
-                                   iterations, z_steps, lambda: float(objective(None, z).mean()),
-                                   tick)
-            with torch.no_grad():
-                u = model.decode_mean(z)
-        elif method == "joint":
-            u = u.detach().clone().requires_grad_(True)
-            opt = torch.optim.Adam([{"params": [u], "lr": u_lr}, {"params": [z], "lr": z_lr}])
-            history = _adam_rounds([u, z], opt, lambda: objective(u, z), iterations, z_steps,
-                                   lambda: float(objective(u, z).mean()), tick)
-            u = u.detach()
-        else:  # z-steps on lam E(u, .), then the exact u-step
-            fourier = FourierDiagonalNormal.from_operator(operator, (H, W), dtype, y.device)
-            state = {"u": u}
-
-            def u_step() -> float:
-                state["u"] = _u_step(regulariser, fourier, z, state["u"], atb, lam, s2,
-                                     cg_iterations)
-                return float(objective(state["u"], z).mean())
-
-            history = _adam_rounds([z], torch.optim.Adam([z], lr=z_lr),
-                                   lambda: lam * regulariser.energy(state["u"].detach(), z),
-                                   iterations, z_steps, u_step, tick)
-            u = state["u"]
+        u, z, history = _minimise(problem, _rep(u0, K).clone(),
+                                  z0.reshape(K * B, -1).clone().requires_grad_(True), options,
+                                  tick)
     finally:
         close()
     with torch.no_grad():
@@ -252,6 +260,54 @@ def reconstruct_generative(
         u_best = (model.decode_mean(z) if regulariser.hard else u)[idx]
         return GenerativeResult(u_best.detach(), z.detach()[idx], obj.min(dim=0).values, best,
                                 history)
+
+
+@dataclass
+class _LatentProblem:
+    """What the minimisation of :math:`\\Phi` needs: the operator, the regulariser,
+    :math:`\\Phi(u, z)` per run, :math:`\\mathrm{Re}A^*y` per run, :math:`\\lambda` and
+    :math:`\\sigma^2`."""
+
+    operator: Callable
+    regulariser: GenerativeRegulariser
+    objective: Callable[[torch.Tensor | None, torch.Tensor], torch.Tensor]
+    atb: torch.Tensor
+    lam: float
+    s2: float
+
+
+def _minimise(problem: _LatentProblem, u: torch.Tensor, z: torch.Tensor,
+              options: GenerativeOptions, tick):
+    """Minimise :math:`\\Phi` from ``(u, z)`` by the range constraint (over :math:`z`), the
+    joint Adam or the alternating scheme; returns ``(u, z, history)``."""
+    reg, objective, o = problem.regulariser, problem.objective, options
+    if reg.hard:
+        history = _adam_rounds([z], torch.optim.Adam([z], lr=o.z_lr), lambda: objective(None, z),
+                               o.iterations, o.z_steps, lambda: float(objective(None, z).mean()),
+                               tick)
+        with torch.no_grad():
+            return reg.model.decode_mean(z), z, history
+    if o.method == "joint":
+        u = u.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([{"params": [u], "lr": o.u_lr}, {"params": [z], "lr": o.z_lr}])
+        history = _adam_rounds([u, z], opt, lambda: objective(u, z), o.iterations, o.z_steps,
+                               lambda: float(objective(u, z).mean()), tick)
+        return u.detach(), z, history
+    # z-steps on lam E(u, .), then the exact u-step
+    H, W = problem.atb.shape[-2:]
+    fourier = FourierDiagonalNormal.from_operator(problem.operator, (H, W), u.dtype,
+                                                  problem.atb.device)
+    state = {"u": u}
+
+    def u_step() -> float:
+        state["u"] = _u_step(reg, fourier, z, state["u"], problem.atb, problem.lam, problem.s2,
+                             o.cg_iterations)
+        return float(objective(state["u"], z).mean())
+
+    history = _adam_rounds([z], torch.optim.Adam([z], lr=o.z_lr),
+                           lambda: problem.lam * reg.energy(state["u"].detach(), z),
+                           o.iterations, o.z_steps, u_step, tick)
+    return state["u"], z, history
 
 
 def _progress_bar(enabled: bool, total: int, desc: str):

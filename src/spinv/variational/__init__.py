@@ -12,6 +12,7 @@
 
 from spinv.variational.differences import divergence, gradient, gradient_adjoint
 from spinv.variational.reconstruct import (
+    VariationalOptions,
     make_regulariser,
     reconstruct_variational,
     tune_alpha,
@@ -26,7 +27,15 @@ from spinv.variational.regularisers import (
     wavelet_regulariser,
 )
 from spinv.variational.rho import HuberRho, QuadraticRho, Rho, rho_gamma
-from spinv.variational.solvers import History, fista, newton_cg, pdhg, pgd
+from spinv.variational.solvers import (
+    FISTAOptions,
+    History,
+    PDHGOptions,
+    fista,
+    newton_cg,
+    pdhg,
+    pgd,
+)
 from spinv.variational.tgv import TGV
 from spinv.variational.tv import TV, DirectionalTV
 from spinv.variational.wavelets import WaveletTransform
@@ -50,11 +59,14 @@ __all__ = [
     "DirectionalTV",
     "TGV",
     "History",
+    "FISTAOptions",
+    "PDHGOptions",
     "fista",
     "pgd",
     "pdhg",
     "newton_cg",
     "make_regulariser",
+    "VariationalOptions",
     "reconstruct_variational",
     "tune_alpha",
     "tv_pdhg_iterates",

@@ -32,7 +32,8 @@ reconstruction (to compare learned methods past their depth, thesis Fig. 2.12).
 >>> g = torch.Generator().manual_seed(0)
 >>> clean = torch.zeros(1, 1, 16, 16); clean[..., 4:12, 4:12] = 1.0
 >>> noisy = clean + 0.1 * torch.randn(clean.shape, generator=g)
->>> u = reconstruct_variational(Identity(), noisy, "tv", alpha=0.1, iterations=300)
+>>> u = reconstruct_variational(Identity(), noisy, "tv", alpha=0.1,
+...                             options=VariationalOptions(iterations=300))
 >>> bool((u - clean).norm() < 0.5 * (noisy - clean).norm())
 True
 """
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -55,13 +57,15 @@ from spinv.variational.regularisers import (
     smoothed_tv,
     wavelet_regulariser,
 )
-from spinv.variational.solvers.fista import fista
+from spinv.variational.solvers.fista import FISTAOptions, fista
 from spinv.variational.solvers.fourier_block import FourierDataBlock
 from spinv.variational.solvers.fused_fourier_tv import fast_pdhg
-from spinv.variational.solvers.history import History, check_iterations
+from spinv.variational.solvers.history import History, check_iterations, check_number
 from spinv.variational.solvers.newton_cg import newton_cg
 from spinv.variational.solvers.pdhg import (
+    STEP_RULES,
     LeastSquaresBlock,
+    PDHGOptions,
     RegulariserBlock,
     pdhg_iterates,
 )
@@ -70,6 +74,54 @@ from spinv.variational.tv import TV, DirectionalTV
 
 METHODS = ("tv", "tv-smooth", "wavelet", "h1", "tgv", "dtv")
 SOLVERS = ("pdhg", "fista", "newton-cg")
+REGULARISER_PARAMETERS = ("gamma", "levels", "wavelet", "eta", "alpha0")
+
+
+@dataclass(frozen=True)
+class VariationalOptions:
+    """How :func:`reconstruct_variational` solves :math:`\\min_u \\tfrac12\\|Au-y\\|^2 +
+    R_\\alpha(u) + \\tfrac\\varepsilon2\\|u\\|^2\\;(+\\iota_{u\\ge0})` (thesis Eq. 1.3).
+
+    ``solver``: ``"pdhg"`` (Algorithm 1, §1.2.3; every method), ``"fista"`` (all but tgv; the
+    prox of TV/dTV is an inner warm-started dual solve, the wavelet prox is closed-form,
+    tv-smooth/h1 are treated as smooth terms) or ``"newton-cg"`` (Algorithm 2; the smooth
+    methods tv-smooth, wavelet, h1). ``iterations``, ``tol``: the solver's budget and stopping
+    tolerance (PDHG: the Algorithm 1 residual; FISTA: relative change; Newton-CG: its gradient
+    rule). ``epsilon``: the strong-convexity weight :math:`\\varepsilon` of Eq. (1.3).
+    ``nonnegative``: constrain :math:`u\\ge0` (real images, solver ``"pdhg"``: the prox of
+    :math:`G`). ``step_rule``: the PDHG step rule (:class:`~.solvers.pdhg.PDHGOptions`).
+    ``op_norm``: :math:`\\|A\\|` if known (``None``: estimated by power iteration, and for a
+    subsampled Fourier operator the k-space data block of Eq. 1.11 is used instead).
+    """
+
+    solver: str = "pdhg"
+    iterations: int = 500
+    tol: float = 1e-6
+    epsilon: float = 0.0
+    nonnegative: bool = False
+    step_rule: str = "auto"
+    op_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver={self.solver!r}: expected one of {', '.join(SOLVERS)}")
+        check_iterations(self.iterations, "VariationalOptions.iterations")
+        check_number(self.tol, "VariationalOptions.tol", inclusive=True)
+        check_number(self.epsilon, "VariationalOptions.epsilon", inclusive=True)
+        check_number(self.op_norm, "VariationalOptions.op_norm", optional=True)
+        if self.step_rule not in STEP_RULES:
+            raise ValueError(f"VariationalOptions.step_rule={self.step_rule!r}: expected one of "
+                             f"{', '.join(map(repr, STEP_RULES))}")
+        if not isinstance(self.nonnegative, bool):
+            raise TypeError(f"VariationalOptions.nonnegative={self.nonnegative!r}: expected a "
+                            "bool")
+        if self.nonnegative and self.solver != "pdhg":
+            raise ValueError(f"VariationalOptions.nonnegative=True: needs solver='pdhg', got "
+                             f"solver={self.solver!r}")
+
+    def pdhg(self) -> PDHGOptions:
+        """The :class:`~.solvers.pdhg.PDHGOptions` of these options."""
+        return PDHGOptions(iterations=self.iterations, tol=self.tol, step_rule=self.step_rule)
 
 
 class ScaledOperator(LinearOperator):
@@ -135,16 +187,12 @@ def reconstruct_variational(
     y: torch.Tensor,
     method: str = "tv",
     alpha: float = 1e-2,
+    options: VariationalOptions | None = None,
+    *,
     reference: torch.Tensor | None = None,
-    iterations: int = 500,
-    tol: float = 1e-6,
     u0: torch.Tensor | None = None,
-    epsilon: float = 0.0,
-    nonnegative: bool = False,
-    solver: str = "pdhg",
     return_history: bool = False,
-    op_norm: float | None = None,
-    **kwargs,
+    **regulariser,
 ):
     """Variational reconstruction from data ``y = A u + noise`` (see the module docstring).
 
@@ -155,49 +203,43 @@ def reconstruct_variational(
     y : measured data, the output shape of ``operator``.
     method : ``"tv" | "tv-smooth" | "wavelet" | "h1" | "tgv" | "dtv"``.
     alpha : regularisation weight (>= 0).
+    options : solver, budget, tolerance, :math:`\\varepsilon`, nonnegativity, PDHG step rule,
+        :math:`\\|A\\|` (:class:`VariationalOptions`; ``None``: the defaults).
     reference : reference image for ``"dtv"`` (``(B or 1, C, H, W)``).
-    iterations, tol : solver budget and stopping tolerance (PDHG: Algorithm 1 rule).
     u0 : warm start; default ``operator.analytic(y)`` (FBP for CT, zero filling for MRI).
-    epsilon : strong-convexity weight :math:`\\varepsilon` of Eq. (1.3).
-    nonnegative : constrain :math:`u\\ge0` (real images only; PDHG).
-    solver : ``"pdhg"`` (all methods), ``"fista"`` (all but tgv; the prox of TV/dTV is an
-        inner warm-started dual solve, the wavelet prox is closed-form, tv-smooth/h1 are treated
-        as smooth terms), ``"newton-cg"`` (smooth methods: tv-smooth, wavelet, h1).
-    op_norm : :math:`\\|A\\|` if known (else estimated by power iteration).
-    kwargs : ``gamma``, ``levels``, ``wavelet``, ``eta``, ``alpha0`` for the regulariser and
-        ``step_rule`` for PDHG.
+    regulariser : ``gamma``, ``levels``, ``wavelet``, ``eta``, ``alpha0`` of the regulariser
+        (:func:`make_regulariser`).
 
     Returns the reconstruction (same dtype as ``operator.adjoint(y)``), or ``(u, history)``.
     """
+    options = VariationalOptions() if options is None else options
+    if not isinstance(options, VariationalOptions):
+        raise TypeError(f"options={options!r}: expected a VariationalOptions or None")
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y: expected a torch.Tensor, got {type(y).__name__}")
-    check_iterations(iterations)
-    if solver not in SOLVERS:
-        raise ValueError(f"solver={solver!r}: expected one of {', '.join(SOLVERS)}")
-    reg_keys = ("gamma", "levels", "wavelet", "eta", "alpha0")
-    reg_kwargs = {k: kwargs.pop(k) for k in reg_keys if k in kwargs}
-    step_rule = kwargs.pop("step_rule", "auto")
-    if kwargs:
-        raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
-    reg = make_regulariser(method, alpha, reference, **reg_kwargs)
+    unknown = sorted(set(regulariser) - set(REGULARISER_PARAMETERS))
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments: {unknown} (regulariser parameters: "
+                        f"{', '.join(REGULARISER_PARAMETERS)}; solver knobs go in "
+                        "VariationalOptions)")
+    reg = make_regulariser(method, alpha, reference, **regulariser)
     if u0 is None:
         u0 = operator.analytic(y)
-    if nonnegative and u0.is_complex():
+    if options.nonnegative and u0.is_complex():
         raise ValueError("nonnegative=True: only for real images (got a complex u0)")
-    data, u0, scale = _data_block(operator, y, u0, op_norm)
-    if solver == "pdhg":
-        g_prox = _nonnegative_prox(epsilon) if nonnegative else None
-        common = dict(
-            epsilon=epsilon, g_prox=g_prox, step_rule=step_rule, iterations=iterations, tol=tol
-        )
+    data, u0, scale = _data_block(operator, y, u0, options.op_norm)
+    if options.solver == "pdhg":
+        g_prox = _nonnegative_prox(options.epsilon) if options.nonnegative else None
         if isinstance(reg, TGV):
-            u, _, hist = reg.solve([data], u0, **common)
+            u, _, hist = reg.solve([data], u0, options.pdhg(), epsilon=options.epsilon,
+                                   g_prox=g_prox)
         else:
-            u, hist = fast_pdhg([data, RegulariserBlock(reg)], u0, **common)
+            u, hist = fast_pdhg([data, RegulariserBlock(reg)], u0, options.pdhg(),
+                                epsilon=options.epsilon, g_prox=g_prox)
     elif isinstance(reg, TGV):
-        raise ValueError(f"solver={solver!r}: method='tgv' supports solver='pdhg' only")
+        raise ValueError(f"solver={options.solver!r}: method='tgv' supports solver='pdhg' only")
     else:
-        u, hist = _solve_primal(operator, y, reg, u0, epsilon, solver, iterations, tol, scale)
+        u, hist = _solve_primal(operator, y, reg, u0, scale, options)
     return (u, hist) if return_history else u
 
 
@@ -229,14 +271,17 @@ def _nonnegative_prox(epsilon: float):
     return g_prox
 
 
-def _solve_primal(operator, y, reg, u0, epsilon, solver, iterations, tol, scale):
+def _solve_primal(operator, y, reg, u0, scale: float, options: VariationalOptions):
+    """FISTA or Newton-CG (``options.solver``) on the primal energy of Eq. (1.3)."""
+    epsilon, iterations, tol = options.epsilon, options.iterations, options.tol
+
     def f(u):
         return 0.5 * batch_sum(abs2(operator(u) - y)) + 0.5 * epsilon * batch_sum(abs2(u))
 
     def grad_f(u):
         return operator.adjoint(operator(u) - y) + epsilon * u
 
-    if solver == "newton-cg":
+    if options.solver == "newton-cg":
         if reg.smoothness is None:
             raise ValueError(f"solver='newton-cg' needs a smooth method, got {reg!r}")
 
@@ -250,18 +295,13 @@ def _solve_primal(operator, y, reg, u0, epsilon, solver, iterations, tol, scale)
             return operator.adjoint(operator(v)) + epsilon * v + reg.hvp(u, v)
 
         return newton_cg(energy, grad, hvp, u0, iterations=iterations, tol=tol)
+    fista_options = FISTAOptions(iterations=iterations, tol=tol)
     lipschitz = scale**2 + epsilon
     if reg.smoothness is not None and not getattr(reg, "_orthogonal", False):
         # smooth regulariser without a closed-form prox: FISTA on the whole smooth energy
         lip = lipschitz + reg.smoothness * reg.op_norm**2
-        return fista(
-            lambda u: f(u) + reg.value(u),
-            lambda u: grad_f(u) + reg.gradient(u),
-            u0,
-            lipschitz=lip,
-            iterations=iterations,
-            tol=tol,
-        )
+        return fista(lambda u: f(u) + reg.value(u), lambda u: grad_f(u) + reg.gradient(u), u0,
+                     fista_options, lipschitz=lip)
     state: dict = {}
 
     def prox_g(v, step):
@@ -270,16 +310,7 @@ def _solve_primal(operator, y, reg, u0, epsilon, solver, iterations, tol, scale)
             return out
         return reg.prox(v, float(step.max()))
 
-    return fista(
-        f,
-        grad_f,
-        u0,
-        lipschitz=lipschitz,
-        prox_g=prox_g,
-        g=reg.value,
-        iterations=iterations,
-        tol=tol,
-    )
+    return fista(f, grad_f, u0, fista_options, lipschitz=lipschitz, prox_g=prox_g, g=reg.value)
 
 
 def tv_pdhg_iterates(
@@ -385,7 +416,8 @@ def tune_alpha(
     accepted) to ``(operator, y)``; it is called once, so the noise is fixed during the search.
     ``grid`` defaults to ``logspace(-4, 0, 9)``; the best grid point and its neighbours bracket
     a golden-section search in :math:`\\log\\alpha` with ``golden_iterations`` steps (assumes
-    the PSNR is unimodal there). ``recon_kwargs`` go to :func:`reconstruct_variational`.
+    the PSNR is unimodal there). ``recon_kwargs`` (``options``, regulariser parameters) go to
+    :func:`reconstruct_variational`.
     Returns ``alpha`` or ``(alpha, {"alphas": [...], "psnr": [...]})``.
     """
     if isinstance(images_train, np.ndarray):
@@ -415,6 +447,7 @@ def tune_alpha(
 __all__ = [
     "METHODS",
     "History",
+    "VariationalOptions",
     "log_search",
     "make_regulariser",
     "reconstruct_variational",

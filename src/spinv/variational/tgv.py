@@ -46,7 +46,7 @@ from spinv.variational.regularisers import (
     check_image,
     modulus,
 )
-from spinv.variational.solvers.pdhg import DualBlock, LeastSquaresBlock, pdhg
+from spinv.variational.solvers.pdhg import DualBlock, LeastSquaresBlock, PDHGOptions, pdhg
 
 _S2 = math.sqrt(2.0)
 
@@ -174,18 +174,23 @@ class TGV(RegulariserBase):
         check_image(u)
         g = gradient(u)
         blocks = [GradMinusW(self.alpha, shift=g, on_u=False), SymGradW(self.alpha0, False)]
-        w, _ = pdhg(blocks, g.clone(), iterations=iterations, tol=tol, track_objective=False)
+        options = PDHGOptions(iterations=iterations, tol=tol, track_objective=False)
+        w, _ = pdhg(blocks, g.clone(), options)
         return blocks[0].value(blocks[0].op(w)) + blocks[1].value(blocks[1].op(w))
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         return self.value(u)
 
-    def solve(self, data_blocks: list[DualBlock], u0: torch.Tensor, **pdhg_kwargs):
-        """Minimise :math:`\\sum_j F_j(K_ju) + \\mathrm{TGV}^2(u)`; returns ``(u, w, history)``."""
+    def solve(self, data_blocks: list[DualBlock], u0: torch.Tensor,
+              options: PDHGOptions | None = None, **problem):
+        """Minimise :math:`\\sum_j F_j(K_ju) + \\mathrm{TGV}^2(u)` by :func:`~.solvers.pdhg.pdhg`
+        on :math:`(u, w)` from :math:`(u_0, \\nabla u_0)`; ``problem``: ``epsilon``, ``g_prox``,
+        ``g_value``, ``callback`` of ``pdhg`` (``g_prox`` acts on the pair). Returns
+        ``(u, w, history)``."""
         check_image(u0, "u0")
         w0 = gradient(u0)
         blocks = [OnU(b) for b in data_blocks] + self.blocks()
-        (u, w), hist = pdhg(blocks, (u0, w0), **pdhg_kwargs)
+        (u, w), hist = pdhg(blocks, (u0, w0), options, **problem)
         return u, w, hist
 
     def prox(self, u: torch.Tensor, tau: float, iterations: int = 500, tol: float = 1e-7):
@@ -193,11 +198,6 @@ class TGV(RegulariserBase):
         from spinv.operators.base import Identity
 
         scaled = TGV(tau * self.alpha, tau * self.alpha0)
-        out, _, _ = scaled.solve(
-            [LeastSquaresBlock(Identity(), u)],
-            u,
-            iterations=iterations,
-            tol=tol,
-            track_objective=False,
-        )
+        options = PDHGOptions(iterations=iterations, tol=tol, track_objective=False)
+        out, _, _ = scaled.solve([LeastSquaresBlock(Identity(), u)], u, options)
         return out

@@ -38,14 +38,16 @@ def tune_tv_alpha(tuning: TVTuning, data, nonnegative: bool | None = None
     """TV's :math:`\\alpha` for the mean PSNR on the first ``tune_images`` training slices
     (their fixed-noise measurements); returns ``(alpha, {"alphas": [...], "psnr": [...]})``.
     ``nonnegative=None``: constrained for real (CT) measurements, not for complex (MRI)."""
-    from spinv.variational.reconstruct import tune_alpha
+    from spinv.variational.reconstruct import VariationalOptions, tune_alpha
 
     k = min(tuning.tune_images, len(data.x_train))
     x, y = data.x_train[:k], data.y_train[:k]
+    options = VariationalOptions(
+        iterations=tuning.tune_iterations,
+        nonnegative=not y.is_complex() if nonnegative is None else nonnegative)
     return tune_alpha(lambda _images: (data.operator, y), x, method="tv",
                       grid=tuning.alpha_grid, golden_iterations=tuning.golden_iterations,
-                      return_history=True, iterations=tuning.tune_iterations,
-                      nonnegative=not y.is_complex() if nonnegative is None else nonnegative)
+                      return_history=True, options=options)
 
 
 def baseline_metrics(tuning: TVTuning, data, keep: dict | None = None) -> dict[str, Any]:
@@ -53,16 +55,16 @@ def baseline_metrics(tuning: TVTuning, data, keep: dict | None = None) -> dict[s
     method holds ``upright``/``rotated`` metrics and its display ``name``. With a dict ``keep``,
     the reconstructions are stored in it as ``keep[name][split]`` (CPU, real)."""
     alpha, history = tune_tv_alpha(tuning, data)
-    from spinv.variational.reconstruct import reconstruct_variational
+    from spinv.variational.reconstruct import VariationalOptions, reconstruct_variational
 
     name = "FBP" if hasattr(data.operator, "fbp") else "zero-filled"
     out: dict[str, Any] = {"analytic": {"name": name}, "TV": {"name": "TV"},
                            "alpha": float(alpha), "alpha_search": history}
     for split, y, x, mask in (("upright", data.y_test, data.x_test, data.mask_test),
                               ("rotated", data.y_rot, data.x_rot, data.mask_rot)):
-        tv = reconstruct_variational(data.operator, y, "tv", alpha,
-                                     iterations=tuning.tune_iterations,
+        options = VariationalOptions(iterations=tuning.tune_iterations,
                                      nonnegative=not y.is_complex())
+        tv = reconstruct_variational(data.operator, y, "tv", alpha, options)
         for key, rec in (("analytic", analytic_reconstruction(data.operator, y)), ("TV", tv)):
             rec = (rec.abs() if rec.is_complex() else rec).float().cpu()
             out[key][split] = image_metrics(rec, x.cpu(), mask.cpu())

@@ -35,14 +35,15 @@ def tv_reconstruct(operator, y: torch.Tensor, lam: float, noise: float, iteratio
     """TV over real images: :math:`\\min_u \\tfrac1{2\\sigma^2}\\|Au-y\\|^2 + \\lambda\\,TV(u)`,
     i.e. :math:`\\tfrac12\\|Au-y\\|^2 + \\alpha TV(u)` with :math:`\\alpha=\\lambda\\sigma^2`,
     by PDHG (real images enforced by the prox of :math:`G=\\iota_{\\mathbb R^n}`)."""
-    from spinv.variational.solvers import LeastSquaresBlock, RegulariserBlock, pdhg
+    from spinv.variational.solvers import LeastSquaresBlock, PDHGOptions, RegulariserBlock, pdhg
     from spinv.variational.tv import TV
 
     alpha = lam * noise**2
     blocks = [LeastSquaresBlock(operator, y, op_norm=1.0), RegulariserBlock(TV(alpha=alpha))]
     x0 = operator.analytic(y).real
-    x, _ = pdhg(blocks, x0, g_prox=lambda x, t: x.real, g_value=lambda x: x.new_zeros(x.shape[0]),
-                iterations=iterations, tol=1e-5, track_objective=False)
+    options = PDHGOptions(iterations=iterations, tol=1e-5, track_objective=False)
+    x, _ = pdhg(blocks, x0, options, g_prox=lambda x, t: x.real,
+                g_value=lambda x: x.new_zeros(x.shape[0]))
     return x.real
 
 
@@ -79,7 +80,7 @@ class Reconstructors:
         """The reconstruction of ``y`` (noise level ``noise``) by ``method`` with weight
         ``lam`` (the range constraint: the weight of the latent penalty against the data
         term); latent starts seeded by the config's seed."""
-        from spinv.generative.reconstruct import reconstruct_generative
+        from spinv.generative.reconstruct import GenerativeOptions, reconstruct_generative
 
         if method == "zero-filled":
             return operator.analytic(y).real
@@ -90,9 +91,10 @@ class Reconstructors:
             with torch.no_grad():
                 return self.end_to_end(y).real
         rc = self.config.recon
-        res = reconstruct_generative(
-            operator, y, self.regularisers[method], lam=lam, noise_std=noise,
+        options = GenerativeOptions(
             method=rc.method, iterations=rc.iterations, z_steps=rc.z_steps, z_lr=rc.z_lr,
             n_inits=rc.n_inits, cg_iterations=rc.cg_iterations, seed=self.config.seed,
         )
+        res = reconstruct_generative(operator, y, self.regularisers[method], lam=lam,
+                                     noise_std=noise, options=options)
         return res.u

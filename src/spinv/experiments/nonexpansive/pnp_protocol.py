@@ -176,12 +176,12 @@ def run_tv(case: Case, alpha: float, iterations: int = 300, with_ssim: bool = Tr
            keep_x: bool = False) -> dict:
     """TV reconstruction :math:`\\arg\\min_u\\tfrac12\\|Au-y\\|^2+\\alpha TV(u)` (PDHG,
     :func:`~spinv.variational.reconstruct.reconstruct_variational`) and its metrics."""
-    from spinv.variational.reconstruct import reconstruct_variational
+    from spinv.variational.reconstruct import VariationalOptions, reconstruct_variational
 
     t0 = time.perf_counter()
-    x = reconstruct_variational(case.problem.operator, case.y, "tv", alpha=alpha,
-                                iterations=iterations, tol=0.0,
-                                op_norm=None if case.y.is_complex() else case.op_norm2 ** 0.5)
+    options = VariationalOptions(iterations=iterations, tol=0.0,
+                                 op_norm=None if case.y.is_complex() else case.op_norm2 ** 0.5)
+    x = reconstruct_variational(case.problem.operator, case.y, "tv", alpha, options)
     out = image_metrics(x, case.truth, with_ssim=with_ssim)
     out["seconds"] = time.perf_counter() - t0
     if keep_x:

@@ -56,13 +56,14 @@ generic solver knows nothing of this module, so ``solvers/`` has no import cycle
 >>> from spinv.operators import SubsampledFourier
 >>> from spinv.variational.regularisers import smoothed_tv
 >>> from spinv.variational.solvers.fourier_block import FourierDataBlock
->>> from spinv.variational.solvers.pdhg import RegulariserBlock, pdhg
+>>> from spinv.variational.solvers.pdhg import PDHGOptions, RegulariserBlock, pdhg
 >>> g = torch.Generator().manual_seed(0)
 >>> A = SubsampledFourier((torch.rand(16, 16, generator=g) < 0.4).double())
 >>> u = torch.rand(1, 1, 16, 16, generator=g, dtype=torch.float64).to(torch.complex128)
 >>> blocks = [FourierDataBlock(A.mask, A(u)), RegulariserBlock(smoothed_tv(1e-2, 1e-2))]
->>> fast, h = fast_pdhg(blocks, A.adjoint(A(u)), epsilon=1e-2, iterations=50, tol=0.0)
->>> slow, _ = pdhg(blocks, A.adjoint(A(u)), epsilon=1e-2, iterations=50, tol=0.0)
+>>> options = PDHGOptions(iterations=50, tol=0.0)
+>>> fast, h = fast_pdhg(blocks, A.adjoint(A(u)), options, epsilon=1e-2)
+>>> slow, _ = pdhg(blocks, A.adjoint(A(u)), options, epsilon=1e-2)
 >>> bool((fast - slow).abs().max() < 1e-12), h.extra["fused"]
 (True, True)
 """
@@ -79,8 +80,8 @@ import torch
 from spinv.linalg import squared_norm
 from spinv.variational.differences import gradient
 from spinv.variational.solvers.fourier_block import FourierDataBlock
-from spinv.variational.solvers.history import History, check_iterations
-from spinv.variational.solvers.pdhg import RegulariserBlock, pdhg, step_sizes
+from spinv.variational.solvers.history import History
+from spinv.variational.solvers.pdhg import PDHGOptions, RegulariserBlock, pdhg, step_sizes
 
 Tensor = torch.Tensor
 
@@ -148,38 +149,36 @@ def applicable(
     return True
 
 
-def fast_pdhg(blocks: Sequence, x0, **options):
+def fast_pdhg(
+    blocks: Sequence,
+    x0,
+    options: PDHGOptions | None = None,
+    *,
+    epsilon: float = 0.0,
+    g_prox: Callable | None = None,
+    g_value: Callable | None = None,
+    v0: Sequence[Tensor] | None = None,
+    callback: Callable[[int, Tensor], None] | None = None,
+    return_dual: bool = False,
+):
     """:func:`~spinv.variational.solvers.pdhg.pdhg` with the same arguments and returns, on the
     fused buffers when :func:`applicable` (else the generic solver); ``history.extra["fused"]``
     says which path ran. The iterates agree to float rounding."""
-    get = options.get
-    if not applicable(blocks, x0, get("g_prox"), get("g_value"), get("v0")):
-        out = pdhg(blocks, x0, **options)
+    options = PDHGOptions() if options is None else options
+    if not applicable(blocks, x0, g_prox, g_value, v0):
+        out = pdhg(blocks, x0, options, epsilon=epsilon, g_prox=g_prox, g_value=g_value, v0=v0,
+                   callback=callback, return_dual=return_dual)
         out[-1].extra["fused"] = False
         return out
-    unknown = set(options) - {"epsilon", "step_rule", "tau", "sigma", "theta", "op_norm",
-                              "iterations", "tol", "v0", "track_objective", "callback",
-                              "return_dual", "check_every", "g_prox", "g_value"}
-    if unknown:
-        raise TypeError(f"fast_pdhg: unexpected keyword arguments {sorted(unknown)}")
-    iterations, check_every = get("iterations", 1000), get("check_every", 1)
-    check_iterations(iterations)
-    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
-        raise ValueError(f"check_every={check_every!r}: expected an integer >= 1")
-    epsilon = get("epsilon", 0.0)
-    steps = step_sizes(blocks, epsilon, get("step_rule", "auto"), get("op_norm"))
-    fused = FusedSteps(
-        tau=float(get("tau") if get("tau") is not None else steps["tau"]),
-        sigma=float(get("sigma") if get("sigma") is not None else steps["sigma"]),
-        theta=float(get("theta") if get("theta") is not None else steps["theta"]),
-        accelerated=steps["rule"] == "accelerated")
-    x, v, hist = fused_fourier_pdhg(
-        blocks, x0, epsilon=epsilon, steps=fused, iterations=iterations,
-        tol=get("tol", 1e-6), v0=get("v0"), track_objective=get("track_objective", True),
-        check_every=check_every, callback=get("callback"))
+    steps = step_sizes(blocks, epsilon, options.step_rule, options.op_norm)
+    tau, sigma, theta = options.initial_steps(steps)
+    fused = FusedSteps(tau=tau, sigma=sigma, theta=theta,
+                       accelerated=steps["rule"] == "accelerated")
+    x, v, hist = fused_fourier_pdhg(blocks, x0, options, epsilon=epsilon, steps=fused, v0=v0,
+                                    callback=callback)
     hist.extra.update(steps)
     hist.extra["fused"] = True
-    return (x, v, hist) if get("return_dual", False) else (x, hist)
+    return (x, v, hist) if return_dual else (x, hist)
 
 
 class _Views(NamedTuple):
@@ -352,22 +351,22 @@ class FusedSteps:
 def fused_fourier_pdhg(
     blocks: Sequence,
     x0: Tensor,
+    options: PDHGOptions,
     *,
     epsilon: float,
     steps: FusedSteps,
-    iterations: int = 1000,
-    tol: float = 1e-6,
     v0: Sequence[Tensor] | None = None,
-    track_objective: bool = True,
-    check_every: int = 1,
     callback: Callable[[int, Tensor], None] | None = None,
 ) -> tuple[Tensor, list[Tensor], History]:
     """Algorithm 1 for Eq. (1.3) on fused buffers (see the module docstring).
 
+    ``options``: iterations, ``tol``, ``track_objective`` and ``check_every`` of
+    :class:`~.pdhg.PDHGOptions` (its step knobs are resolved into ``steps`` by the caller).
     Returns ``(x, [v1, v2], history)``; ``history.residual`` (and ``objective``) hold ``nan``
     for the iterations where the stopping rule was not evaluated. Check :func:`applicable`
     first.
     """
+    iterations, check_every = options.iterations, options.check_every
     data, regb = blocks
     rho, alpha = regb.reg.rho, regb.reg.alpha
     hist = History()
@@ -389,14 +388,14 @@ def fused_fourier_pdhg(
         residual = buf.residuals(vw, tiny) if check else None
         it = 1 - it
         objective = None
-        if track_objective and check:
+        if options.track_objective and check:
             xc = _to_complex(vw.u_new)
             objective = (data.value(xc) + regb.value(gradient(xc))
                          + 0.5 * epsilon * squared_norm(vw.u_rows))
         hist.record(objective, float("nan") if residual is None else max(residual))
         if callback is not None:
             callback(k, _to_complex(vw.u_new))
-        if residual is not None and max(residual) <= tol:
+        if residual is not None and max(residual) <= options.tol:
             hist.converged = True
             break
     x, v = buf.state(it)

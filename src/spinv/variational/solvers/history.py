@@ -54,10 +54,24 @@ class History:
         }
 
 
-def check_iterations(iterations, name: str = "iterations") -> int:
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"{name}={iterations!r}: expected an integer >= 0")
+def check_iterations(iterations, name: str = "iterations", low: int = 0) -> int:
+    """``iterations`` if it is an integer >= ``low``, else ``ValueError`` naming ``name``."""
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < low:
+        raise ValueError(f"{name}={iterations!r}: expected an integer >= {low}")
     return iterations
+
+
+def check_number(value, name: str, minimum: float = 0.0, inclusive: bool = False,
+                 optional: bool = False):
+    """``value`` if it is a real number ``> minimum`` (``>= minimum`` when ``inclusive``), or
+    ``None`` when ``optional``; else ``ValueError`` naming ``name``, the value and the bound."""
+    if value is None and optional:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not (value >= minimum if inclusive else value > minimum)):
+        bound = f"{'>=' if inclusive else '>'} {minimum}" + (" or None" if optional else "")
+        raise ValueError(f"{name}={value!r}: expected a number {bound}")
+    return value
 
 
 def check_positive(value, name: str) -> float:

@@ -34,8 +34,8 @@ The primal variable ``x`` may be a tensor or a tuple of tensors (TGV uses :math:
 >>> import torch
 >>> from spinv.operators import Identity
 >>> y = torch.tensor([[[[2.0, -1.0]]]], dtype=torch.float64)
->>> x, h = pdhg([LeastSquaresBlock(Identity(), y)], torch.zeros_like(y), epsilon=1.0,
-...             iterations=500, tol=1e-12)
+>>> x, h = pdhg([LeastSquaresBlock(Identity(), y)], torch.zeros_like(y),
+...             PDHGOptions(iterations=500, tol=1e-12), epsilon=1.0)
 >>> [round(v, 6) for v in x.flatten().tolist()]   # argmin |x-y|^2/2 + |x|^2/2 = y/2
 [1.0, -0.5]
 """
@@ -44,14 +44,69 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from spinv.linalg import norm, squared_norm
-from spinv.variational.solvers.history import History, check_iterations
+from spinv.variational.solvers.history import History, check_iterations, check_number
 
 Tensor = torch.Tensor
 Primal = Tensor | tuple
+
+STEP_RULES = ("auto", "standard", "strongly_convex", "accelerated")
+
+
+@dataclass(frozen=True)
+class PDHGOptions:
+    """Knobs of :func:`pdhg` (Algorithm 1 of thesis §1.2.3; Chambolle & Pock 2011).
+
+    ``iterations``: at most this many iterations (>= 0). ``tol``: stop when the Algorithm 1
+    residual :math:`\\|x^{k+1}-x^k\\|/\\|x^k\\|+\\|v^{k+1}-v^k\\|/\\|v^k\\|` is
+    ``<= tol`` for every image (0: run all iterations). ``step_rule``: ``"auto"``,
+    ``"standard"`` (CP 2011 Alg. 1), ``"strongly_convex"`` (thesis Appendix 1.C.2, CP 2011
+    Alg. 3) or ``"accelerated"`` (CP 2011 Alg. 2), see the module docstring. ``tau``,
+    ``sigma``, ``theta``: primal step, dual step and extrapolation at the start, overriding the
+    rule's (``None``: the rule's; the accelerated rule updates them after every iteration).
+    ``op_norm``: a bound of :math:`\\|K\\|` for the step rule (``None``:
+    :math:`(\\sum_j\\|K_j\\|^2)^{1/2}` from the blocks' bounds). ``track_objective``: record
+    :math:`\\sum_jF_j(K_jx)+G(x)` in the history (it then costs nothing extra: :math:`K\\bar x`
+    is formed by linearity). ``check_every``: evaluate the residual, the objective and the
+    stopping rule only every ``check_every`` iterations and at the last one (``nan`` is recorded
+    in between); the iterates do not depend on it. :func:`pdhg_iterates` uses the step knobs
+    and ``track_objective`` only.
+    """
+
+    iterations: int = 1000
+    tol: float = 1e-6
+    step_rule: str = "auto"
+    tau: float | None = None
+    sigma: float | None = None
+    theta: float | None = None
+    op_norm: float | None = None
+    track_objective: bool = True
+    check_every: int = 1
+
+    def __post_init__(self) -> None:
+        check_iterations(self.iterations, "PDHGOptions.iterations")
+        check_number(self.tol, "PDHGOptions.tol", inclusive=True)
+        if self.step_rule not in STEP_RULES:
+            raise ValueError(f"PDHGOptions.step_rule={self.step_rule!r}: expected one of "
+                             f"{', '.join(map(repr, STEP_RULES))}")
+        for name in ("tau", "sigma", "op_norm"):
+            check_number(getattr(self, name), f"PDHGOptions.{name}", optional=True)
+        check_number(self.theta, "PDHGOptions.theta", inclusive=True, optional=True)
+        if not isinstance(self.track_objective, bool):
+            raise TypeError(f"PDHGOptions.track_objective={self.track_objective!r}: expected a "
+                            "bool")
+        check_iterations(self.check_every, "PDHGOptions.check_every", 1)
+
+    def initial_steps(self, steps: dict) -> tuple[float, float, float]:
+        """``(tau, sigma, theta)`` at the start: these options' overrides, else the values of
+        the rule ``steps`` (from :func:`step_sizes`)."""
+        return (float(self.tau if self.tau is not None else steps["tau"]),
+                float(self.sigma if self.sigma is not None else steps["sigma"]),
+                float(self.theta if self.theta is not None else steps["theta"]))
 
 
 def _map(fn, *xs):
@@ -238,32 +293,28 @@ def _default_g(epsilon: float):
 def pdhg_iterates(
     blocks: Sequence[DualBlock],
     x0: Primal,
+    options: PDHGOptions | None = None,
     *,
     epsilon: float = 0.0,
     g_prox: Callable[[Primal, float], Primal] | None = None,
     g_value: Callable[[Primal], Tensor] | None = None,
-    step_rule: str = "auto",
-    tau: float | None = None,
-    sigma: float | None = None,
-    theta: float | None = None,
-    op_norm: float | None = None,
     v0: Sequence[Tensor] | None = None,
-    compute_objective: bool = True,
 ) -> Iterator[tuple[Primal, list[Tensor], Tensor, Tensor | None]]:
-    """Generator of PDHG iterates: yields ``(x, v, residual, objective)`` after each iteration.
+    """Generator of PDHG iterates: yields ``(x, v, residual, objective)`` after each iteration,
+    without end.
 
     ``residual`` is the Algorithm 1 quantity per image ``(B,)``; ``objective`` is
-    :math:`\\sum_jF_j(K_jx)+G(x)` per image (``None`` if ``compute_objective=False``). Same
-    arguments as :func:`pdhg`.
+    :math:`\\sum_jF_j(K_jx)+G(x)` per image (``None`` unless ``options.track_objective``). Same
+    arguments as :func:`pdhg`; of ``options`` only the step knobs and ``track_objective`` count.
     """
+    options = PDHGOptions() if options is None else options
     if not isinstance(blocks, (list, tuple)) or not blocks:
         raise ValueError(f"blocks={blocks!r}: expected a non-empty list of DualBlock")
     if not epsilon >= 0:
         raise ValueError(f"epsilon={epsilon!r}: expected a float >= 0")
-    steps = step_sizes(blocks, epsilon, step_rule, op_norm)
-    tau_k = float(tau if tau is not None else steps["tau"])
-    sigma_k = float(sigma if sigma is not None else steps["sigma"])
-    theta_k = float(theta if theta is not None else steps["theta"])
+    steps = step_sizes(blocks, epsilon, options.step_rule, options.op_norm)
+    tau_k, sigma_k, theta_k = options.initial_steps(steps)
+    compute_objective = options.track_objective
     accelerated = steps["rule"] == "accelerated"
     default_prox, default_value = _default_g(epsilon)
     g_prox = default_prox if g_prox is None else g_prox
@@ -313,59 +364,41 @@ def pdhg_iterates(
 def pdhg(
     blocks: Sequence[DualBlock],
     x0: Primal,
+    options: PDHGOptions | None = None,
     *,
     epsilon: float = 0.0,
     g_prox: Callable[[Primal, float], Primal] | None = None,
     g_value: Callable[[Primal], Tensor] | None = None,
-    step_rule: str = "auto",
-    tau: float | None = None,
-    sigma: float | None = None,
-    theta: float | None = None,
-    op_norm: float | None = None,
-    iterations: int = 1000,
-    tol: float = 1e-6,
     v0: Sequence[Tensor] | None = None,
-    track_objective: bool = True,
     callback: Callable[[int, Primal], None] | None = None,
     return_dual: bool = False,
-    check_every: int = 1,
 ):
-    """Algorithm 1: run PDHG from ``x0`` (warm start; dual ``v0`` defaults to 0).
+    """Algorithm 1: run PDHG on :math:`\\sum_jF_j(K_jx)+G(x)` from ``x0`` (warm start).
 
-    ``G`` defaults to :math:`\\tfrac\\varepsilon2\\|x\\|^2` (``epsilon``); pass ``g_prox(x, t)``
-    (:math:`\\operatorname{prox}_{tG}`) and ``g_value`` for another :math:`G` (``epsilon`` then
-    declares its strong convexity modulus). Returns ``(x, history)`` or, with
-    ``return_dual=True``, ``(x, v, history)``. ``history.extra`` holds the step sizes.
+    ``blocks``: the terms :math:`F_j\\circ K_j`; ``options``: iterations, tolerance, step
+    rule, history (:class:`PDHGOptions`; ``None``: the defaults). ``G`` defaults to
+    :math:`\\tfrac\\varepsilon2\\|x\\|^2` (``epsilon``, the strong-convexity modulus of
+    Eq. 1.3); pass ``g_prox(x, t)`` (:math:`\\operatorname{prox}_{tG}`) and ``g_value`` for
+    another :math:`G` (``epsilon`` then declares its strong convexity modulus). ``v0``: dual
+    warm start (default 0). ``callback(k, x)`` runs after every iteration. Returns
+    ``(x, history)`` or, with ``return_dual=True``, ``(x, v, history)``; ``history.extra`` holds
+    the step sizes of the rule.
 
-    ``check_every``: evaluate the residual (and the objective) and the stopping rule only every
-    ``check_every`` iterations and at the last one (``nan`` is recorded in between); the
-    iterates do not depend on it. This is the generic solver; for the MRI problem of Eq. (1.3)
-    callers choose the fused fast path
-    :func:`~spinv.variational.solvers.fused_fourier_tv.fast_pdhg` (same arguments, same iterates
-    to float rounding, falls back to this function where it does not apply).
+    This is the generic solver; for the MRI problem of Eq. (1.3) callers choose the fused fast
+    path :func:`~spinv.variational.solvers.fused_fourier_tv.fast_pdhg` (same arguments, same
+    iterates to float rounding, falls back to this function where it does not apply).
     """
-    check_iterations(iterations)
-    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
-        raise ValueError(f"check_every={check_every!r}: expected an integer >= 1")
+    options = PDHGOptions() if options is None else options
+    if not isinstance(options, PDHGOptions):
+        raise TypeError(f"options={options!r}: expected a PDHGOptions or None")
+    iterations, check_every = options.iterations, options.check_every
     hist = History()
-    steps = step_sizes(blocks, epsilon, step_rule, op_norm)
+    steps = step_sizes(blocks, epsilon, options.step_rule, options.op_norm)
     hist.extra.update(steps)
     x = x0
     v = v0
-    gen = pdhg_iterates(
-        blocks,
-        x0,
-        epsilon=epsilon,
-        g_prox=g_prox,
-        g_value=g_value,
-        step_rule=step_rule,
-        tau=tau,
-        sigma=sigma,
-        theta=theta,
-        op_norm=op_norm,
-        v0=v0,
-        compute_objective=track_objective,
-    )
+    gen = pdhg_iterates(blocks, x0, options, epsilon=epsilon, g_prox=g_prox, g_value=g_value,
+                        v0=v0)
     for k in range(iterations):
         x, v, res, obj = next(gen)
         check = (k + 1) % check_every == 0 or k + 1 == iterations
@@ -377,7 +410,7 @@ def pdhg(
         hist.record(obj, res)
         if callback is not None:
             callback(k, x)
-        if bool((res <= tol).all()):
+        if bool((res <= options.tol).all()):
             hist.converged = True
             break
     if return_dual:
