@@ -50,9 +50,9 @@ def build(kind: str, width: int, depth: int, crop: int):
     if kind == "dncnn":
         return DnCNN(1, width=width, depth=depth, zero_last=False, seed=0)
     method, _, control = kind.partition("-")
-    return NonexpansiveDenoiser(1, width=width, depth=depth, method=method, gamma=1.99,
-                                residual=True, power_size=(crop, crop), seed=0,
-                                norm_control=control or "certified")
+    return NonexpansiveDenoiser.from_config(1, width=width, depth=depth, method=method, gamma=1.99,
+                                            residual=True, power_size=(crop, crop), seed=0,
+                                            norm_control=control or "certified")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -39,8 +39,8 @@ def _gen(seed=0):
 
 
 def _averaged(seed=0, gamma=1.99):
-    den = NonexpansiveDenoiser(1, width=4, depth=2, tied=True, alpha=0.5, gamma=gamma,
-                               residual=True, seed=seed).eval()
+    den = NonexpansiveDenoiser.from_config(1, width=4, depth=2, tied=True, alpha=0.5, gamma=gamma,
+                                           residual=True, seed=seed).eval()
     assert den.certified_averagedness() == pytest.approx(gamma / 2)
     return den
 

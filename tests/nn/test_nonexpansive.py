@@ -138,9 +138,9 @@ def test_composed_averagedness_formula():
     [("euler", True, False, None), ("heun", False, False, None), ("rk4", True, True, 0.5)],
 )
 def test_certificate_holds_after_large_lr_training(method, residual, tied, alpha):
-    net = NonexpansiveDenoiser(1, width=6, depth=2, method=method, gamma=1.99,
-                               residual=residual, tied=tied, alpha=alpha, power_size=(12, 12),
-                               seed=0)
+    net = NonexpansiveDenoiser.from_config(
+        1, width=6, depth=2, method=method, gamma=1.99, residual=residual, tied=tied, alpha=alpha,
+        power_size=(12, 12), seed=0)
     opt = torch.optim.Adam(net.parameters(), lr=0.2)
     g = _gen(3)
     for _ in range(3):
@@ -165,8 +165,9 @@ def test_certificate_holds_after_large_lr_training(method, residual, tied, alpha
 
 
 def test_certified_averaged_residual_denoiser_satisfies_inequality():
-    net = NonexpansiveDenoiser(1, width=4, depth=2, method="euler", gamma=1.99, residual=True,
-                               tied=True, alpha=0.5, seed=1).double()
+    net = NonexpansiveDenoiser.from_config(
+        1, width=4, depth=2, method="euler", gamma=1.99, residual=True, tied=True, alpha=0.5,
+        seed=1).double()
     alpha = net.certified_averagedness()
     assert alpha == pytest.approx(0.995)
     gaps = [_averaged_gap(net, x, y, alpha) for x, y in _pairs((2, 1, 8, 8), n=10)]
@@ -201,8 +202,9 @@ def test_custom_tableau_uses_its_radius_and_size_specific_certificate():
     from spinv.nn.runge_kutta import RALSTON, circle_contractivity_radius
 
     r = circle_contractivity_radius(RALSTON)
-    net = NonexpansiveDenoiser(1, width=4, depth=2, method=RALSTON, gamma=1.0, residual=False,
-                               certify_size=(10, 10), power_size=(10, 10), seed=2)
+    net = NonexpansiveDenoiser.from_config(
+        1, width=4, depth=2, method=RALSTON, gamma=1.0, residual=False,
+        certify_size=(10, 10), power_size=(10, 10), seed=2)
     assert net.xi.layers[0].max_norm == pytest.approx((2 * r / 2.0) ** 0.5)
     for name, bound in net.certified_norms().items():
         conv = dict(net._convs())[name]
@@ -219,9 +221,9 @@ def test_power_only_norm_control_can_violate_what_certified_control_guarantees()
     # optimiser steps; the certified rule never lets a bound exceed its target
     worst = {}
     for mode in ("power", "certified"):
-        net = NonexpansiveDenoiser(1, width=6, depth=2, method="euler", gamma=1.0,
-                                   residual=False, power_size=(12, 12), norm_control=mode,
-                                   seed=0)
+        net = NonexpansiveDenoiser.from_config(
+            1, width=6, depth=2, method="euler", gamma=1.0, residual=False,
+            power_size=(12, 12), norm_control=mode, seed=0)
         opt = torch.optim.Adam(net.parameters(), lr=0.05)
         g = _gen(3)
         ratios = []
@@ -238,7 +240,7 @@ def test_power_only_norm_control_can_violate_what_certified_control_guarantees()
     assert worst["certified"] <= 1.0
     assert worst["power"] > 1.1
     with pytest.raises(ValueError, match="norm_control"):
-        NonexpansiveDenoiser(1, width=2, depth=1, norm_control="spectral")
+        NonexpansiveDenoiser.from_config(1, width=2, depth=1, norm_control="spectral")
 
 
 def test_euler_layer_beyond_step_rule_obeys_cocoercivity_bound():

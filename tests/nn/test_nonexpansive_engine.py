@@ -69,8 +69,9 @@ def test_train_denoiser_equals_the_former_loop(kind, schedule, tmp_path):
     def build():
         if kind == "dncnn":
             return DnCNN(1, width=4, depth=4, batch_norm=True, seed=0)
-        return NonexpansiveDenoiser(1, width=4, depth=2, method="heun", gamma=1.99, tied=True,
-                                    alpha=0.5, power_size=(12, 12), seed=0)
+        return NonexpansiveDenoiser.from_config(
+            1, width=4, depth=2, method="heun", gamma=1.99, tied=True, alpha=0.5,
+            power_size=(12, 12), seed=0)
 
     images, old, new = _images(), build(), build()
     final = _former_train_denoiser(old, images, 0.1, 7, 3, 12, 3e-3, 5, schedule)
@@ -85,7 +86,8 @@ def test_train_denoiser_equals_the_former_loop(kind, schedule, tmp_path):
 def test_denoiser_run_is_rebuilt_by_the_catalogue(tmp_path):
     from spinv.training.checkpoint import load_model
 
-    net = NonexpansiveDenoiser(1, width=4, depth=2, method="rk4", gamma=1.5, power_size=(12, 12))
+    net = NonexpansiveDenoiser.from_config(
+        1, width=4, depth=2, method="rk4", gamma=1.5, power_size=(12, 12))
     train_denoiser(net, _images(), DenoiserTraining(0.1, 3, 2, 12), run_dir=tmp_path / "r")
     back, cfg = load_model(tmp_path / "r")
     assert cfg.model.name == "nonexpansive-denoiser" and cfg.problem.kind == "denoise"

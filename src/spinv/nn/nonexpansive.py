@@ -43,6 +43,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 
@@ -50,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spinv.nn.nonexpansive_options import Certification, DenoiserStructure
 from spinv.nn.runge_kutta import (
     ButcherTableau,
     circle_contractivity_radius,
@@ -65,6 +67,8 @@ __all__ = [
     "NormConstrainedConv",
     "NonexpansiveResNet",
     "NonexpansiveDenoiser",
+    "DenoiserStructure",
+    "Certification",
     "project_conv_norm",
 ]
 
@@ -295,14 +299,11 @@ class NonexpansiveDenoiser(nn.Module):
 
     Parameters: ``in_channels``; ``width`` (channels of :math:`\\Xi`, 64 in the thesis);
     ``depth`` (it = 10); ``method`` (``"euler"``, ``"heun"``, ``"rk4"`` or a tableau); ``step``
-    (h = 2); ``gamma``; ``residual``; ``alpha``/``averaging`` (see :class:`NonexpansiveResNet`);
-    ``tied`` (:math:`A_{project} = A_{lift}^T`); ``certify_size`` (``None``: bounds valid for
-    every image size; ``(H, W)``: valid for images up to that size, tighter);
-    ``certify_grid`` (DFT grid of the size-independent bound); ``power_size`` (image size of
-    the warm-started power iteration); ``norm_control`` (``"certified"``: rescale by the
-    certified bound, default; ``"power"``: the thesis' rule, rescale by the power-iteration
-    estimate only -- kept for comparison, :meth:`certified_lipschitz` then reports the true
-    certificate of the resulting weights, which may exceed the nominal one); ``seed``.
+    (h = 2); ``gamma``; ``residual``; ``structure`` (:class:`DenoiserStructure`: averaging,
+    tying, activation, kernel size); ``certification`` (:class:`Certification`; with
+    ``norm_control="power"``, :meth:`certified_lipschitz` reports the true certificate of the
+    resulting weights, which may exceed the nominal one); ``seed``. :meth:`from_config` builds
+    one from the flat option dict stored in configs and run directories.
 
     Call :meth:`enforce_constraints` after every optimiser step; it is also called at
     construction (about a second at the thesis' width 64 on one loaded CPU core; see
@@ -311,12 +312,15 @@ class NonexpansiveDenoiser(nn.Module):
 
     def __init__(self, in_channels: int = 1, width: int = 64, depth: int = 10,
                  method: str | ButcherTableau = "euler", step: float = 2.0, gamma: float = 1.0,
-                 residual: bool = True, alpha: float | None = None, averaging: str = "relaxation",
-                 tied: bool = False, activation: str = "relu", kernel_size: int = 3,
-                 certify_size: tuple[int, int] | None = None, certify_grid: int = 16,
-                 power_size: tuple[int, int] = (32, 32), norm_control: str = "certified",
-                 seed: int | None = 0) -> None:
+                 residual: bool = True, structure: DenoiserStructure | None = None,
+                 certification: Certification | None = None, seed: int | None = 0) -> None:
         super().__init__()
+        st = structure if structure is not None else DenoiserStructure()
+        ce = certification if certification is not None else Certification()
+        alpha, averaging, tied = st.alpha, st.averaging, st.tied
+        activation, kernel_size = st.activation, st.kernel_size
+        certify_size, certify_grid = ce.certify_size, ce.certify_grid
+        power_size, norm_control = ce.power_size, ce.norm_control
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels={in_channels!r}: expected a positive integer")
         if not isinstance(width, int) or width < 1:
@@ -358,6 +362,20 @@ class NonexpansiveDenoiser(nn.Module):
         # the certified rule needs the power iterates for monitoring only; the thesis' rule
         # relies on them (it used 1000 iterations at initialisation; 100 here)
         self.enforce_constraints(power_iterations=5 if norm_control == "certified" else 100)
+
+    @classmethod
+    def from_config(cls, in_channels: int = 1, **options) -> NonexpansiveDenoiser:
+        """A denoiser from the flat options of :attr:`config` (as stored in configs and run
+        directories: ``alpha``, ``tied``, ``certify_size``, ... at the top level)."""
+        structure = {f.name: options.pop(f.name) for f in dataclasses.fields(DenoiserStructure)
+                     if f.name in options}
+        certification = {f.name: options.pop(f.name) for f in dataclasses.fields(Certification)
+                         if f.name in options}
+        for key in ("certify_size", "power_size"):
+            if certification.get(key) is not None:
+                certification[key] = tuple(certification[key])
+        return cls(in_channels, **options, structure=DenoiserStructure(**structure),
+                   certification=Certification(**certification))
 
     # -- forward ---------------------------------------------------------------------------
     def gamma_net(self, y: torch.Tensor) -> torch.Tensor:

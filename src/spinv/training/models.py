@@ -79,16 +79,13 @@ def build_dncnn(cfg: dict, operator: Any = None) -> DnCNN:
 
 
 def build_nonexpansive_denoiser(cfg: dict, operator: Any = None) -> NonexpansiveDenoiser:
-    """``NonexpansiveDenoiser(**cfg)`` (a denoiser, Y = X); ``certify_size``/``power_size``
-    lists become tuples, ``method_tableau: {a, b}`` a :class:`ButcherTableau`."""
+    """``NonexpansiveDenoiser.from_config(**cfg)`` (a denoiser, Y = X; flat options, lists
+    become tuples), ``method_tableau: {a, b}`` a :class:`ButcherTableau`."""
     cfg = dict(cfg)
-    for key in ("certify_size", "power_size"):
-        if cfg.get(key) is not None:
-            cfg[key] = tuple(cfg[key])
     tab = cfg.pop("method_tableau", None)
     if tab is not None:
         cfg["method"] = ButcherTableau.from_lists(tab["a"], tab["b"], cfg.get("method", "c"))
-    return NonexpansiveDenoiser(**cfg)
+    return NonexpansiveDenoiser.from_config(**cfg)
 
 
 def build_nonexpansive_resnet(cfg: dict, operator: Any = None) -> NonexpansiveResNet:

@@ -107,9 +107,9 @@ def _certificates(model) -> dict:
 def _new_denoiser(c: PnPConfig, kind: str, device) -> torch.nn.Module:
     """An untrained averaged denoiser (tied, ``alpha=0.5``, residual) or DnCNN."""
     if kind == "averaged":
-        return NonexpansiveDenoiser(1, width=c.width, depth=c.depth, method=c.method,
-                                    gamma=c.gamma, residual=True, tied=True, alpha=0.5,
-                                    power_size=(c.crop, c.crop), seed=c.seed).to(device)
+        return NonexpansiveDenoiser.from_config(1, width=c.width, depth=c.depth, method=c.method,
+                                                gamma=c.gamma, residual=True, tied=True, alpha=0.5,
+                                                power_size=(c.crop, c.crop), seed=c.seed).to(device)
     return DnCNN(1, width=c.dncnn_width_resolved, depth=c.dncnn_depth,
                  batch_norm=c.dncnn_batch_norm, seed=c.seed).to(device)
 

@@ -122,7 +122,7 @@ def pnp_convergence_experiment(problem: str = "ct", size: int = 32, iterations: 
         raise ValueError(f"problem={problem!r}: expected 'ct' or 'mri'")
     if denoisers is None:
         denoisers = {
-            "averaged (tied, gamma=1.99)": NonexpansiveDenoiser(
+            "averaged (tied, gamma=1.99)": NonexpansiveDenoiser.from_config(
                 1, width=8, depth=4, tied=True, alpha=0.5, gamma=1.99, seed=seed).eval(),
             "nonexpansive Gamma, residual (untied)": NonexpansiveDenoiser(
                 1, width=8, depth=4, gamma=1.99, seed=seed).eval(),
