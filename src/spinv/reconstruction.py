@@ -128,8 +128,8 @@ def check_model_problem(model: LoadedModel, problem: Problem, noise_known: bool 
     theirs = problem
     if model.problem.kind != problem.kind:
         raise ValueError(f"--model {model.source!r} was trained for {model.problem.kind} data, "
-                         f"the measurements are {problem.kind}; choose a {problem.kind} model "
-                         "(`spinv models list`)")
+                         f"the measurements are {problem.kind}; choose a model for "
+                         f"{problem.kind} data (`spinv models list`)")
     if not noise_known:
         changes = {"noise": model.problem.noise}
         if problem.geometry is not None and model.problem.geometry is not None:
