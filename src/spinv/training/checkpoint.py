@@ -457,13 +457,17 @@ def load_model(
         raise ValueError(f"checkpoint {str(ck.path)!r} has an invalid config: {err}") from None
     operator = make_operator(cfg.problem)
     model = build_model(cfg.model.name, cfg.model.options, operator)
+    return load_weights(model, ck, f"model {cfg.model.name!r}", device), cfg
+
+
+def load_weights(model: torch.nn.Module, ck: Checkpoint, what: str,
+                 device: Any = None) -> torch.nn.Module:
+    """``model`` with the checkpoint's weights (strict), on ``device``, in eval mode; a
+    mismatch is one ``ValueError`` naming the checkpoint and ``what`` it should hold."""
     try:
         model.load_state_dict(ck.model_state, strict=True)
     except RuntimeError as err:
-        raise ValueError(
-            f"checkpoint {str(ck.path)!r} does not match model {cfg.model.name!r}: {err}"
-        ) from None
+        raise ValueError(f"checkpoint {str(ck.path)!r} does not match {what}: {err}") from None
     if device is not None:
         model = model.to(device)
-    model.eval()
-    return model, cfg
+    return model.eval()

@@ -208,7 +208,7 @@ def load_vae(path: str | os.PathLike, device: Any = None) -> GaussianVAE:
     """Rebuild the :class:`GaussianVAE` of a run directory written by :func:`train_vae` (or a
     checkpoint of earlier spinv versions): options from the config's ``vae`` section, weights
     loaded strictly; in eval mode."""
-    from spinv.training.checkpoint import read_checkpoint
+    from spinv.training.checkpoint import load_weights, read_checkpoint
 
     ck = read_checkpoint(path, map_location="cpu")
     try:
@@ -216,13 +216,4 @@ def load_vae(path: str | os.PathLike, device: Any = None) -> GaussianVAE:
     except (KeyError, TypeError):
         raise ValueError(f"checkpoint {str(ck.path)!r} is not a spinv generative VAE") from None
     cfg["log_var_range"] = tuple(cfg.get("log_var_range", (-12.0, 2.0)))
-    model = GaussianVAE(**cfg)
-    try:
-        model.load_state_dict(ck.model_state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(
-            f"checkpoint {str(ck.path)!r} does not match its VAE config: {err}"
-        ) from None
-    if device is not None:
-        model = model.to(device)
-    return model.eval()
+    return load_weights(GaussianVAE(**cfg), ck, "its VAE config", device)
