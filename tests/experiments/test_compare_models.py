@@ -51,3 +51,13 @@ def test_a_model_of_another_problem_is_refused(lpg_run, tmp_path, capsys):
                  "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "n_angles 8 vs 10" in err and err.count("\n") == 1
+
+
+def test_zoomed_held_out_slices_are_a_smaller_field_of_view(lpg_run, tmp_path):
+    cfg = _config(tmp_path, lpg_run)
+    cfg.write_text(cfg.read_text() + "  zoom: 0.5\n  eval_split: val\n")
+    assert main(["experiment", "run", "equivariance", "compare-models", str(cfg), "--out",
+                 str(tmp_path / "z"), "--quiet"]) == 0
+    payload = json.loads((tmp_path / "z" / "results.json").read_text())
+    assert payload["settings"]["zoom"] == 0.5 and "shrunk by 0.5" in (
+        tmp_path / "z" / "results.md").read_text()

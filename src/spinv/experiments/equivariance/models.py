@@ -35,10 +35,14 @@ METRICS = (("psnr_roi", "PSNR (body)", 2), ("ssim_roi", "SSIM (body)", 3),
 @dataclass(frozen=True)
 class CompareModelsConfig(EquivarianceConfig):
     """``compare-models``: the equivariance settings (problem, ``image_size``, ``n_test``,
-    ``eval_split``, ``seed``, TV tuning) plus ``models``, run directories or zoo names."""
+    ``eval_split``, ``seed``, TV tuning) plus ``models``, run directories or zoo names, and
+    ``zoom``: shrink the held-out slices about the centre by this factor (at the bundled
+    resolution, before area averaging; 1: as they are) -- a field-of-view stress test, e.g.
+    on the validation split, that needs no other data (CT only)."""
 
     models: list[str] = field(default_factory=lambda: ["ct64-lpg-c4", "ct64-lpd-c4"])
     n_test: int = field(default=14, metadata=bounds(1))
+    zoom: float = field(default=1.0, metadata=bounds(0.0, 1.0, lo_open=True))
 
 
 def _problem_of(cfg: CompareModelsConfig):
@@ -71,6 +75,26 @@ def _model_entry(name: str, cfg: CompareModelsConfig, data) -> dict[str, Any]:
                for split in ("upright", "rotated")}}
 
 
+def _zoomed_ct_data(cfg: CompareModelsConfig):
+    """The CT data of :func:`.data.prepare_ct_data` with the held-out slices shrunk by
+    ``cfg.zoom`` at the bundled resolution (then area-averaged, rotated and measured as usual)."""
+    from spinv.data.transforms import body_mask_ct
+    from spinv.experiments.equivariance.data import assemble_data, downsample, load_ct_slices
+    from spinv.operators import ParallelBeamCT
+    from spinv.operators.ct import simulate_ct
+    from spinv.training.data import zoom_out
+
+    if cfg.problem != "ct":
+        raise ValueError("config key 'zoom': the field-of-view stress test is for CT only")
+    native = zoom_out(load_ct_slices(cfg.eval_split, cfg.n_test, None), cfg.zoom)
+    return assemble_data(
+        ParallelBeamCT(cfg.image_size, cfg.n_angles),
+        load_ct_slices("train", cfg.tune_images, cfg.image_size),
+        downsample(native, cfg.image_size),
+        lambda x, s: simulate_ct(x, cfg.n_angles, photons=cfg.photons, seed=s),
+        body_mask_ct, cfg.seed, x_test_native=native)
+
+
 def run_compare_models(cfg: CompareModelsConfig, out: Path, progress: Progress | None = None,
                        resume: bool = False) -> dict[str, Any]:
     """Evaluate ``cfg.models`` and the baselines; writes ``results.json`` and ``results.md``."""
@@ -79,8 +103,11 @@ def run_compare_models(cfg: CompareModelsConfig, out: Path, progress: Progress |
     from spinv.experiments.equivariance.report import write_payload
 
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
-    data = prepare_data(DataSpec.from_config(cfg), cfg.tune_images, cfg.n_test, cfg.seed,
-                        test_split=cfg.eval_split)
+    if cfg.zoom < 1.0:
+        data = _zoomed_ct_data(cfg)
+    else:
+        data = prepare_data(DataSpec.from_config(cfg), cfg.tune_images, cfg.n_test, cfg.seed,
+                            test_split=cfg.eval_split)
     total = len(cfg.models) + 1
     base = baseline_metrics(cfg.tv_tuning(), data)
     methods: dict[str, Any] = {}
@@ -100,6 +127,7 @@ def run_compare_models(cfg: CompareModelsConfig, out: Path, progress: Progress |
                             "n_angles": cfg.n_angles, "photons": cfg.photons,
                             "seed": cfg.seed, "tv_alpha": base["alpha"],
                             "tune_images": cfg.tune_images, "precision": "float32",
+                            "zoom": cfg.zoom,
                             "test_angles_deg": data.angles.tolist()},
                "methods": methods, "notes": []}
     write_payload(Path(out), payload, format_comparison(payload))
@@ -110,7 +138,8 @@ def format_comparison(payload: dict[str, Any]) -> str:
     """Markdown table: mean ± std per method and set (module docstring)."""
     s = payload["settings"]
     head = "| method | set | " + " | ".join(label for _, label, _ in METRICS) + " |"
-    lines = [f"Held-out {s['eval_split']} slices: {s['n_test']}, {s['problem']} "
+    zoom = f", shrunk by {s['zoom']:g}" if s.get("zoom", 1.0) < 1.0 else ""
+    lines = [f"Held-out {s['eval_split']} slices: {s['n_test']}{zoom}, {s['problem']} "
              f"{s['image_size']}², TV alpha {s['tv_alpha']:.4g} (tuned on {s['tune_images']} "
              "training slices), float32.", "", head,
              "|" + "---|" * (len(METRICS) + 2)]
