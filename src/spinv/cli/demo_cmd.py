@@ -65,7 +65,7 @@ def demo(
     typer.echo(f"wall time {results['wall_time_s']:.0f} s")
 
 
-SHIPPED = ("ct64-lpg-c4", "ct64-lpd-c4")
+SHIPPED = ("ct64-lpg-c4", "ct64-lpd-c4", "ct64-lpd-c4-aug")
 
 
 def shipped_models(image_size: int) -> tuple[str, ...]:

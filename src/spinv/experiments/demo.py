@@ -145,7 +145,8 @@ def _train_live(s: DemoSettings, data: ExperimentData, recs: dict, out: Path,
 
 def _shipped_label(loaded) -> str:
     group = getattr(getattr(loaded.network, "group", None), "name", None)
-    return f"{group + ' ' if group else ''}{loaded.name.upper()} (shipped)"
+    tag = " + aug." if Path(loaded.source).name.endswith("-aug") else ""
+    return f"{group + ' ' if group else ''}{loaded.name.upper()}{tag} (shipped)"
 
 
 def _load_shipped(s: DemoSettings, data: ExperimentData, recs: dict, out: Path,

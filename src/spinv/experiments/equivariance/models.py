@@ -40,7 +40,8 @@ class CompareModelsConfig(EquivarianceConfig):
     resolution, before area averaging; 1: as they are) -- a field-of-view stress test, e.g.
     on the validation split, that needs no other data (CT only)."""
 
-    models: list[str] = field(default_factory=lambda: ["ct64-lpg-c4", "ct64-lpd-c4"])
+    models: list[str] = field(default_factory=lambda: ["ct64-lpg-c4", "ct64-lpd-c4",
+                                                       "ct64-lpd-c4-aug"])
     n_test: int = field(default=14, metadata=bounds(1))
     zoom: float = field(default=1.0, metadata=bounds(0.0, 1.0, lo_open=True))
 
