@@ -64,7 +64,7 @@ def _problem(size: int, n: int):
 
 
 def _patterns(size: int) -> dict:
-    from spinv.sampling import variable_density
+    from spinv.operators.sampling import variable_density
 
     g = torch.Generator().manual_seed(0)
     return {

@@ -40,7 +40,7 @@ from _machine import machine_info as _machine_info
 from spinv.atomic import atomic_write_json
 from spinv.learned import LearnedProximalGradient
 from spinv.operators import ParallelBeamCT, SubsampledFourier
-from spinv.sampling import variable_density_lines
+from spinv.operators.sampling import variable_density_lines
 
 AUTHORS_CT_128 = {"ordinary": 1.52, "equivariant": 1.58}  # s per train step (thesis code)
 

@@ -32,7 +32,7 @@ from _machine import machine_info  # noqa: E402
 from spinv.atomic import atomic_write_json  # noqa: E402
 from spinv.operators import ParallelBeamCT, SubsampledFourier  # noqa: E402
 from spinv.operators import ct as ct_module  # noqa: E402
-from spinv.sampling import variable_density_lines  # noqa: E402
+from spinv.operators.sampling import variable_density_lines  # noqa: E402
 
 
 def _median_ms(fn, repeats: int) -> float:

@@ -47,7 +47,7 @@ from _machine import machine_info as _machine_info
 
 from spinv.atomic import atomic_write_json
 from spinv.operators import SubsampledFourier
-from spinv.sampling import uniform_random
+from spinv.operators.sampling import uniform_random
 from spinv.variational import smoothed_tv
 from spinv.variational.solvers.fourier_block import FourierDataBlock
 from spinv.variational.solvers.fused_fourier_tv import fast_pdhg

@@ -13,6 +13,7 @@ import torch
 from spinv.operators import ParallelBeamCT, SubsampledFourier, simulate_ct
 from spinv.operators.fbp import filter_sinogram
 from spinv.operators.noise import default_mu, gaussian_noise, poisson_post_log
+from spinv.operators.sampling import make_mask
 from spinv.problems import (
     CTGeometry,
     GaussianNoise,
@@ -22,7 +23,6 @@ from spinv.problems import (
     denoising_problem,
     mri_problem,
 )
-from spinv.sampling import make_mask
 
 
 @pytest.fixture(autouse=True)
@@ -248,7 +248,7 @@ def test_constructor_checks():
 
 
 def test_replacement_for_the_equivariance_mri_data():
-    from spinv.sampling import variable_density_lines
+    from spinv.operators.sampling import variable_density_lines
 
     x = _x()
     old_op = SubsampledFourier(variable_density_lines((16, 16), 0.2, seed=4))

@@ -47,7 +47,7 @@ def fastmri_h5(path: Path) -> None:
     import h5py
 
     from spinv.data import load_dataset
-    from spinv.sampling import make_mask
+    from spinv.operators.sampling import make_mask
 
     image = load_dataset("brain-t1", "test")[0].astype(np.complex64)
     h, w = image.shape

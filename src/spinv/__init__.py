@@ -1,9 +1,11 @@
 """spinv: structure-preserving machine learning for imaging inverse problems (CT and MRI).
 
 Subpackages follow the concepts of F. Sherry's thesis (``shared/seeds``):
-``operators`` (physics), ``sampling``, ``data``, ``metrics``, ``variational``, ``bilevel``
-(ch. 1), ``nn.equivariant`` and ``learned`` (ch. 2), ``nn.nonexpansive`` and ``learned.pnp``
-(ch. 3), ``generative`` (talk 002), ``training``, ``report`` and the ``spinv`` command line.
+``operators`` (physics, with ``operators.sampling``), ``problems``, ``data``, ``metrics``,
+``linalg``, ``variational``, ``bilevel`` (ch. 1), ``nn.equivariant`` and ``learned`` (ch. 2),
+``nn.nonexpansive`` and ``learned.pnp`` (ch. 3), ``generative`` (talk 002), ``training``,
+``reconstruction``, ``zoo``, ``experiments``, ``report`` and the ``spinv`` command line
+(``ARCHITECTURE.md`` has the layers).
 
 The most used names are available from the top level; they (and the subpackages) are imported
 on first use, so ``import spinv`` stays cheap.
@@ -23,8 +25,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "atomic", "bilevel", "data", "generative", "learned", "metrics", "nn", "operators",
-    "problems", "report", "sampling", "training", "variational",
+    "atomic", "bilevel", "data", "experiments", "generative", "learned", "linalg", "metrics",
+    "nn", "operators", "problems", "reconstruction", "report", "training", "variational", "zoo",
 )
 
 _NAMES = {
@@ -36,6 +38,10 @@ _NAMES = {
     "psnr": "spinv.metrics",
     "ssim": "spinv.metrics",
     "reconstruct_variational": "spinv.variational.reconstruct",
+    "VariationalOptions": "spinv.variational.reconstruct",
+    "Problem": "spinv.problems",
+    "reconstruct": "spinv.reconstruction",
+    "ReconstructionOptions": "spinv.reconstruction",
     "tune_alpha": "spinv.variational.reconstruct",
     "LearnedProximalGradient": "spinv.learned",
     "LearnedPrimalDual": "spinv.learned",

@@ -140,14 +140,15 @@ class GaussianNoise:
 
 @dataclass(frozen=True)
 class MaskRecipe:
-    """How an MRI mask was drawn: ``spinv.sampling.make_mask(pattern, shape, rate, seed)``."""
+    """How an MRI mask was drawn:
+    ``spinv.operators.sampling.make_mask(pattern, shape, rate, seed)``."""
 
     pattern: str
     rate: float
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from spinv.sampling import PATTERNS
+        from spinv.operators.sampling import PATTERNS
 
         if self.pattern not in PATTERNS:
             raise _fail("mask.recipe.pattern", self.pattern, f"one of {', '.join(PATTERNS)}")
@@ -156,7 +157,7 @@ class MaskRecipe:
 
     def make(self, shape: tuple[int, int]) -> torch.Tensor:
         """The float32 mask of this recipe for images of ``shape``."""
-        from spinv.sampling import make_mask
+        from spinv.operators.sampling import make_mask
 
         return make_mask(self.pattern, tuple(shape), self.rate, seed=self.seed).float()
 
@@ -400,9 +401,9 @@ def mri_problem(
 ) -> Problem:
     """Sampled-Fourier MRI with complex noise level ``noise``. The mask is ``mask`` itself if
     given (then ``shape`` may be omitted), else ``pattern``: a name of
-    :data:`spinv.sampling.PATTERNS` drawn at ``rate`` with ``seed``, or a ``.npy`` mask file
-    (then ``rate`` and ``seed`` are ignored)."""
-    from spinv.sampling import PATTERNS, load_mask
+    :data:`spinv.operators.sampling.PATTERNS` drawn at ``rate`` with ``seed``, or a ``.npy``
+    mask file (then ``rate`` and ``seed`` are ignored)."""
+    from spinv.operators.sampling import PATTERNS, load_mask
 
     hw = None if shape is None else ((shape, shape) if isinstance(shape, int) else tuple(shape))
     recipe = None

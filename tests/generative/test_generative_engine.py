@@ -119,7 +119,7 @@ def _former_end_to_end(cfg, train_images, device):
     the operator built as make_problem did)."""
     from spinv.learned.postprocess import PostProcessCNN
     from spinv.operators import SubsampledFourier
-    from spinv.sampling import make_mask
+    from spinv.operators.sampling import make_mask
 
     e, d, pc = cfg["end_to_end"], cfg["data"], cfg["problem"]
     ts = pc["train_setting"]

@@ -21,7 +21,7 @@ from spinv.generative.regularisers import (
 from spinv.linalg import conjugate_gradient
 from spinv.nn.covariance import CholeskyPrecision, ScaledIdentity
 from spinv.operators import LinearOperator, SubsampledFourier
-from spinv.sampling import make_mask
+from spinv.operators.sampling import make_mask
 
 S = 8
 N = S * S

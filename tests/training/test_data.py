@@ -164,8 +164,8 @@ def _old_measure(cfg, op, x, gens):
     {"kind": "denoise", "noise_sigma": 0.2},
 ])
 def test_simulator_pinned_to_the_pre_problem_implementation(problem, monkeypatch, tmp_path):
+    from spinv.operators.sampling import PATTERNS
     from spinv.problems import Problem
-    from spinv.sampling import PATTERNS
 
     monkeypatch.setenv("SPINV_CACHE", str(tmp_path))
     cfg = parse_config(tiny_dict(problem=problem))

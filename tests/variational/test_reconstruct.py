@@ -6,7 +6,7 @@ import torch
 
 from spinv.metrics import psnr
 from spinv.operators import Identity, SubsampledFourier
-from spinv.sampling import variable_density
+from spinv.operators.sampling import variable_density
 from spinv.variational.reconstruct import (
     METHODS,
     VariationalOptions,

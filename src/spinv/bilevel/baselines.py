@@ -1,7 +1,7 @@
 """Baseline sampling patterns at a matched rate (thesis Sec. 1.3.6, Tables 1.2-1.4).
 
-* uninformed patterns from :mod:`spinv.sampling`: uniform random, variable density (Lustig et
-  al. 2007), low-pass, Cartesian variable-density lines;
+* uninformed patterns from :mod:`spinv.operators.sampling`: uniform random, variable density
+  (Lustig et al. 2007), low-pass, Cartesian variable-density lines;
 * :func:`knoll_density`: a data-adapted density from the mean training k-space power spectrum
   (Knoll et al. 2011): :math:`\\pi_i=\\min(1,c\\,(\\bar P*G_\\sigma)_i^{q})` with
   :math:`\\bar P=\\tfrac1N\\sum_b|y_b|^2`, a Gaussian smoothing :math:`G_\\sigma`, and :math:`c`
@@ -41,8 +41,8 @@ _UNINFORMED = ("uniform_random", "variable_density", "low_pass", "variable_densi
 def uninformed_patterns(
     shape: tuple[int, int], rate: float, seed: int = 0, kinds=_UNINFORMED
 ) -> dict[str, torch.Tensor]:
-    """Patterns of :mod:`spinv.sampling` at ``rate`` (float64, centred)."""
-    from spinv import sampling
+    """Patterns of :mod:`spinv.operators.sampling` at ``rate`` (float64, centred)."""
+    from spinv.operators import sampling
 
     out = {}
     for kind in kinds:
@@ -136,8 +136,8 @@ def gozcu_greedy_lines(
 ) -> GreedyResult:
     """Greedy Cartesian line selection of Gozcu et al. (2018) with a fixed ``alpha``.
 
-    Candidates are the lines along ``axis`` (1: columns, as :mod:`spinv.sampling`); the score
-    is the training loss :math:`\\tfrac1N\\sum\\tfrac12\\|\\hat u_b-u_b^*\\|^2`; every
+    Candidates are the lines along ``axis`` (1: columns, as :mod:`spinv.operators.sampling`);
+    the score is the training loss :math:`\\tfrac1N\\sum\\tfrac12\\|\\hat u_b-u_b^*\\|^2`; every
     candidate solve is warm-started from the current selection's solution. ``start`` lines are
     included from the beginning (not counted as solves). ``progress(step, line, loss)``
     is called after each addition.

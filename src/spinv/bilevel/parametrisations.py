@@ -157,7 +157,7 @@ class FreePattern(Parametrisation):
 
 class CartesianLines(Parametrisation):
     """Cartesian lines (App. 1.A): weight :math:`\\lambda_i` on row ``i`` (``axis=0``,
-    horizontal lines) or column ``i`` (``axis=1``, the default, as :mod:`spinv.sampling`);
+    horizontal lines) or column ``i`` (``axis=1``, the default, as :mod:`spinv.operators.sampling`);
     the chain rule sums the pixel gradient along each line.
 
     ``weights="amplitude"`` (the thesis): :math:`s_\\ell=\\lambda_\\ell` on line :math:`\\ell`.

@@ -49,16 +49,17 @@ _rng = bounds
 
 @dataclass(frozen=True)
 class MaskConfig:
-    """k-space sampling mask of the MRI problem: ``spinv.sampling`` pattern, rate and seed."""
+    """k-space sampling mask of the MRI problem: ``spinv.operators.sampling`` pattern, rate and
+    seed."""
 
     pattern: str = "variable-density"
     rate: float = field(default=0.25, metadata=_rng(0.0, 1.0, lo_open=True))
     seed: int = field(default=0, metadata=_rng(0))
 
     def check(self, path: str) -> None:
-        """The pattern is a name of :data:`spinv.sampling.PATTERNS`."""
+        """The pattern is a name of :data:`spinv.operators.sampling.PATTERNS`."""
         try:
-            from spinv.sampling import PATTERNS  # type: ignore[attr-defined]
+            from spinv.operators.sampling import PATTERNS  # type: ignore[attr-defined]
 
             names = tuple(PATTERNS)
         except (ImportError, AttributeError):

@@ -7,9 +7,9 @@ Slices of a bundled dataset, area-downsampled to ``image_size``², with
   (:func:`spinv.operators.ct.simulate_ct`, Poisson noise); ROI = body mask
   (:func:`spinv.data.transforms.body_mask_ct`, the thesis uses lung masks);
 * **MRI** (``brain-t1``): :math:`y = S(Fu + \\varepsilon)` with a Cartesian variable-density
-  line pattern :math:`S` (:func:`spinv.sampling.variable_density_lines`, ~20 % as in Fig. 2.6)
-  and complex white Gaussian noise :math:`\\varepsilon`; the complex image is handled by the
-  learned method as 2 real channels. ROI = convex hull of the thresholded foreground
+  line pattern :math:`S` (:func:`spinv.operators.sampling.variable_density_lines`, ~20 % as in
+  Fig. 2.6) and complex white Gaussian noise :math:`\\varepsilon`; the complex image is handled
+  by the learned method as 2 real channels. ROI = convex hull of the thresholded foreground
   (:func:`spinv.data.transforms.roi_mask_mri`, §2.5.4).
 
 Held-out slices are tested upright and rotated by uniform random angles in [-180°, 180°): the
@@ -206,7 +206,7 @@ def prepare_mri_data(spec: DataSpec, n_train: int, n_test: int = 8, seed: int = 
     measurements complex64). The sampling pattern (``lines``) is drawn with ``seed``."""
     from spinv.data.transforms import roi_mask_mri
     from spinv.operators import SubsampledFourier
-    from spinv.sampling import variable_density_lines
+    from spinv.operators.sampling import variable_density_lines
 
     _check_n_train(n_train)
     if not 0 < spec.rate <= 1:

@@ -6,7 +6,7 @@ Reproduces, at CPU scale, the comparisons of the talk's slides "Comparison: Cova
 1. train a VAE mean model and covariance heads (identity, diagonal, low-rank + diagonal,
    banded Cholesky precision) on augmented ``brain-t1`` slices (:mod:`spinv.training.vae`);
 2. simulate :math:`y = S(Fu+\eta)` on test slices for every sampling rate and noise level of the
-   config (:class:`spinv.operators.SubsampledFourier`, :mod:`spinv.sampling`);
+   config (:class:`spinv.operators.SubsampledFourier`, :mod:`spinv.operators.sampling`);
 3. reconstruct with every method of :mod:`.methods`, among them a post-processing CNN trained
    end-to-end for ONE setting (``problem.train_setting``, :mod:`.end_to_end`);
 4. write PSNR/SSIM tables (``results.json``, ``results.md``) and figures: learned covariance

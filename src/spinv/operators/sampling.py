@@ -30,7 +30,7 @@ expectation). The realisation then draws a Bernoulli(:math:`p`) pattern and adds
 locations (added proportionally to :math:`p`, removed uniformly among non-certain ones) to hit
 :math:`K` exactly.
 
->>> from spinv.sampling import variable_density
+>>> from spinv.operators.sampling import variable_density
 >>> m = variable_density((64, 64), 0.25, seed=0)
 >>> m.shape, m.dtype, float(m.mean()), float(m[32, 32])
 (torch.Size([64, 64]), torch.float32, 0.25, 1.0)

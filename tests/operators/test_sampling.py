@@ -6,16 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from spinv import sampling
-from spinv.operators import SubsampledFourier
-from spinv.sampling import PATTERNS, load_mask, make_mask, save_mask
+from spinv.operators import SubsampledFourier, sampling
+from spinv.operators.sampling import PATTERNS, load_mask, make_mask, save_mask
 
 SHAPES = [(64, 64), (33, 47), (96, 128)]
 RATES = [0.05, 0.2, 0.5, 1.0]
 
 
 def _tolerance(name, h, w):
-    """The documented rate guarantees of spinv.sampling."""
+    """The documented rate guarantees of spinv.operators.sampling."""
     if name in ("lines", "equispaced-lines"):
         return 0.5 / w + 1e-9
     if name == "radial":
