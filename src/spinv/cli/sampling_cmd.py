@@ -30,6 +30,16 @@ def learn_cmd(
     dispatch("sampling", "learn", config, out, overrides=overrides, quiet=True)
 
 
+def check_levels(**values: float | None) -> None:
+    """Each given option is a finite number >= 0 (``--alpha``, ``--noise``, ``--eps``,
+    ``--gamma``); ``None`` means "not given"."""
+    import math
+
+    for name, value in values.items():
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"--{name} {value!r}: expected a finite number >= 0")
+
+
 @sampling_app.command("evaluate")
 def evaluate_cmd(
     pattern: Path = typer.Argument(..., help="pattern .npy (centred, values in [0, 1])"),
@@ -59,13 +69,17 @@ def evaluate_cmd(
     from spinv.bilevel.learn import evaluate_pattern, tune_alpha
     from spinv.bilevel.lower_level import make_regulariser
 
+    check_levels(alpha=alpha, noise=noise, eps=eps, gamma=gamma)
     if not pattern.exists():
         raise FileNotFoundError(f"pattern {str(pattern)!r}: no such file")
-    mask = torch.as_tensor(np.load(pattern), dtype=torch.float64)
-    if mask.ndim != 2 or mask.shape[0] != mask.shape[1]:
-        raise ValueError(f"pattern shape {tuple(mask.shape)}: expected a square (H, W) array")
+    mask = torch.as_tensor(np.load(pattern, allow_pickle=False), dtype=torch.float64)
+    if not bool(torch.isfinite(mask).all()):
+        raise ValueError(f"pattern {str(pattern)!r}: contains NaN or infinite values")
+    if mask.ndim != 2 or mask.shape[0] != mask.shape[1] or mask.numel() == 0:
+        raise ValueError(f"pattern {str(pattern)!r} has shape {tuple(mask.shape)}: expected a "
+                         "non-empty square (H, W) array")
     if bool((mask < 0).any()) or bool((mask > 1).any()):
-        raise ValueError("pattern: expected values in [0, 1]")
+        raise ValueError(f"pattern {str(pattern)!r}: expected values in [0, 1]")
     size = int(mask.shape[0])
     reg = make_regulariser(regulariser, gamma=gamma)
     if Path(data).suffix in (".npy", ".npz"):
