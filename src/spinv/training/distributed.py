@@ -133,6 +133,11 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
 
 
 def cleanup(info: DistInfo) -> None:
-    """Leave the process group."""
+    """Leave the process group, together: a barrier first, so no rank tears down its gloo
+    connections while another still uses them (a rank leaving early made its peer abort with
+    "terminate called without an active exception")."""
     if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
