@@ -15,6 +15,8 @@ from spinv.experiments.equivariance.sweeps import run_sweep_n
 from spinv.training.checkpoint import load_checkpoint
 from spinv.training.sources import FixedPairs
 
+from .conftest import without_keys
+
 SMOKE = Path(__file__).resolve().parents[2] / "configs" / "equivariance-smoke.yaml"
 TIMING = {"train_time_s", "wall_time_s"}
 
@@ -33,11 +35,7 @@ def _config(**changes):
 
 
 def _strip(obj):
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in TIMING}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
+    return without_keys(obj, TIMING)
 
 
 def test_killed_experiment_resumes_to_the_identical_result(tmp_path, monkeypatch):

@@ -11,17 +11,15 @@ import pytest
 from spinv.cli import main
 from spinv.experiments.protocol import Experiment, catalogue, find, staged
 
+from .conftest import without_keys
+
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "equivariance-smoke.yaml"
 TIMING = {"train_time_s", "wall_time_s", "seconds", "learn_seconds"}
 
 
 def _strip(obj):
-    if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in TIMING}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
+    return without_keys(obj, TIMING)
 
 
 def test_catalogue_lists_every_experiment_of_chapters_1_and_2():

@@ -167,9 +167,9 @@ def _load_shipped(s: DemoSettings, data: ExperimentData, recs: dict, out: Path,
         label = _shipped_label(loaded)
         recs[label] = {"upright": reconstruct_all(loaded.network, data.y_test, bf16),
                        "rotated": reconstruct_all(loaded.network, data.y_rot, bf16)}
-        is_run = Path(name).exists()
-        prov = {} if is_run else get_model(name).provenance
-        log = (Path(name) if is_run else get_model(name).path) / "log.jsonl"
+        entry = None if Path(name).exists() else get_model(name)
+        prov = {} if entry is None else entry.provenance
+        log = (Path(name) if entry is None else entry.path) / "log.jsonl"
         losses = [r["loss"] for r in read_log(log) if "loss" in r] if log.is_file() else []
         training[label] = {"source": name, "steps": prov.get("steps"),
                            "cpu_seconds": prov.get("cpu_seconds"),
