@@ -12,6 +12,8 @@ import sys
 
 import typer
 
+from spinv.interruption import TrainingInterrupted
+
 try:  # typer < 0.20 runs on click; later versions vendor it as typer._click
     from click.exceptions import Abort as CommandAborted
     from click.exceptions import Exit as CommandExit
@@ -93,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             if err.ctx is not None and " " in err.ctx.command_path else ""
         typer.echo(f"error: {err.format_message()}{hint}", err=True)
         return 2
+    except TrainingInterrupted as stop:
+        typer.echo(f"interrupted: {stop}", err=True)
+        return stop.exit_code
     except CommandAborted:
         typer.echo("error: interrupted; outputs already written are complete (atomic "
                    "writes), nothing was half-written", err=True)

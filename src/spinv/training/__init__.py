@@ -18,7 +18,13 @@
 
 from spinv.training.checkpoint import load_checkpoint, load_model, save_checkpoint
 from spinv.training.config import ExperimentConfig, load_config, parse_config
-from spinv.training.engine import FitOptions, FitResult, NonFiniteLossError, fit
+from spinv.training.engine import (
+    FitOptions,
+    FitResult,
+    NonFiniteLossError,
+    TrainingInterrupted,
+    fit,
+)
 from spinv.training.objectives import MeanSquaredError
 from spinv.training.registry import available_models, build_model, register_model
 from spinv.training.rundir import NotARunError, RunLockedError, open_run
@@ -33,6 +39,7 @@ __all__ = [
     "NonFiniteLossError",
     "NotARunError",
     "RunLockedError",
+    "TrainingInterrupted",
     "available_models",
     "build_model",
     "fit",

@@ -25,7 +25,10 @@ good checkpoint stays. Given a run directory (:func:`spinv.training.rundir.open_
 opened with ``resume=True`` restores its checkpoint first; because the schedule is a pure
 function of the step and every random state is restored, the resumed run ends bit-identical
 (on CPU) to an uninterrupted one. ``summary.json`` and ``provenance.json`` are written at the
-end. Without a run directory ``fit`` trains in memory (no files).
+end. Without a run directory ``fit`` trains in memory (no files). With one, SIGINT (Ctrl-C) or
+SIGTERM (a batch scheduler, ``kill``) ends the run cleanly: the step in progress finishes, a
+checkpoint and the summary are written, and :class:`TrainingInterrupted` is raised, so a long
+training can be stopped at any moment and resumed later without losing more than one step.
 
 Example (train a tiny denoiser on fixed pairs; in a script pass ``run=open_run(...)``)::
 
@@ -59,12 +62,14 @@ from typing import Any, Literal
 
 import torch
 
+from spinv.interruption import TrainingInterrupted
 from spinv.training.checkpoint import restore_rng_state, save_checkpoint
 from spinv.training.objectives import MeanSquaredError
 from spinv.training.rundir import RunDirectory
 from spinv.training.schedules import SCHEDULES
 
-__all__ = ["FitOptions", "FitResult", "NonFiniteLossError", "Progress", "fit"]
+__all__ = ["FitOptions", "FitResult", "NonFiniteLossError", "Progress", "TrainingInterrupted",
+           "fit"]
 
 Progress = Callable[[int, int, dict], None]
 Hook = Callable[[torch.nn.Module, int], None]

@@ -6,8 +6,12 @@ function stays short; see the engine's docstring for the algorithm.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -16,6 +20,7 @@ from spinv.training.engine import (
     FitOptions,
     FitResult,
     NonFiniteLossError,
+    TrainingInterrupted,
     autocast,
     checkpoint,
     extra_state,
@@ -39,6 +44,34 @@ def _batch_size(data: Any) -> int | None:
 def _floats(scalars: dict) -> dict:
     return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
             for k, v in scalars.items()}
+
+
+class StopRequest:
+    """Records the first SIGINT/SIGTERM instead of dying mid-step (see :func:`stop_on_signals`)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals(enabled: bool) -> Iterator[StopRequest | None]:
+    """While active, SIGINT and SIGTERM only set a flag that the loop checks after each step
+    (only in the main thread, where Python delivers signals); the previous handlers return on
+    exit."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    request = StopRequest()
+    previous = {s: signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class Session:
@@ -121,6 +154,9 @@ class Session:
         (t0, c0), batch = now(), _batch_size(self.data)
         k = self.start
         self.model.train()
+        stack = contextlib.ExitStack()
+        request = stack.enter_context(stop_on_signals(
+            self.run is not None and self.is_main and self.dist is None))
         try:
             while k < stop:
                 ts = now()[0]
@@ -138,15 +174,28 @@ class Session:
                         tboard.scalars(k, rec)
                 if progress is not None and self.is_main:
                     progress(k, o.steps, rec)
-                if (o.checkpoint_every and k % o.checkpoint_every == 0) or k == stop:
+                interrupted = request is not None and request.signum is not None
+                if (o.checkpoint_every and k % o.checkpoint_every == 0) or k == stop \
+                        or interrupted:
                     self._checkpoint(k, validate, logger, tboard, now()[0] - t0, now()[1] - c0)
+                if interrupted:
+                    break
         finally:
+            stack.close()
             for p in frozen:
                 p.requires_grad_(True)
             if logger is not None:
                 logger.close()
                 tboard.close()
-        return self._finish(k, history, now()[0] - t0, now()[1] - c0, batch)
+        result = self._finish(k, history, now()[0] - t0, now()[1] - c0, batch,
+                              None if request is None else request.signum)
+        if request is not None and request.signum is not None:
+            name = signal.Signals(request.signum).name
+            raise TrainingInterrupted(
+                f"{name}: training of {str(self.run.path)!r} stopped at step {k}/{o.steps} with a "
+                "checkpoint; continue with the same command and --resume",
+                step=k, signal_name=name, exit_code=128 + request.signum)
+        return result
 
     def _freeze(self) -> list[torch.nn.Parameter]:
         if self.options.trainable is None:
@@ -180,7 +229,7 @@ class Session:
             barrier(self.dist)
 
     def _finish(self, k: int, history: list, seconds: float, cpu: float,
-                batch: int | None) -> FitResult:
+                batch: int | None, signum: int | None = None) -> FitResult:
         done = k - self.start
         totals = self._totals(seconds, cpu)
         rate = done * batch / seconds if batch and done and seconds > 0 else None
@@ -194,6 +243,7 @@ class Session:
                 "world_size": getattr(self.dist, "world_size", 1), "device": str(self.device),
                 "torch_threads": torch.get_num_threads(), "precision": self.options.precision,
                 "validation": self.validation,
+                "interrupted": None if signum is None else signal.Signals(signum).name,
             })
             self._provenance(seconds, cpu)
         return result
