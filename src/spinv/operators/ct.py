@@ -74,7 +74,8 @@ from spinv.operators.fbp import FILTERS, filter_sinogram
 from spinv.operators.noise import DEFAULT_ETA, DEFAULT_PHOTONS, default_mu, poisson_post_log
 
 __all__ = [
-    "ParallelBeamCT", "simulate_ct", "fine_grid_sinogram", "cache_dir", "build_joseph_matrix",
+    "RayMatrixOperator", "ParallelBeamCT", "simulate_ct", "fine_grid_sinogram", "cache_dir",
+    "build_joseph_matrix",
 ]
 
 _MEMO: OrderedDict[str, list] = OrderedDict()  # key -> [R, R^T or None]
@@ -101,7 +102,126 @@ class _Apply(torch.autograd.Function):
         return _Apply.apply(grad.contiguous(), ctx.op, not ctx.transpose), None, None
 
 
-class ParallelBeamCT(LinearOperator):
+class RayMatrixOperator(LinearOperator):
+    """A CT operator given by a sparse system matrix (rows: rays ``(view, detector)``, columns:
+    pixels), built once per geometry, memoised in-process and cached on disk; the adjoint
+    applies the transpose of the *same* matrix. Subclasses set ``image_size``, ``n_angles``,
+    ``n_detectors``, :attr:`cache_prefix`, and implement :meth:`_geometry_key` and
+    :meth:`_build_matrix`, then call :meth:`_setup_matrix` at the end of ``__init__``."""
+
+    domain_dtype = torch.float32
+    cache_prefix = "rays"
+
+    def _setup_matrix(self, cache: bool) -> None:
+        self._use_cache = bool(cache)
+        self._key = self._geometry_key()
+        self._scipy: list | None = None
+        self._torch: dict = {}
+        self._matrices()  # build or load now, so errors surface at construction
+
+    def _geometry_key(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _build_matrix(self) -> sp.csr_matrix:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        # copies/pickles carry the geometry only; matrices come back from the memo or disk cache
+        state = self.__dict__.copy()
+        state["_scipy"], state["_torch"] = None, {}
+        return state
+
+    @property
+    def image_shape(self) -> tuple[int, int, int, int]:
+        return (1, 1, self.image_size, self.image_size)
+
+    @property
+    def sinogram_shape(self) -> tuple[int, int]:
+        return (self.n_angles, self.n_detectors)
+
+    @property
+    def cache_path(self) -> Path:
+        digest = hashlib.sha256(self._key.encode()).hexdigest()[:16]
+        name = (f"{self.cache_prefix}_{self.image_size}px_{self.n_angles}a_"
+                f"{self.n_detectors}d_{digest}.npz")
+        return cache_dir() / name
+
+    def _matrices(self) -> list:
+        """``[R, R^T or None]`` shared through the in-process memo; ``R^T`` is made on demand."""
+        if self._scipy is None:
+            if self._key in _MEMO:
+                _MEMO.move_to_end(self._key)
+                self._scipy = _MEMO[self._key]
+            else:
+                check_operator_memory(self.image_size, self.n_angles, self.n_detectors)
+                shape = (self.n_angles * self.n_detectors, self.image_size**2)
+                matrix = (load_cached_matrix(self.cache_path, self._key, shape)
+                          if self._use_cache else None)
+                if matrix is None:
+                    matrix = self._build_matrix()
+                    if self._use_cache:
+                        save_cached_matrix(self.cache_path, self._key, matrix)
+                self._scipy = [matrix, None]
+                _MEMO[self._key] = self._scipy
+                while len(_MEMO) > _MEMO_SIZE:
+                    _MEMO.popitem(last=False)
+        return self._scipy
+
+    def _scipy_matrix(self, transpose: bool) -> sp.csr_matrix:
+        pair = self._matrices()
+        if transpose and pair[1] is None:
+            t = pair[0].T.tocsr()
+            t.indices = t.indices.astype(np.int32)
+            pair[1] = t
+        return pair[1] if transpose else pair[0]
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """The system matrix as a scipy CSR matrix (float32), rows ``(angle, detector)``."""
+        return self._scipy_matrix(False)
+
+    def _torch_matrix(self, dtype: torch.dtype, device, transpose: bool) -> torch.Tensor:
+        key = (dtype, torch.device(device), transpose)
+        if key not in self._torch:
+            m = self._scipy_matrix(transpose)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR is beta"
+                self._torch[key] = torch.sparse_csr_tensor(
+                    torch.from_numpy(m.indptr.astype(np.int32)),
+                    torch.from_numpy(m.indices),
+                    torch.from_numpy(m.data).to(dtype),
+                    size=m.shape,
+                ).to(device)
+        return self._torch[key]
+
+    def _check(self, x: torch.Tensor, name: str, last: tuple[int, int]) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{name} must be float32 or float64, got dtype {x.dtype}")
+        if x.ndim != 4 or tuple(x.shape[-2:]) != last:
+            raise ValueError(
+                f"{name} must have shape (B, C, {last[0]}, {last[1]}), got {tuple(x.shape)}"
+            )
+
+    def _project(self, x: torch.Tensor, transpose: bool, out: tuple[int, int]) -> torch.Tensor:
+        b, c = x.shape[:2]
+        x2d = x.reshape(b * c, -1).t().contiguous()
+        y2d = _Apply.apply(x2d, self, transpose)
+        return y2d.t().reshape(b, c, *out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sinogram :math:`Rx`, shape ``(B, C, n_angles, n_detectors)``."""
+        self._check(x, "x", (self.image_size, self.image_size))
+        return self._project(x, False, self.sinogram_shape)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Back-projection :math:`R^* y = R^T y`, shape ``(B, C, N, N)``."""
+        self._check(y, "y", self.sinogram_shape)
+        return self._project(y, True, (self.image_size, self.image_size))
+
+
+class ParallelBeamCT(RayMatrixOperator):
     """Discrete parallel-beam ray transform :math:`R` (thesis §2.5.1), Joseph's method.
 
     Parameters
@@ -123,7 +243,7 @@ class ParallelBeamCT(LinearOperator):
     Sinograms have shape ``(B, C, n_angles, n_detectors)``.
     """
 
-    domain_dtype = torch.float32
+    cache_prefix = "parallel"
 
     def __init__(
         self,
@@ -162,27 +282,9 @@ class ParallelBeamCT(LinearOperator):
         self.angular_range = float(angular_range)
         self.register_buffer("angles", angles.to(torch.float32), persistent=False)
         self._angles64 = angles.numpy().copy()
-        self._use_cache = bool(cache)
-        self._key = self._geometry_key()
-        self._scipy: list | None = None
-        self._torch: dict = {}
-        self._matrices()  # build or load now, so errors surface at construction
-
-    def __getstate__(self) -> dict:
-        # copies/pickles carry the geometry only; matrices come back from the memo or disk cache
-        state = self.__dict__.copy()
-        state["_scipy"], state["_torch"] = None, {}
-        return state
+        self._setup_matrix(cache)
 
     # ------------------------------------------------------------------ geometry and matrix
-    @property
-    def image_shape(self) -> tuple[int, int, int, int]:
-        return (1, 1, self.image_size, self.image_size)
-
-    @property
-    def sinogram_shape(self) -> tuple[int, int]:
-        return (self.n_angles, self.n_detectors)
-
     def _geometry_key(self) -> str:
         desc = {
             "version": MATRIX_FORMAT_VERSION,
@@ -195,89 +297,9 @@ class ParallelBeamCT(LinearOperator):
         }
         return json.dumps(desc, sort_keys=True)
 
-    @property
-    def cache_path(self) -> Path:
-        digest = hashlib.sha256(self._key.encode()).hexdigest()[:16]
-        name = f"parallel_{self.image_size}px_{self.n_angles}a_{self.n_detectors}d_{digest}.npz"
-        return cache_dir() / name
-
-    def _matrices(self) -> list:
-        """``[R, R^T or None]`` shared through the in-process memo; ``R^T`` is made on demand."""
-        if self._scipy is None:
-            if self._key in _MEMO:
-                _MEMO.move_to_end(self._key)
-                self._scipy = _MEMO[self._key]
-            else:
-                check_operator_memory(self.image_size, self.n_angles, self.n_detectors)
-                shape = (self.n_angles * self.n_detectors, self.image_size**2)
-                matrix = (load_cached_matrix(self.cache_path, self._key, shape)
-                          if self._use_cache else None)
-                if matrix is None:
-                    matrix = build_joseph_matrix(
-                        self.image_size, self._angles64, self.n_detectors,
-                        self.detector_spacing, self.pixel_size,
-                    )
-                    if self._use_cache:
-                        save_cached_matrix(self.cache_path, self._key, matrix)
-                self._scipy = [matrix, None]
-                _MEMO[self._key] = self._scipy
-                while len(_MEMO) > _MEMO_SIZE:
-                    _MEMO.popitem(last=False)
-        return self._scipy
-
-    def _scipy_matrix(self, transpose: bool) -> sp.csr_matrix:
-        pair = self._matrices()
-        if transpose and pair[1] is None:
-            t = pair[0].T.tocsr()
-            t.indices = t.indices.astype(np.int32)
-            pair[1] = t
-        return pair[1] if transpose else pair[0]
-
-    @property
-    def matrix(self) -> sp.csr_matrix:
-        """The system matrix as a scipy CSR matrix (float32), rows ``(angle, detector)``."""
-        return self._scipy_matrix(False)
-
-    def _torch_matrix(self, dtype: torch.dtype, device, transpose: bool) -> torch.Tensor:
-        key = (dtype, torch.device(device), transpose)
-        if key not in self._torch:
-            m = self._scipy_matrix(transpose)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR is beta"
-                self._torch[key] = torch.sparse_csr_tensor(
-                    torch.from_numpy(m.indptr.astype(np.int32)),
-                    torch.from_numpy(m.indices),
-                    torch.from_numpy(m.data).to(dtype),
-                    size=m.shape,
-                ).to(device)
-        return self._torch[key]
-
-    # ------------------------------------------------------------------ operator
-    def _check(self, x: torch.Tensor, name: str, last: tuple[int, int]) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"{name} must be float32 or float64, got dtype {x.dtype}")
-        if x.ndim != 4 or tuple(x.shape[-2:]) != last:
-            raise ValueError(
-                f"{name} must have shape (B, C, {last[0]}, {last[1]}), got {tuple(x.shape)}"
-            )
-
-    def _project(self, x: torch.Tensor, transpose: bool, out: tuple[int, int]) -> torch.Tensor:
-        b, c = x.shape[:2]
-        x2d = x.reshape(b * c, -1).t().contiguous()
-        y2d = _Apply.apply(x2d, self, transpose)
-        return y2d.t().reshape(b, c, *out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Sinogram :math:`Rx`, shape ``(B, C, n_angles, n_detectors)``."""
-        self._check(x, "x", (self.image_size, self.image_size))
-        return self._project(x, False, self.sinogram_shape)
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """Back-projection :math:`R^* y = R^T y`, shape ``(B, C, N, N)``."""
-        self._check(y, "y", self.sinogram_shape)
-        return self._project(y, True, (self.image_size, self.image_size))
+    def _build_matrix(self) -> sp.csr_matrix:
+        return build_joseph_matrix(self.image_size, self._angles64, self.n_detectors,
+                                   self.detector_spacing, self.pixel_size)
 
     def fbp(self, y: torch.Tensor, filter: str = "ramp") -> torch.Tensor:
         """Filtered back-projection :math:`\\frac{\\pi}{n_a p^2} R^*(h * y)` (see

@@ -26,6 +26,7 @@ from spinv.atomic import atomic_write_bytes
 __all__ = [
     "MATRIX_FORMAT_VERSION",
     "build_joseph_matrix",
+    "build_ray_matrix",
     "cache_dir",
     "check_operator_memory",
     "estimate_operator_bytes",
@@ -97,52 +98,92 @@ def build_joseph_matrix(
     pixel_size: float = 1.0,
     progress: bool | None = None,
 ) -> sp.csr_matrix:
-    """Joseph's-method system matrix, shape ``(n_angles * n_detectors, N * N)``, float32 CSR.
+    """Joseph's-method system matrix of parallel beams, shape ``(n_angles * n_detectors, N * N)``,
+    float32 CSR: every view ``theta`` has the rays :math:`x\\cdot\\omega_\\theta = s_k`.
 
     Row ``a * n_detectors + k`` is the ray (angle ``a``, bin ``k``); column ``i * N + j`` the
     pixel in row ``i``, column ``j``. ``progress=None`` shows a tqdm bar when the build is
     predicted (from the first angle) to take more than ~2 s.
     """
-    n = int(image_size)
+    angles = np.asarray(angles, dtype=np.float64)
+    s = (np.arange(n_detectors) - (n_detectors - 1) / 2.0) * detector_spacing
+    ones = np.ones(n_detectors)
+    sines = np.array([math.sin(t) for t in angles])[:, None] * ones
+    cosines = np.array([math.cos(t) for t in angles])[:, None] * ones
+    return build_ray_matrix(image_size, sines, cosines, np.broadcast_to(s, sines.shape),
+                            pixel_size, progress)
+
+
+def _view_entries(n: int, sin: np.ndarray, cos: np.ndarray, s: np.ndarray,
+                  pixel_size: float) -> tuple[list, list, list]:
+    """Joseph entries ``(ray, pixel, value)`` of the rays :math:`x\\cos\\theta_r + y\\sin
+    \\theta_r = s_r` of one view (1-D arrays ``sin``, ``cos``, ``s``, one entry per ray)."""
     c = (n - 1) / 2.0
-    s = ((np.arange(n_detectors) - (n_detectors - 1) / 2.0) * detector_spacing)[:, None]
     steps = np.arange(n)[None, :]
-    k = np.broadcast_to(np.arange(n_detectors)[:, None], (n_detectors, n))
-    rows_all, cols_all, vals_all = [], [], []
-    bar, start = None, time.perf_counter()
-    for a, theta in enumerate(np.asarray(angles, dtype=np.float64)):
-        sin, cos = math.sin(theta), math.cos(theta)
-        if abs(sin) >= abs(cos):  # step along columns j, interpolate between rows
+    rows, cols, vals = [], [], []
+    by_column = np.abs(sin) >= np.abs(cos)
+    for along_columns in (True, False):
+        chosen = np.nonzero(by_column == along_columns)[0]
+        if chosen.size == 0:
+            continue
+        sn, cs, ss = sin[chosen, None], cos[chosen, None], s[chosen, None]
+        if along_columns:  # step along columns j, interpolate between rows
             x = (steps - c) * pixel_size
-            frac = c - (s - x * cos) / sin / pixel_size  # fractional row index
-            weight = pixel_size / abs(sin)
+            frac = c - (ss - x * cs) / sn / pixel_size  # fractional row index
+            weight = pixel_size / np.abs(sn)
         else:  # step along rows i, interpolate between columns
             y = (c - steps) * pixel_size
-            frac = c + (s - y * sin) / cos / pixel_size  # fractional column index
-            weight = pixel_size / abs(cos)
+            frac = c + (ss - y * sn) / cs / pixel_size  # fractional column index
+            weight = pixel_size / np.abs(cs)
         lo = np.floor(frac)
         t = frac - lo
         lo = lo.astype(np.int64)
+        ray = np.broadcast_to(chosen[:, None], frac.shape)
+        step = np.broadcast_to(steps, frac.shape)
         for idx, w in ((lo, 1.0 - t), (lo + 1, t)):
             ok = (idx >= 0) & (idx < n) & (w > 0)
-            if abs(sin) >= abs(cos):
-                pix = idx[ok] * n + np.broadcast_to(steps, idx.shape)[ok]
-            else:
-                pix = np.broadcast_to(steps, idx.shape)[ok] * n + idx[ok]
-            rows_all.append(a * n_detectors + k[ok])
-            cols_all.append(pix)
-            vals_all.append((w[ok] * weight).astype(np.float32))
-        if a == 0 and progress is not False and len(angles) > 1:
-            predicted = (time.perf_counter() - start) * len(angles) * 1.5
+            rows.append(ray[ok])
+            cols.append(idx[ok] * n + step[ok] if along_columns else step[ok] * n + idx[ok])
+            vals.append((w * weight)[ok].astype(np.float32))
+    return rows, cols, vals
+
+
+def build_ray_matrix(
+    image_size: int,
+    sines: np.ndarray,
+    cosines: np.ndarray,
+    offsets: np.ndarray,
+    pixel_size: float = 1.0,
+    progress: bool | None = None,
+) -> sp.csr_matrix:
+    """Joseph's-method matrix of arbitrary lines, one ``(n_views, n_rays)`` array each of
+    :math:`\\sin\\theta`, :math:`\\cos\\theta` and offset :math:`s` (the ray
+    :math:`x\\cos\\theta + y\\sin\\theta = s`, image centred at the origin, ``y`` up); row
+    ``v * n_rays + r``. Each ray steps through the columns (rows) of the image when
+    :math:`|\\sin\\theta| \\ge |\\cos\\theta|` (otherwise), interpolates linearly between the two
+    nearest pixels and weights by the path length per step :math:`p/\\max(|\\sin|, |\\cos|)`.
+    Used by parallel beams (:func:`build_joseph_matrix`) and fan beams
+    (:mod:`spinv.operators.ct_fan`), whose rays differ only in their ``(theta, s)``."""
+    n = int(image_size)
+    n_views, n_rays = sines.shape
+    rows_all, cols_all, vals_all = [], [], []
+    bar, start = None, time.perf_counter()
+    for v in range(n_views):
+        rows, cols, vals = _view_entries(n, sines[v], cosines[v], offsets[v], pixel_size)
+        rows_all += [v * n_rays + r for r in rows]
+        cols_all += cols
+        vals_all += vals
+        if v == 0 and progress is not False and n_views > 1:
+            predicted = (time.perf_counter() - start) * n_views * 1.5
             if progress or predicted > 2.0:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=len(angles), initial=1, desc="building CT matrix", leave=False)
+                bar = tqdm(total=n_views, initial=1, desc="building CT matrix", leave=False)
         elif bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    shape = (len(angles) * n_detectors, n * n)
+    shape = (n_views * n_rays, n * n)
     matrix = sp.csr_matrix(
         (np.concatenate(vals_all), (np.concatenate(rows_all), np.concatenate(cols_all))),
         shape=shape,
