@@ -34,6 +34,12 @@ try:  # filled in as the physics modules land
 except ImportError:  # pragma: no cover
     pass
 try:
+    from spinv.operators.mri_multicoil import MultiCoilFourier  # noqa: F401
+
+    __all__ += ["MultiCoilFourier"]
+except ImportError:  # pragma: no cover
+    pass
+try:
     from spinv.operators.ct import ParallelBeamCT, simulate_ct  # noqa: F401
 
     __all__ += ["ParallelBeamCT", "simulate_ct"]
