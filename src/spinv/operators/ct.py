@@ -70,6 +70,7 @@ from spinv.operators.ct_matrix import (
     load_cached_matrix,
     save_cached_matrix,
 )
+from spinv.operators.ct_matrix_free import JosephMatrixFree, MatrixFreeApply, matrix_fits
 from spinv.operators.fbp import FILTERS, filter_sinogram
 from spinv.operators.noise import DEFAULT_ETA, DEFAULT_PHOTONS, default_mu, poisson_post_log
 
@@ -111,13 +112,16 @@ class RayMatrixOperator(LinearOperator):
 
     domain_dtype = torch.float32
     cache_prefix = "rays"
+    _free: JosephMatrixFree | None = None  # set by _setup_matrix; None: the matrix path
 
-    def _setup_matrix(self, cache: bool) -> None:
+    def _setup_matrix(self, cache: bool, free: JosephMatrixFree | None = None) -> None:
         self._use_cache = bool(cache)
         self._key = self._geometry_key()
         self._scipy: list | None = None
         self._torch: dict = {}
-        self._matrices()  # build or load now, so errors surface at construction
+        self._free = free  # a matrix-free path replaces the stored matrix
+        if free is None:
+            self._matrices()  # build or load now, so errors surface at construction
 
     def _geometry_key(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -206,6 +210,9 @@ class RayMatrixOperator(LinearOperator):
 
     def _project(self, x: torch.Tensor, transpose: bool, out: tuple[int, int]) -> torch.Tensor:
         b, c = x.shape[:2]
+        if self._free is not None:
+            flat = x.reshape(b * c, *x.shape[2:]).contiguous()
+            return MatrixFreeApply.apply(flat, self._free, transpose).reshape(b, c, *out)
         x2d = x.reshape(b * c, -1).t().contiguous()
         y2d = _Apply.apply(x2d, self, transpose)
         return y2d.t().reshape(b, c, *out)
@@ -236,6 +243,9 @@ class ParallelBeamCT(RayMatrixOperator):
         square as ``(N, pixel_size=1)``; sinograms of both are in the same units.
     cache: read/write the disk cache (``$SPINV_CACHE/ct``); the matrix is always memoised
         in-process.
+    matrix_free: apply Joseph's weights chunk by chunk without storing the matrix
+        (:mod:`spinv.operators.ct_matrix_free`; same operator, exact adjoint); ``None``
+        (default) chooses it only when the matrix would exceed ``SPINV_MAX_OPERATOR_GIB``.
     angular_range: the arc :math:`r` covered by the views (default :math:`\\pi`, a full
         parallel-beam scan; less is limited-angle CT); FBP weights every view by
         :math:`r / n_a`.
@@ -255,6 +265,7 @@ class ParallelBeamCT(RayMatrixOperator):
         pixel_size: float = 1.0,
         cache: bool = True,
         angular_range: float = math.pi,
+        matrix_free: bool | None = None,
     ) -> None:
         super().__init__()
         if not _is_int(image_size) or image_size < 2:
@@ -282,7 +293,11 @@ class ParallelBeamCT(RayMatrixOperator):
         self.angular_range = float(angular_range)
         self.register_buffer("angles", angles.to(torch.float32), persistent=False)
         self._angles64 = angles.numpy().copy()
-        self._setup_matrix(cache)
+        if matrix_free is None:  # automatic: the matrix only where it fits the memory budget
+            matrix_free = not matrix_fits(self.image_size, self.n_angles, self.n_detectors)
+        free = JosephMatrixFree(self.image_size, self._angles64, self.n_detectors,
+                                self.detector_spacing, self.pixel_size) if matrix_free else None
+        self._setup_matrix(cache, free)
 
     # ------------------------------------------------------------------ geometry and matrix
     def _geometry_key(self) -> str:
