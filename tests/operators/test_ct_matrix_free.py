@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spinv.operators import ParallelBeamCT
-from spinv.operators.ct_matrix_free import JosephMatrixFree, matrix_fits
+from spinv.operators.ct_matrix_free import JosephMatrixFree, matrix_fits, matrix_free_fits
 
 GEOMETRIES = [  # (N, views, detectors, detector spacing, pixel size)
     (16, 7, None, 1.0, 1.0),
@@ -68,12 +68,15 @@ def test_matrix_free_autograd_uses_the_adjoint():
 
 
 def test_selection_by_memory_budget(monkeypatch):
-    monkeypatch.setenv("SPINV_MAX_OPERATOR_GIB", "1e-6")  # ~1 KiB: no matrix fits
-    assert not matrix_fits(24, 10, 34)
+    monkeypatch.setenv("SPINV_MAX_OPERATOR_GIB", "1e-4")  # ~105 KiB: the matrix does not fit
+    assert not matrix_fits(24, 10, 34) and matrix_free_fits(24, 10, 34)
     op = ParallelBeamCT(24, 10, cache=False)
     assert op._free is not None
     with pytest.raises(ValueError, match="SPINV_MAX_OPERATOR_GIB"):
         op.matrix  # the matrix itself is still refused  # noqa: B018
+    monkeypatch.setenv("SPINV_MAX_OPERATOR_GIB", "1e-6")  # ~1 KiB: neither fits: refused
+    with pytest.raises(ValueError, match="SPINV_MAX_OPERATOR_GIB"):
+        ParallelBeamCT(24, 10, cache=False)
     monkeypatch.setenv("SPINV_MAX_OPERATOR_GIB", "1")
     assert matrix_fits(24, 10, 34)
     assert ParallelBeamCT(24, 10, cache=False)._free is None

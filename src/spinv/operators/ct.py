@@ -70,7 +70,7 @@ from spinv.operators.ct_matrix import (
     load_cached_matrix,
     save_cached_matrix,
 )
-from spinv.operators.ct_matrix_free import JosephMatrixFree, MatrixFreeApply, matrix_fits
+from spinv.operators.ct_matrix_free import JosephMatrixFree, MatrixFreeApply, use_matrix_free
 from spinv.operators.fbp import FILTERS, filter_sinogram
 from spinv.operators.noise import DEFAULT_ETA, DEFAULT_PHOTONS, default_mu, poisson_post_log
 
@@ -294,7 +294,7 @@ class ParallelBeamCT(RayMatrixOperator):
         self.register_buffer("angles", angles.to(torch.float32), persistent=False)
         self._angles64 = angles.numpy().copy()
         if matrix_free is None:  # automatic: the matrix only where it fits the memory budget
-            matrix_free = not matrix_fits(self.image_size, self.n_angles, self.n_detectors)
+            matrix_free = use_matrix_free(self.image_size, self.n_angles, self.n_detectors)
         free = JosephMatrixFree(self.image_size, self._angles64, self.n_detectors,
                                 self.detector_spacing, self.pixel_size) if matrix_free else None
         self._setup_matrix(cache, free)

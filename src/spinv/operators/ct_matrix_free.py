@@ -19,9 +19,10 @@ rounding and the result equals the matrix path up to the order of the float32 su
 that of one chunk of indices and weights (``chunk_bytes``, 64 MiB by default) plus the
 sinogram; time grows like :math:`n_a n_d N`, as for the matrix.
 
-:func:`matrix_fits` is the selection rule of ``ParallelBeamCT(matrix_free=None)``: the
+:func:`use_matrix_free` is the selection rule of ``ParallelBeamCT(matrix_free=None)``: the
 matrix path when its estimated memory is within :func:`~spinv.operators.ct_matrix.
-operator_memory_limit` (``SPINV_MAX_OPERATOR_GIB``), else this one. Written here because no
+operator_memory_limit` (``SPINV_MAX_OPERATOR_GIB``), else this one if a chunk of one view
+fits, else the geometry is refused as before. Written here because no
 installable library (scikit-image rotates images, astra needs its own geometry objects and
 gives no exact adjoint on the CPU) applies these exact weights without a matrix.
 """
@@ -33,7 +34,9 @@ import torch
 
 from spinv.operators.ct_matrix import estimate_operator_bytes, operator_memory_limit
 
-__all__ = ["JosephMatrixFree", "MatrixFreeApply", "matrix_fits"]
+__all__ = [
+    "JosephMatrixFree", "MatrixFreeApply", "matrix_fits", "matrix_free_fits", "use_matrix_free",
+]
 
 #: bytes of temporaries per (view, detector, step) in a chunk: two int64 indices, two float32
 #: weights, float64 fractions and the gathered float32 values
@@ -43,6 +46,22 @@ _BYTES_PER_SAMPLE = 48
 def matrix_fits(image_size: int, n_angles: int, n_detectors: int) -> bool:
     """Whether the cached matrix of this geometry fits the operator memory budget."""
     return estimate_operator_bytes(image_size, n_angles, n_detectors) <= operator_memory_limit()
+
+
+def matrix_free_fits(image_size: int, n_angles: int, n_detectors: int) -> bool:
+    """Whether the matrix-free path fits the budget with chunks of one view: its temporaries
+    plus an image and a sinogram, twice (input and output, float32)."""
+    need = n_detectors * image_size * _BYTES_PER_SAMPLE \
+        + 8 * (image_size**2 + n_angles * n_detectors)
+    return need <= operator_memory_limit()
+
+
+def use_matrix_free(image_size: int, n_angles: int, n_detectors: int) -> bool:
+    """The automatic choice: matrix-free where the matrix does not fit the budget but the
+    matrix-free path does; where neither fits the matrix path refuses the geometry
+    (:func:`~spinv.operators.ct_matrix.check_operator_memory`)."""
+    return not matrix_fits(image_size, n_angles, n_detectors) and \
+        matrix_free_fits(image_size, n_angles, n_detectors)
 
 
 class JosephMatrixFree:
