@@ -45,3 +45,9 @@ try:
     __all__ += ["ParallelBeamCT", "simulate_ct"]
 except ImportError:  # pragma: no cover
     pass
+try:
+    from spinv.operators.ct_fan import FanBeamCT  # noqa: F401
+
+    __all__ += ["FanBeamCT"]
+except ImportError:  # pragma: no cover
+    pass

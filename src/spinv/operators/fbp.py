@@ -45,10 +45,15 @@ def padded_length(n_detectors: int) -> int:
     return max(64, 1 << int(math.ceil(math.log2(2 * n_detectors))))
 
 
-def ramp_filter(length: int, filter: str, dtype: torch.dtype, device) -> torch.Tensor:
+def ramp_filter(length: int, filter: str, dtype: torch.dtype, device,
+                fan_step: float | None = None, support: int | None = None) -> torch.Tensor:
     """Real frequency response (``rfft`` layout, ``length // 2 + 1`` entries) of the filter.
 
     Built as the DFT of the spatial Ram-Lak kernel (exactly zero at DC), times the window.
+    ``fan_step`` :math:`\\alpha` (radians) gives the kernel of equiangular fan-beam data instead,
+    :math:`h_n\\,(n\\alpha/\\sin n\\alpha)^2` (Kak & Slaney 1988, §3.4.1; the factor is held
+    at its value for :math:`|n|` = ``support - 1`` beyond the ``support`` samples that a linear
+    convolution of that many detector bins uses).
     """
     if filter not in FILTERS:
         raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
@@ -57,6 +62,10 @@ def ramp_filter(length: int, filter: str, dtype: torch.dtype, device) -> torch.T
     h[0] = 0.25
     odd = n % 2 == 1
     h[odd] = -1.0 / (np.pi * n[odd]) ** 2
+    if fan_step is not None:
+        phi = np.minimum(np.abs(n), (support or length // 2) - 1) * fan_step
+        safe = np.where(phi > 0, phi, 1.0)
+        h *= np.where(phi > 0, (safe / np.sin(safe)) ** 2, 1.0)
     response = np.real(np.fft.rfft(h))
     freq = np.fft.rfftfreq(length)
     if filter == "shepp-logan":
@@ -66,12 +75,14 @@ def ramp_filter(length: int, filter: str, dtype: torch.dtype, device) -> torch.T
     return torch.as_tensor(response, dtype=dtype, device=device)
 
 
-def filter_sinogram(y: torch.Tensor, filter: str = "ramp") -> torch.Tensor:
-    """Convolve every projection (last axis of ``y``) with the chosen ramp filter."""
+def filter_sinogram(y: torch.Tensor, filter: str = "ramp",
+                    fan_step: float | None = None) -> torch.Tensor:
+    """Convolve every projection (last axis of ``y``) with the chosen ramp filter (the
+    equiangular fan-beam kernel for angular bin width ``fan_step``, see :func:`ramp_filter`)."""
     if filter not in FILTERS:
         raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
     n = y.shape[-1]
     length = padded_length(n)
-    response = ramp_filter(length, filter, y.dtype, y.device)
+    response = ramp_filter(length, filter, y.dtype, y.device, fan_step, n)
     spec = torch.fft.rfft(y, n=length, dim=-1)
     return torch.fft.irfft(spec * response, n=length, dim=-1)[..., :n]
