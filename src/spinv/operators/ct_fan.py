@@ -78,7 +78,7 @@ from spinv.operators.ct import RayMatrixOperator
 from spinv.operators.ct_matrix import MATRIX_FORMAT_VERSION, build_ray_matrix
 from spinv.operators.fbp import FILTERS, filter_sinogram
 
-__all__ = ["DETECTOR_TYPES", "FanBeamCT", "parker_weights"]
+__all__ = ["DETECTOR_TYPES", "FanBeamCT", "fan_geometry", "parker_weights"]
 
 DETECTOR_TYPES = ("equiangular", "flat")
 _VIEW_CHUNK = 16  # views back-projected at a time
@@ -106,6 +106,50 @@ def parker_weights(betas: np.ndarray, gammas: np.ndarray, scan: float) -> np.nda
         fall = np.sin(math.pi / 4 * (math.pi + 2 * delta - b) / (delta + g)) ** 2
     w = np.where(b < 2 * (delta - g), rise, np.where(b <= math.pi - 2 * g, 1.0, fall))
     return np.where((b >= 0) & (b <= math.pi + 2 * delta), np.nan_to_num(w), 0.0)
+
+
+def fan_geometry(
+    image_size: int,
+    pixel_size: float = 1.0,
+    source_distance: float | None = None,
+    detector_distance: float | None = None,
+    detector_type: str = "equiangular",
+    detector_spacing: float | None = None,
+    n_detectors: int | None = None,
+) -> dict:
+    """The validated fan geometry with its defaults resolved (module docstring):
+    ``{"source_distance", "detector_distance", "detector_type", "detector_spacing",
+    "n_detectors"}``; ValueError naming the parameter otherwise. Used by :class:`FanBeamCT` and
+    by :mod:`spinv.problems` (which records the resolved values without building a matrix)."""
+    if detector_type not in DETECTOR_TYPES:
+        raise ValueError(f"detector_type must be one of {', '.join(DETECTOR_TYPES)}, got "
+                         f"{detector_type!r}")
+    n, p = int(image_size), _positive("pixel_size", pixel_size)
+    d = _positive("source_distance", 2.0 * n * p if source_distance is None else source_distance)
+    radius = n * p / math.sqrt(2)
+    if d <= radius:
+        raise ValueError(f"source_distance must exceed the image's half-diagonal "
+                         f"{radius:.4g} (the source must lie outside the image), got {d:g}")
+    dsd = _positive("detector_distance", 2.0 * d if detector_distance is None
+                    else detector_distance)
+    if dsd <= d:
+        raise ValueError(f"detector_distance must exceed source_distance {d:g} (the "
+                         f"detector lies beyond the isocentre), got {dsd:g}")
+    spacing = _positive("detector_spacing", p * dsd / d if detector_spacing is None
+                        else detector_spacing)
+    if n_detectors is None:
+        half_fan = math.asin(radius / d)
+        extent = 2 * half_fan * dsd if detector_type == "equiangular" else \
+            2 * dsd * math.tan(half_fan)
+        n_detectors = math.ceil(extent / spacing - 1e-9)
+    if isinstance(n_detectors, bool) or not isinstance(n_detectors, numbers.Integral) \
+            or n_detectors < 1:
+        raise ValueError(f"n_detectors must be a positive int, got {n_detectors!r}")
+    if detector_type == "equiangular" and n_detectors * spacing / dsd >= math.pi:
+        raise ValueError(f"n_detectors {n_detectors} x detector_spacing {spacing:g} spans a "
+                         "fan of 180 degrees or more")
+    return {"source_distance": d, "detector_distance": dsd, "detector_type": detector_type,
+            "detector_spacing": spacing, "n_detectors": int(n_detectors)}
 
 
 class FanBeamCT(RayMatrixOperator):
@@ -152,52 +196,22 @@ class FanBeamCT(RayMatrixOperator):
         if isinstance(n_angles, bool) or not isinstance(n_angles, numbers.Integral) \
                 or n_angles < 1:
             raise ValueError(f"n_angles must be a positive int, got {n_angles!r}")
-        if detector_type not in DETECTOR_TYPES:
-            raise ValueError(f"detector_type must be one of {', '.join(DETECTOR_TYPES)}, got "
-                             f"{detector_type!r}")
         p = _positive("pixel_size", pixel_size)
         r = _positive("angular_range", angular_range)
         if r > 2 * math.pi + 1e-12:
             raise ValueError(f"angular_range must be <= 2 pi, got {angular_range!r}")
-        n = int(image_size)
-        d = _positive("source_distance", 2.0 * n * p if source_distance is None
-                      else source_distance)
-        radius = n * p / math.sqrt(2)
-        if d <= radius:
-            raise ValueError(f"source_distance must exceed the image's half-diagonal "
-                             f"{radius:.4g} (the source must lie outside the image), got {d:g}")
-        dsd = _positive("detector_distance", 2.0 * d if detector_distance is None
-                        else detector_distance)
-        if dsd <= d:
-            raise ValueError(f"detector_distance must exceed source_distance {d:g} (the "
-                             f"detector lies beyond the isocentre), got {dsd:g}")
-        spacing = _positive("detector_spacing", p * dsd / d if detector_spacing is None
-                            else detector_spacing)
-        self.image_size, self.n_angles, self.pixel_size = n, int(n_angles), p
-        self.source_distance, self.detector_distance = d, dsd
-        self.detector_type, self.detector_spacing, self.angular_range = detector_type, spacing, r
-        self.n_detectors = self._detector_count(n_detectors, radius)
+        self.image_size, self.n_angles, self.pixel_size = int(image_size), int(n_angles), p
+        self.angular_range = r
+        g = fan_geometry(self.image_size, p, source_distance, detector_distance, detector_type,
+                         detector_spacing, n_detectors)
+        self.source_distance, self.detector_distance = g["source_distance"], \
+            g["detector_distance"]
+        self.detector_type, self.detector_spacing = g["detector_type"], g["detector_spacing"]
+        self.n_detectors = g["n_detectors"]
         betas = torch.linspace(0, r, self.n_angles + 1, dtype=torch.float64)[:-1]
         self._betas = betas.numpy().copy()
         self.register_buffer("angles", betas.to(torch.float32), persistent=False)
         self._setup_matrix(cache)
-
-    def _detector_count(self, n_detectors: int | None, radius: float) -> int:
-        half_fan = math.asin(radius / self.source_distance)
-        if n_detectors is None:
-            if self.detector_type == "equiangular":
-                extent = 2 * half_fan * self.detector_distance
-            else:
-                extent = 2 * self.detector_distance * math.tan(half_fan)
-            n_detectors = math.ceil(extent / self.detector_spacing - 1e-9)
-        if isinstance(n_detectors, bool) or not isinstance(n_detectors, numbers.Integral) \
-                or n_detectors < 1:
-            raise ValueError(f"n_detectors must be a positive int, got {n_detectors!r}")
-        if self.detector_type == "equiangular" and \
-                n_detectors * self.detector_spacing / self.detector_distance >= math.pi:
-            raise ValueError(f"n_detectors {n_detectors} x detector_spacing "
-                             f"{self.detector_spacing:g} spans a fan of 180 degrees or more")
-        return int(n_detectors)
 
     # ------------------------------------------------------------------ geometry and matrix
     @property
