@@ -10,16 +10,20 @@ The dict (``version`` 1)::
      "noise": {"photons", "mu", "eta"} (CT) | {"sigma"} (MRI, denoising),
      "mask": {"shape": [H, W], "dtype": "float32" | "float64",
               "base64": <little-endian bytes> (or "values": nested list),
-              "recipe": {"pattern", "rate", "seed"} | null}}            # MRI only
+              "recipe": {"pattern", "rate", "seed"} | null},           # MRI only
+     "coils": {"recipe": {"n_coils", "radius"}}                          # multi-coil MRI:
+            | {"shape": [N_c, H, W], "dtype": "complex64", "base64": ...}}  # simulated | given
+
+A dict without ``coils`` (every dict written before multi-coil MRI) is a single-coil problem.
 
 >>> from spinv.problems import ct_problem
 >>> d = ct_problem(32, n_angles=20).to_dict()
 >>> d["geometry"]["n_detectors"], d["noise"]["photons"]
 (46, 10000.0)
->>> parse_problem_dict({**d, "views": 3})
+>>> parse_problem_dict({**d, "views": 3})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ValueError: problem.views: unknown key; expected one of version, kind, size, geometry, noise, mask
+ValueError: problem.views: unknown key; expected one of version, kind, size, geometry, noise, ...
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from spinv.operators.noise import default_mu
 from spinv.problems import (
     FORMAT_VERSION,
     KINDS,
+    CoilRecipe,
     CTGeometry,
     GaussianNoise,
     MaskRecipe,
@@ -44,7 +49,8 @@ from spinv.problems import (
 )
 
 __all__ = [
-    "check_problem", "check_operator", "encode_mask", "decode_mask", "parse_problem_dict",
+    "check_problem", "check_operator", "encode_mask", "decode_mask", "encode_coils",
+    "decode_coils", "parse_problem_dict",
     "first_difference", "describe",
 ]
 
@@ -85,7 +91,8 @@ def check_problem(p: Problem) -> dict:
     defaults, the MRI mask validated (and ``size`` taken from it when omitted)."""
     if p.kind not in KINDS:
         raise ValueError(f"kind={p.kind!r}: expected one of {', '.join(KINDS)}")
-    for name, kind in (("geometry", "ct"), ("mask", "mri"), ("recipe", "mri")):
+    for name, kind in (("geometry", "ct"), ("mask", "mri"), ("recipe", "mri"),
+                       ("sensitivities", "mri"), ("coils", "mri")):
         _only_for(p, name, kind)
     size = _normalise_size(p.size)
     out: dict[str, Any] = {"size": size}
@@ -118,7 +125,22 @@ def check_problem(p: Problem) -> dict:
         if size is not None and (size if isinstance(size, tuple) else (size, size)) != hw:
             raise ValueError(f"size={p.size!r}: the mask has shape {hw}")
         out.update(mask=mask, size=_normalise_size(hw))
+        out.update(_check_coils(p, hw))
     return out
+
+
+def _check_coils(p: Problem, hw: tuple[int, int]) -> dict:
+    """The validated coil maps of a multi-coil MRI problem (made from its recipe if absent)."""
+    if p.coils is None and p.sensitivities is None:
+        return {}
+    if p.coils is not None:
+        _need(p.coils, CoilRecipe, "coils", "mri")
+    from spinv.operators.mri_multicoil import as_sensitivities
+
+    maps = p.coils.make(hw) if p.sensitivities is None else as_sensitivities(p.sensitivities)
+    if tuple(maps.shape[-2:]) != hw:
+        raise ValueError(f"sensitivities: image shape {tuple(maps.shape[-2:])}, the mask {hw}")
+    return {"sensitivities": maps}
 
 
 def check_operator(p: Problem, operator) -> None:
@@ -139,6 +161,11 @@ def check_operator(p: Problem, operator) -> None:
     if p.kind == "mri" and not torch.equal(operator.mask.detach().cpu().to(p.mask.dtype),
                                            p.mask.detach().cpu()):
         raise ValueError("operator: its sampling mask is not the problem's mask")
+    maps = getattr(operator, "sensitivities", None)
+    if p.kind == "mri" and (maps is None) != (p.sensitivities is None):
+        raise ValueError("operator: single- vs multi-coil does not match the problem")
+    if maps is not None and not torch.equal(maps.detach().cpu(), p.sensitivities.cpu()):
+        raise ValueError("operator: its coil sensitivities are not the problem's")
 
 
 # ----------------------------------------------------------------------------- the dict
@@ -190,6 +217,40 @@ def decode_mask(d: dict, key: str = "problem.mask") -> tuple[torch.Tensor, MaskR
     return mask, recipe
 
 
+def encode_coils(maps: torch.Tensor, recipe: CoilRecipe | None) -> dict:
+    """``{"recipe": {...}}`` for simulated maps (remade on loading), else the maps themselves:
+    ``{"shape", "dtype": "complex64", "base64"}`` (little-endian interleaved re/im)."""
+    if recipe is not None:
+        return {"recipe": dataclasses.asdict(recipe)}
+    m = maps.detach().cpu().to(torch.complex64).numpy()
+    raw = np.ascontiguousarray(m, dtype="<c8").tobytes()
+    return {"shape": list(m.shape), "dtype": "complex64",
+            "base64": base64.b64encode(raw).decode("ascii")}
+
+
+def decode_coils(d: dict, key: str = "problem.coils") -> dict:
+    """Inverse of :func:`encode_coils`: ``{"coils": recipe}`` or ``{"sensitivities": maps}``."""
+    d = _keys(d, key, ("recipe", "shape", "dtype", "base64"), ())
+    if ("recipe" in d) == ("base64" in d):
+        raise ValueError(f"{key}: give exactly one of 'recipe' or 'base64' (with shape, dtype)")
+    if "recipe" in d:
+        return {"coils": _section(CoilRecipe, d["recipe"], f"{key}.recipe")}
+    _keys(d, key, ("shape", "dtype", "base64"), ("shape", "dtype", "base64"))
+    shape = d["shape"]
+    if d["dtype"] != "complex64" or not (isinstance(shape, list) and len(shape) == 3 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)):
+        raise ValueError(f"{key}: expected dtype 'complex64' and shape [N_c, H, W], got "
+                         f"{d['dtype']!r} and {shape!r}")
+    try:
+        raw = base64.b64decode(d["base64"], validate=True)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}.base64: not valid base64 text") from None
+    if len(raw) != 8 * shape[0] * shape[1] * shape[2]:
+        raise ValueError(f"{key}.base64: {len(raw)} bytes do not hold complex64 maps {shape}")
+    maps = np.frombuffer(raw, "<c8").reshape(shape).astype(np.complex64)
+    return {"sensitivities": torch.from_numpy(maps)}
+
+
 def _keys(d: Any, key: str, allowed: tuple, required: tuple) -> dict:
     if not isinstance(d, dict):
         raise ValueError(f"{key}: expected a dict, got {type(d).__name__}")
@@ -210,14 +271,15 @@ def _section(cls: type, d: Any, key: str):
 def parse_problem_dict(d: Any) -> dict:
     """The :class:`Problem` keyword arguments of a dict written by :meth:`Problem.to_dict`;
     ValueError naming the key for an unknown or missing key or a bad value."""
-    d = _keys(d, "problem", ("version", "kind", "size", "geometry", "noise", "mask"), ("kind",))
+    d = _keys(d, "problem", ("version", "kind", "size", "geometry", "noise", "mask", "coils"),
+              ("kind",))
     if d.get("version", FORMAT_VERSION) != FORMAT_VERSION:
         raise ValueError(f"problem.version={d['version']!r}: this spinv reads version "
                          f"{FORMAT_VERSION}")
     kind = d["kind"]
     if kind not in KINDS:
         raise ValueError(f"problem.kind={kind!r}: expected one of {', '.join(KINDS)}")
-    for key, owner in (("geometry", "ct"), ("mask", "mri")):
+    for key, owner in (("geometry", "ct"), ("mask", "mri"), ("coils", "mri")):
         if key in d and kind != owner:
             raise ValueError(f"problem.{key}: only a {owner!r} problem has one, this is {kind!r}")
     try:
@@ -230,6 +292,8 @@ def parse_problem_dict(d: Any) -> dict:
             if "mask" not in d:
                 raise ValueError("problem.mask: missing (an MRI problem carries its mask)")
             out["mask"], out["recipe"] = decode_mask(d["mask"])
+            if "coils" in d:
+                out.update(decode_coils(d["coils"]))
         Problem(**out)  # validates the values together (size vs mask, ...)
     except (TypeError, ValueError) as err:
         text = str(err)
@@ -244,7 +308,7 @@ def _flat(p: Problem) -> list[tuple[str, Any]]:
     size = list(p.size) if isinstance(p.size, tuple) else p.size
     items: list[tuple[str, Any]] = [("kind", p.kind), ("size", size)]
     for prefix, section in (("geometry", p.geometry), ("noise", p.noise),
-                            ("mask.recipe", p.recipe)):
+                            ("mask.recipe", p.recipe), ("coils", p.coils)):
         if section is not None:
             items += [(f"{prefix}.{k}", v) for k, v in dataclasses.asdict(section).items()]
     return items
@@ -273,6 +337,18 @@ def first_difference(a: Problem, b: Problem) -> str | None:
         n = int((ma != mb).sum())
         if n:
             return f"mask differs at {n} of {ma.numel()} k-space locations"
+    return _maps_difference(a.sensitivities, b.sensitivities)
+
+
+def _maps_difference(a: torch.Tensor | None, b: torch.Tensor | None) -> str | None:
+    if a is None and b is None:
+        return None
+    if a is None or b is None:
+        return f"coils {0 if a is None else a.shape[0]} vs {0 if b is None else b.shape[0]}"
+    if a.shape != b.shape:
+        return f"coil sensitivities shape {_text(list(a.shape))} vs {_text(list(b.shape))}"
+    if not torch.equal(a.detach().cpu(), b.detach().cpu()):
+        return "coil sensitivities differ"
     return None
 
 
@@ -292,5 +368,9 @@ def describe(p: Problem) -> str:
         r = p.recipe
         how = (f"{r.pattern} mask at rate {r.rate:g} (seed {r.seed})" if r is not None
                else f"given mask of sampling rate {float((p.mask > 0).float().mean()):.4g}")
+        if p.sensitivities is not None:
+            c = p.coils
+            how += (f", {p.sensitivities.shape[0]} coils (" + (
+                f"birdcage, radius {c.radius:g})" if c is not None else "given maps)"))
         return f"mri {where}: {how}; complex Gaussian noise sigma={p.noise.sigma:g}"
     return f"denoise {where}: Gaussian noise sigma={p.noise.sigma:g}"

@@ -46,7 +46,7 @@ from spinv.operators import Identity, LinearOperator
 from spinv.operators.noise import DEFAULT_ETA, make_generator
 
 __all__ = [
-    "KINDS", "CTGeometry", "PoissonNoise", "GaussianNoise", "MaskRecipe", "Problem",
+    "KINDS", "CTGeometry", "PoissonNoise", "GaussianNoise", "MaskRecipe", "CoilRecipe", "Problem",
     "ct_problem", "mri_problem", "denoising_problem",
 ]
 
@@ -162,11 +162,33 @@ class MaskRecipe:
         return make_mask(self.pattern, tuple(shape), self.rate, seed=self.seed).float()
 
 
+@dataclass(frozen=True)
+class CoilRecipe:
+    """Simulated multi-coil receive array: ``n_coils`` birdcage coils on a circle of
+    ``radius`` (half image sides) around the field of view,
+    :func:`spinv.operators.coil_sensitivities.birdcage_maps` (RSS-normalised)."""
+
+    n_coils: int = 8
+    radius: float = 1.5
+
+    def __post_init__(self) -> None:
+        _store(self, n_coils=_int(self.n_coils, "coils.n_coils", 1, 64),
+               radius=_real(self.radius, "coils.radius", lo=1.0))
+
+    def make(self, shape: tuple[int, int]) -> torch.Tensor:
+        """The complex64 maps ``(n_coils, H, W)`` of this recipe."""
+        from spinv.operators.coil_sensitivities import birdcage_maps
+
+        return birdcage_maps(self.n_coils, tuple(shape), self.radius)
+
+
 @dataclass(frozen=True, eq=False)
 class Problem:
     """One inverse problem: ``kind``, image ``size`` (an int for square images, else
     ``(H, W)``; ``None`` for size-agnostic denoising), ``noise`` model, CT ``geometry``, MRI
-    ``mask`` (and the ``recipe`` it came from). Built by :func:`ct_problem`,
+    ``mask`` (and the ``recipe`` it came from), multi-coil MRI coil ``sensitivities``
+    ``(N_c, H, W)`` (and the ``coils`` recipe of simulated ones; both ``None``: single coil).
+    Built by :func:`ct_problem`,
     :func:`mri_problem`, :func:`denoising_problem`, :meth:`from_config` or
     :meth:`from_dict`; :attr:`operator` is built on first use (on the CPU, see :meth:`to`).
     Two problems are equal when :meth:`difference` finds nothing."""
@@ -177,6 +199,8 @@ class Problem:
     geometry: CTGeometry | None = None
     mask: torch.Tensor | None = None
     recipe: MaskRecipe | None = None
+    sensitivities: torch.Tensor | None = None
+    coils: CoilRecipe | None = None
 
     def __post_init__(self) -> None:
         from spinv.problem_format import check_problem
@@ -197,6 +221,10 @@ class Problem:
                 detector_spacing=g.detector_spacing, pixel_size=g.pixel_size,
                 angular_range=g.angular_range,
             )
+        if self.kind == "mri" and self.sensitivities is not None:
+            from spinv.operators.mri_multicoil import MultiCoilFourier
+
+            return MultiCoilFourier(self.mask, self.sensitivities)
         if self.kind == "mri":
             from spinv.operators import SubsampledFourier
 
@@ -220,6 +248,8 @@ class Problem:
         :attr:`~spinv.operators.LinearOperator.analytic_name` (without building the operator)."""
         from spinv.operators import ParallelBeamCT, SubsampledFourier
 
+        if self.sensitivities is not None:
+            return "rss"
         return {"ct": ParallelBeamCT, "mri": SubsampledFourier, "denoise": Identity}[
             self.kind].analytic_name
 
@@ -319,6 +349,10 @@ class Problem:
         out["noise"] = dataclasses.asdict(self.noise)
         if self.mask is not None:
             out["mask"] = encode_mask(self.mask, self.recipe)
+        if self.sensitivities is not None:
+            from spinv.problem_format import encode_coils
+
+            out["coils"] = encode_coils(self.sensitivities, self.coils)
         return out
 
     @classmethod
@@ -398,11 +432,16 @@ def mri_problem(
     seed: int = 0,
     *,
     mask: torch.Tensor | np.ndarray | None = None,
+    coils: int | None = None,
+    sensitivities: torch.Tensor | np.ndarray | None = None,
 ) -> Problem:
-    """Sampled-Fourier MRI with complex noise level ``noise``. The mask is ``mask`` itself if
-    given (then ``shape`` may be omitted), else ``pattern``: a name of
+    """Sampled-Fourier MRI with complex noise level ``noise`` (per coil). The mask is ``mask``
+    itself if given (then ``shape`` may be omitted), else ``pattern``: a name of
     :data:`spinv.operators.sampling.PATTERNS` drawn at ``rate`` with ``seed``, or a ``.npy``
-    mask file (then ``rate`` and ``seed`` are ignored)."""
+    mask file (then ``rate`` and ``seed`` are ignored). Multi-coil (SENSE,
+    :class:`~spinv.operators.mri_multicoil.MultiCoilFourier`): ``coils=N`` simulates ``N``
+    birdcage coils (:class:`CoilRecipe`), or ``sensitivities`` gives the maps ``(N_c, H, W)``
+    (e.g. estimated by ESPIRiT)."""
     from spinv.operators.sampling import PATTERNS, load_mask
 
     hw = None if shape is None else ((shape, shape) if isinstance(shape, int) else tuple(shape))
@@ -422,7 +461,11 @@ def mri_problem(
         raise ValueError(
             f"mask={str(pattern)!r}: expected one of {', '.join(PATTERNS)} or a .npy file"
         )
-    return Problem("mri", hw, GaussianNoise(noise), mask=mask, recipe=recipe)
+    coil_recipe = None if coils is None else CoilRecipe(coils)
+    if coil_recipe is not None and sensitivities is not None:
+        raise ValueError("coils: pass either coils=N (simulated maps) or sensitivities, not both")
+    return Problem("mri", hw, GaussianNoise(noise), mask=mask, recipe=recipe,
+                   sensitivities=sensitivities, coils=coil_recipe)
 
 
 def denoising_problem(noise: float = 0.1, size: int | tuple[int, int] | None = None) -> Problem:
