@@ -324,8 +324,8 @@ def read_fastmri_kspace(path: str | os.PathLike, mask=None,
 
     ``mask``: ``(W,)`` or ``(H, W)`` weights in [0, 1]; default the file's own ``mask``, else
     none (fully sampled; the caller may subsample retrospectively). Masked entries of the
-    returned k-space are zero. Multi-coil files ``(slices, coils, H, W)`` are refused with a
-    clear message (a later issue adds SENSE).
+    returned k-space are zero. Multi-coil files ``(slices, coils, H, W)`` give ``(B, coils, H,
+    W)`` (:func:`spinv.data.multicoil.read_fastmri_multicoil`).
     """
     import h5py
 
@@ -339,9 +339,10 @@ def read_fastmri_kspace(path: str | os.PathLike, mask=None,
             raise _bad(p, f"no 'kspace' dataset (found {sorted(f.keys())}); is this a fastMRI "
                           "file?")
         ds = f["kspace"]
-        if len(ds.shape) == 4:
-            raise _bad(p, f"multi-coil k-space {tuple(ds.shape)} (slices, coils, H, W) is not "
-                          "supported yet; only single-coil (slices, H, W)")
+        if len(ds.shape) == 4:  # multi-coil (slices, coils, H, W)
+            from spinv.data.multicoil import read_fastmri_multicoil
+
+            return read_fastmri_multicoil(p, f, mask, slices)
         if len(ds.shape) != 3:
             raise _bad(p, f"kspace must be (slices, H, W), got shape {tuple(ds.shape)}")
         k = np.asarray(ds[slices] if slices is not None else ds[()])
