@@ -6,7 +6,9 @@ The dict (``version`` 1)::
 
     {"version": 1, "kind": "ct" | "mri" | "denoise", "size": N | [H, W] | null,
      "geometry": {"n_angles", "n_detectors", "angular_range", "pixel_size",
-                  "detector_spacing", "upsample"},                       # CT only
+                  "detector_spacing", "upsample",                        # CT only
+                  "fan": {"source_distance", "detector_distance",
+                          "detector_type"}},                # fan beams only (else absent)
      "noise": {"photons", "mu", "eta"} (CT) | {"sigma"} (MRI, denoising),
      "mask": {"shape": [H, W], "dtype": "float32" | "float64",
               "base64": <little-endian bytes> (or "values": nested list),
@@ -42,6 +44,7 @@ from spinv.problems import (
     KINDS,
     CoilRecipe,
     CTGeometry,
+    FanGeometry,
     GaussianNoise,
     MaskRecipe,
     PoissonNoise,
@@ -102,10 +105,7 @@ def check_problem(p: Problem) -> dict:
         g = CTGeometry() if p.geometry is None else p.geometry
         _need(g, CTGeometry, "geometry", "ct")
         _need(p.noise, PoissonNoise, "noise", "ct")
-        if g.n_detectors is None:
-            n_det = math.ceil(math.sqrt(2) * size * g.pixel_size / g.detector_spacing)
-            g = dataclasses.replace(g, n_detectors=n_det)
-        out["geometry"] = g
+        out["geometry"] = _resolve_geometry(g, size)
         if p.noise.mu is None:
             out["noise"] = dataclasses.replace(p.noise, mu=default_mu(size))
         return out
@@ -143,6 +143,31 @@ def _check_coils(p: Problem, hw: tuple[int, int]) -> dict:
     return {"sensitivities": maps}
 
 
+def _resolve_geometry(g: CTGeometry, size: int) -> CTGeometry:
+    """``g`` with the defaults of its beam filled in: angular range, detector spacing and count
+    (:func:`spinv.operators.ct_fan.fan_geometry` for fan beams, with the distances)."""
+    if g.fan is None:
+        spacing = 1.0 if g.detector_spacing is None else g.detector_spacing
+        n_det = g.n_detectors or math.ceil(math.sqrt(2) * size * g.pixel_size / spacing)
+        return dataclasses.replace(g, n_detectors=n_det, detector_spacing=spacing,
+                                   angular_range=g.angular_range or math.pi)
+    from spinv.operators.ct_fan import fan_geometry
+
+    f = g.fan
+    try:
+        r = fan_geometry(size, g.pixel_size, f.source_distance, f.detector_distance,
+                         f.detector_type, g.detector_spacing, g.n_detectors)
+    except ValueError as err:
+        name = str(err).split()[0]
+        where = "geometry.fan." if name in ("source_distance", "detector_distance") else \
+            "geometry."
+        raise ValueError(f"{where}{err}") from None
+    fan = FanGeometry(r["source_distance"], r["detector_distance"], r["detector_type"])
+    return dataclasses.replace(g, n_detectors=r["n_detectors"],
+                               detector_spacing=r["detector_spacing"], fan=fan,
+                               angular_range=g.angular_range or 2 * math.pi)
+
+
 def check_operator(p: Problem, operator) -> None:
     """Raise ValueError unless ``operator`` is the forward operator of ``p``."""
     if p.kind == "denoise":
@@ -152,6 +177,10 @@ def check_operator(p: Problem, operator) -> None:
         expected = {"image_size": p.size, "n_angles": g.n_angles, "n_detectors": g.n_detectors,
                     "pixel_size": g.pixel_size, "detector_spacing": g.detector_spacing,
                     "angular_range": g.angular_range}
+        if g.fan is not None:
+            expected.update(dataclasses.asdict(g.fan))
+        if (g.fan is None) != (getattr(operator, "source_distance", None) is None):
+            raise ValueError("operator: parallel vs fan beam does not match the problem")
     else:
         expected = {"shape": p.image_shape}
     for key, value in expected.items():
@@ -287,7 +316,11 @@ def parse_problem_dict(d: Any) -> dict:
         noise_cls = PoissonNoise if kind == "ct" else GaussianNoise
         out["noise"] = _section(noise_cls, d.get("noise", {}), "problem.noise")
         if kind == "ct":
-            out["geometry"] = _section(CTGeometry, d.get("geometry", {}), "problem.geometry")
+            geometry = dict(d.get("geometry", {})) if isinstance(d.get("geometry"), dict) \
+                else d.get("geometry", {})
+            if isinstance(geometry, dict) and geometry.get("fan") is not None:
+                geometry["fan"] = _section(FanGeometry, geometry["fan"], "problem.geometry.fan")
+            out["geometry"] = _section(CTGeometry, geometry, "problem.geometry")
         if kind == "mri":
             if "mask" not in d:
                 raise ValueError("problem.mask: missing (an MRI problem carries its mask)")
@@ -310,7 +343,10 @@ def _flat(p: Problem) -> list[tuple[str, Any]]:
     for prefix, section in (("geometry", p.geometry), ("noise", p.noise),
                             ("mask.recipe", p.recipe), ("coils", p.coils)):
         if section is not None:
-            items += [(f"{prefix}.{k}", v) for k, v in dataclasses.asdict(section).items()]
+            items += [(f"{prefix}.{k}", v) for k, v in dataclasses.asdict(section).items()
+                      if k != "fan"]
+    if p.geometry is not None and p.geometry.fan is not None:
+        items += [(f"geometry.fan.{k}", v) for k, v in dataclasses.asdict(p.geometry.fan).items()]
     return items
 
 
@@ -358,7 +394,11 @@ def describe(p: Problem) -> str:
     where = "any size" if shape is None else f"{shape[0]}x{shape[1]}"
     if p.kind == "ct":
         g, n = p.geometry, p.noise
-        text = (f"ct {where}: {g.n_angles} views over {math.degrees(g.angular_range):.4g} deg, "
+        beam = "" if g.fan is None else (
+            f" fan beam ({g.fan.detector_type} detector, source {g.fan.source_distance:g}, "
+            f"detector {g.fan.detector_distance:g} from the source)")
+        text = (f"ct {where}{beam}: {g.n_angles} views over "
+                f"{math.degrees(g.angular_range):.4g} deg, "
                 f"{g.n_detectors} detectors (spacing {g.detector_spacing:g}), pixel "
                 f"{g.pixel_size:g}, simulated {g.upsample}x finer; ")
         if n.photons is None:

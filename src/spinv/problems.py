@@ -43,10 +43,12 @@ import numpy as np
 import torch
 
 from spinv.operators import Identity, LinearOperator
+from spinv.operators.ct_fan import FanGeometry
 from spinv.operators.noise import DEFAULT_ETA, make_generator
 
 __all__ = [
-    "KINDS", "CTGeometry", "PoissonNoise", "GaussianNoise", "MaskRecipe", "CoilRecipe", "Problem",
+    "KINDS", "CTGeometry", "FanGeometry", "PoissonNoise", "GaussianNoise", "MaskRecipe",
+    "CoilRecipe", "Problem",
     "ct_problem", "mri_problem", "denoising_problem",
 ]
 
@@ -86,27 +88,32 @@ def _store(obj: Any, **values: Any) -> None:
 
 @dataclass(frozen=True)
 class CTGeometry:
-    """Parallel-beam geometry (thesis §2.5.1): ``n_angles`` views uniform in
-    ``[0, angular_range)``, ``n_detectors`` bins of width ``detector_spacing`` (``None``: the
-    default :math:`\\lceil\\sqrt2 N p/\\Delta s\\rceil`), pixel side ``pixel_size``; data are
-    simulated on a grid ``upsample`` times finer than the reconstruction grid."""
+    """CT geometry (thesis §2.5.1): ``n_angles`` views uniform in ``[0, angular_range)``
+    (``None``: :math:`\\pi` for parallel beams, :math:`2\\pi` for a fan), ``n_detectors`` bins
+    of width ``detector_spacing`` (``None``: one pixel, at the isocentre for a fan; ``None``
+    count: enough to cover the image), pixel side ``pixel_size``; data are simulated on a grid
+    ``upsample`` times finer than the reconstruction grid. ``fan``: a :class:`FanGeometry` for
+    fan-beam CT, ``None`` for parallel beams."""
 
     n_angles: int = 50
     n_detectors: int | None = None
-    angular_range: float = math.pi
+    angular_range: float | None = None
     pixel_size: float = 1.0
-    detector_spacing: float = 1.0
+    detector_spacing: float | None = None
     upsample: int = 1
+    fan: FanGeometry | None = None
 
     def __post_init__(self) -> None:
         _store(self, n_angles=_int(self.n_angles, "geometry.n_angles"),
-               angular_range=_real(self.angular_range, "geometry.angular_range",
-                                   hi=2 * math.pi),
                pixel_size=_real(self.pixel_size, "geometry.pixel_size"),
-               detector_spacing=_real(self.detector_spacing, "geometry.detector_spacing"),
                upsample=_int(self.upsample, "geometry.upsample", 1, 16))
+        for name, hi in (("angular_range", 2 * math.pi), ("detector_spacing", None)):
+            if getattr(self, name) is not None:
+                _store(self, **{name: _real(getattr(self, name), f"geometry.{name}", hi=hi)})
         if self.n_detectors is not None:
             _store(self, n_detectors=_int(self.n_detectors, "geometry.n_detectors"))
+        if self.fan is not None and not isinstance(self.fan, FanGeometry):
+            raise _fail("geometry", self.fan, "'parallel', 'fan' or a FanGeometry")
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,13 @@ class Problem:
     def operator(self) -> LinearOperator:
         """The forward operator :math:`A` (``ParallelBeamCT``, ``SubsampledFourier`` or
         ``Identity``)."""
+        if self.kind == "ct" and self.geometry.fan is not None:
+            from spinv.operators.ct_fan import FanBeamCT
+
+            g, f = self.geometry, self.geometry.fan
+            return FanBeamCT(self.size, g.n_angles, g.n_detectors, f.source_distance,
+                             f.detector_distance, f.detector_type, g.detector_spacing,
+                             g.pixel_size, g.angular_range)
         if self.kind == "ct":
             from spinv.operators import ParallelBeamCT
 
@@ -346,6 +360,8 @@ class Problem:
         out: dict[str, Any] = {"version": FORMAT_VERSION, "kind": self.kind, "size": size}
         if self.geometry is not None:
             out["geometry"] = dataclasses.asdict(self.geometry)
+            if self.geometry.fan is None:  # parallel beams: the dict of before fan beams
+                del out["geometry"]["fan"]
         out["noise"] = dataclasses.asdict(self.noise)
         if self.mask is not None:
             out["mask"] = encode_mask(self.mask, self.recipe)
@@ -370,8 +386,10 @@ class Problem:
         upsample``)."""
         n = config.image_size
         if config.kind == "ct":
+            fan = None if getattr(config, "geometry", "parallel") == "parallel" else FanGeometry(
+                config.source_distance, config.detector_distance, config.detector_type)
             return cls("ct", n, PoissonNoise(config.photons, config.mu),
-                       CTGeometry(config.n_angles, upsample=config.upsample))
+                       CTGeometry(config.n_angles, upsample=config.upsample, fan=fan))
         if config.kind == "mri":
             m = config.mask
             recipe = MaskRecipe(m.pattern, m.rate, m.seed)
@@ -413,14 +431,19 @@ def ct_problem(
     upsample: int = 2,
     *,
     n_detectors: int | None = None,
-    angular_range: float = math.pi,
+    angular_range: float | None = None,
     pixel_size: float = 1.0,
-    detector_spacing: float = 1.0,
+    detector_spacing: float | None = None,
+    geometry: str | FanGeometry = "parallel",
 ) -> Problem:
-    """Low-dose parallel-beam CT on an ``image_size``² grid (``photons=None``: noiseless),
-    simulated ``upsample`` times finer (thesis §2.5.1)."""
+    """Low-dose CT on an ``image_size``² grid (``photons=None``: noiseless), simulated
+    ``upsample`` times finer (thesis §2.5.1): parallel beams, or ``geometry="fan"`` (default
+    source/detector) or a :class:`FanGeometry` for fan beams (full scan unless
+    ``angular_range`` is given)."""
+    fan = {"parallel": None, "fan": FanGeometry()}.get(geometry, geometry) \
+        if isinstance(geometry, str) else geometry
     geometry = CTGeometry(n_angles, n_detectors, angular_range, pixel_size, detector_spacing,
-                          upsample)
+                          upsample, fan)
     return Problem("ct", image_size, PoissonNoise(photons, mu), geometry)
 
 

@@ -69,6 +69,7 @@ import hashlib
 import json
 import math
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,7 +79,7 @@ from spinv.operators.ct import RayMatrixOperator
 from spinv.operators.ct_matrix import MATRIX_FORMAT_VERSION, build_ray_matrix
 from spinv.operators.fbp import FILTERS, filter_sinogram
 
-__all__ = ["DETECTOR_TYPES", "FanBeamCT", "fan_geometry", "parker_weights"]
+__all__ = ["DETECTOR_TYPES", "FanBeamCT", "FanGeometry", "fan_geometry", "parker_weights"]
 
 DETECTOR_TYPES = ("equiangular", "flat")
 _VIEW_CHUNK = 16  # views back-projected at a time
@@ -106,6 +107,30 @@ def parker_weights(betas: np.ndarray, gammas: np.ndarray, scan: float) -> np.nda
         fall = np.sin(math.pi / 4 * (math.pi + 2 * delta - b) / (delta + g)) ** 2
     w = np.where(b < 2 * (delta - g), rise, np.where(b <= math.pi - 2 * g, 1.0, fall))
     return np.where((b >= 0) & (b <= math.pi + 2 * delta), np.nan_to_num(w), 0.0)
+
+
+@dataclass(frozen=True)
+class FanGeometry:
+    """The fan-beam record of a CT problem (:class:`spinv.problems.CTGeometry` ``fan``): source
+    to isocentre ``source_distance`` and source to detector ``detector_distance`` (``None``: the
+    defaults of :func:`fan_geometry`), ``detector_type`` ``"equiangular"`` or ``"flat"``."""
+
+    source_distance: float | None = None
+    detector_distance: float | None = None
+    detector_type: str = "equiangular"
+
+    def __post_init__(self) -> None:
+        for name in ("source_distance", "detector_distance"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    object.__setattr__(self, name, _positive(name, value))
+                except ValueError:
+                    raise ValueError(f"geometry.fan.{name}={value!r}: expected a finite "
+                                     "number > 0") from None
+        if self.detector_type not in DETECTOR_TYPES:
+            raise ValueError(f"geometry.fan.detector_type={self.detector_type!r}: expected "
+                             f"{' or '.join(DETECTOR_TYPES)}")
 
 
 def fan_geometry(
