@@ -1,6 +1,8 @@
 """Reconstruct measurements with any spinv method: one entry point for every family.
 
-* **analytic**: FBP (CT), zero filling :math:`F^{-1}S^*y` (MRI), the data (denoising);
+* **analytic**: FBP (CT), zero filling :math:`F^{-1}S^*y` (MRI), root-sum-of-squares ``rss``
+  (multi-coil MRI, :class:`~spinv.operators.mri_multicoil.MultiCoilFourier`), the data
+  (denoising);
 * **variational** (thesis Eq. (1.3), solved by PDHG, Algorithm 1): ``tv``, ``tv-smooth``,
   ``tgv``, ``wavelet``, ``h1``, ``dtv``, with :math:`\\alpha` given or tuned (maximal mean PSNR on
   four bundled *training* images of the modality simulated with the same problem);
@@ -46,7 +48,7 @@ __all__ = [
     "tune_alpha_for",
 ]
 
-ANALYTIC = ("fbp", "zero-filled", "noisy")
+ANALYTIC = ("fbp", "zero-filled", "noisy", "rss")
 VARIATIONAL = ("tv", "tv-smooth", "tgv", "wavelet", "h1", "dtv")
 LEARNED = ("lpg", "lpd", "postprocess-cnn")
 PNP = ("pnp-pgd", "pnp-admm")

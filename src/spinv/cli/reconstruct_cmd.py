@@ -88,7 +88,7 @@ def _metrics(recon: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
 def reconstruct(
     measurements: str = typer.Option(None, "--measurements", help="measured data: the .npz of "
                                      "`spinv simulate`, a raw sinogram (.npy/.npz/folder), or "
-                                     "fastMRI HDF5 single-coil k-space"),
+                                     "fastMRI HDF5 single- or multi-coil k-space"),
     input: str = typer.Option(None, "--input", help=INPUT.help + " (simulate first)"),
     problem: str = typer.Option(None, "--problem", help="with --input: ct | mri | denoise"),
     method: str = typer.Option(..., "--method", help=METHOD_HELP),
@@ -118,6 +118,9 @@ def reconstruct(
     mask: str = typer.Option(None, "--mask", help="MRI: --input: a pattern name or FILE.npy "
                              "(default lines); --measurements: FILE.npy weights"),
     rate: float = typer.Option(0.25, "--rate", help="MRI with --input: sampling rate"),
+    calibration: int = typer.Option(None, "--calibration", help="multi-coil k-space: central "
+                                    "columns used to estimate the coil maps by ESPIRiT "
+                                    "(default: every fully sampled central column)"),
     noise: float = typer.Option(None, "--noise", help="MRI/denoise noise level sigma"),
     pnp_weight: float = typer.Option(1.0, "--pnp-weight", help="PnP relaxation weight in (0, 1]"),
     pnp_step: float = typer.Option(1.0, "--pnp-step", help="PnP-PGD step c: tau = c/||A||^2"),
@@ -149,7 +152,8 @@ def reconstruct(
         raise ValueError(f"--out {str(out)!r} exists; pass --force to replace it")
     opts = {"angles": angles, "detectors": detectors, "angular_range": angular_range,
             "detector_spacing": detector_spacing, "size": size, "photons": photons, "mu": mu,
-            "mask": mask, "noise": noise, "rate": rate, "slice": slice_index, "seed": seed}
+            "mask": mask, "noise": noise, "rate": rate, "slice": slice_index, "seed": seed,
+            "calibration": calibration}
     if measurements is not None:
         setup = _measured_setup(measurements, opts)
     else:
@@ -159,7 +163,14 @@ def reconstruct(
 
 def _measured_setup(measurements: str, opts: dict) -> dict:
     """Problem, data and bookkeeping of --measurements."""
+    from spinv.cli._multicoil import is_multicoil, multicoil_setup
+
     meas = _read(measurements, opts)
+    if is_multicoil(meas):
+        return multicoil_setup(meas, opts, measurements)
+    if opts.get("calibration") is not None:
+        raise ValueError(f"--calibration {opts['calibration']}: only multi-coil k-space uses it "
+                         "(to estimate coil maps); omit it")
     p, noise_known = _problem_of(meas, opts)
     return {"problem": p, "y": meas.y, "noise_known": noise_known, "crop": meas.crop,
             "scale": meas.scale, "meas": meas, "truth": None,
@@ -201,8 +212,14 @@ def _run_and_save(setup: dict, options, out: Path, reference: str | None, force:
     from spinv.reconstruction import reconstruct as run
 
     t0 = time.perf_counter()
-    recon = run(setup["problem"], setup["y"], options, progress=_progress_bar(len(setup["y"])),
-                noise_known=setup["noise_known"])
+    if "problems" in setup:  # multi-coil: one problem (coil maps) per slice
+        from spinv.cli._multicoil import reconstruct_slices
+
+        recon = reconstruct_slices(run, setup["problems"], setup["y"], options,
+                                   _progress_bar(len(setup["y"])), setup["noise_known"])
+    else:
+        recon = run(setup["problem"], setup["y"], options,
+                    progress=_progress_bar(len(setup["y"])), noise_known=setup["noise_known"])
     elapsed = time.perf_counter() - t0
     if setup["crop"] is not None:
         from spinv.data.measurements import center_crop
