@@ -3,13 +3,21 @@ command-line options, atomic output."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 import typer
 
-from spinv.problems import KINDS, Problem, ct_problem, denoising_problem, mri_problem
+from spinv.problems import (
+    KINDS,
+    FanGeometry,
+    Problem,
+    ct_problem,
+    denoising_problem,
+    mri_problem,
+)
 
 # Options shared by `spinv simulate` and `spinv reconstruct` (one definition, one help text).
 PROBLEM = typer.Option(..., "--problem", help="ct | mri | denoise")
@@ -24,6 +32,45 @@ MASK = typer.Option("lines", "--mask", help="MRI: random|variable-density|lines|
 RATE = typer.Option(0.25, "--rate", help="MRI: sampling rate in (0, 1]")
 NOISE = typer.Option(None, "--noise", help="MRI/denoise: noise level sigma")
 SEED = typer.Option(0, "--seed", help="seed of the mask and the noise")
+GEOMETRY = typer.Option("parallel", "--geometry", help="CT: parallel | fan (fan beam; a full "
+                        "360 deg scan)")
+SOURCE_DISTANCE = typer.Option(None, "--source-distance", help="fan beam: source to "
+                               "isocentre in pixels (default 2 N)")
+DETECTOR_DISTANCE = typer.Option(None, "--detector-distance", help="fan beam: source to "
+                                 "detector in pixels (default twice the source distance)")
+DETECTOR_TYPE = typer.Option("equiangular", "--detector-type", help="fan beam: equiangular "
+                             "(curved) | flat")
+
+
+def fan_option(geometry: str, source_distance: float | None, detector_distance: float | None,
+               detector_type: str) -> FanGeometry | None:
+    """The :class:`~spinv.problems.FanGeometry` of the CLI's fan options (``None``: parallel
+    beams); errors name the option."""
+    if geometry not in ("parallel", "fan"):
+        raise ValueError(f"--geometry {geometry!r}: expected parallel or fan")
+    if geometry == "parallel":
+        given = [name for name, v in (("--source-distance", source_distance),
+                                      ("--detector-distance", detector_distance),
+                                      ("--detector-type", detector_type != "equiangular" or None))
+                 if v is not None]
+        if given:
+            raise ValueError(f"{given[0]}: applies to fan beams only; add --geometry fan")
+        return None
+    for option, v in (("--source-distance", source_distance),
+                      ("--detector-distance", detector_distance)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{option} {v!r}: expected a positive distance in pixels")
+    if detector_type not in ("equiangular", "flat"):
+        raise ValueError(f"--detector-type {detector_type!r}: expected equiangular or flat")
+    return FanGeometry(source_distance, detector_distance, detector_type)
+
+
+def fan_error(err: ValueError) -> ValueError:
+    """A problem's fan-geometry error with the CLI option named instead of the dict key."""
+    text = str(err)
+    for key in ("source_distance", "detector_distance", "detector_spacing"):
+        text = text.replace(f"geometry.fan.{key}", "--" + key.replace("_", "-"))
+    return ValueError(text.replace("geometry.detector_spacing", "--detector-spacing"))
 
 
 def read_ground_truth(path: str, index: int | None = None, size: int | None = None) -> torch.Tensor:
@@ -59,8 +106,10 @@ def build_problem(
     rate: float,
     noise: float | None,
     seed: int,
+    fan: FanGeometry | None = None,
 ) -> Problem:
-    """The problem named ``kind`` for ``image`` with the CLI's options."""
+    """The problem named ``kind`` for ``image`` with the CLI's options (``fan``: CT fan-beam
+    geometry, :func:`fan_option`)."""
     if kind not in KINDS:
         raise ValueError(f"--problem {kind!r}: expected one of {', '.join(KINDS)}")
     h, w = image.shape[-2:]
@@ -69,7 +118,11 @@ def build_problem(
             raise ValueError(
                 f"--input: CT needs a square image, got {h}x{w}; pass --size N to resize"
             )
-        return ct_problem(h, n_angles=angles, photons=photons, mu=mu)
+        try:
+            return ct_problem(h, n_angles=angles, photons=photons, mu=mu,
+                              geometry="parallel" if fan is None else fan)
+        except ValueError as err:
+            raise fan_error(err) from None
     if kind == "mri":
         if not 0 < rate <= 1:
             raise ValueError(f"--rate must lie in (0, 1], got {rate}")

@@ -10,7 +10,20 @@ from pathlib import Path
 import torch
 import typer
 
-from spinv.cli._common import INPUT, MU, SEED, SLICE, build_problem, read_ground_truth
+from spinv.cli._common import (
+    DETECTOR_DISTANCE,
+    DETECTOR_TYPE,
+    GEOMETRY,
+    INPUT,
+    MU,
+    SEED,
+    SLICE,
+    SOURCE_DISTANCE,
+    build_problem,
+    fan_error,
+    fan_option,
+    read_ground_truth,
+)
 
 METHOD_HELP = ("fbp | zero-filled | noisy | tv | tv-smooth | tgv | wavelet | h1 | dtv | lpg | lpd "
                "| postprocess-cnn | pnp-pgd | pnp-admm")
@@ -26,14 +39,20 @@ def _problem_of(meas, opts: dict):
         if geom is not None and opts["angles"] not in (None, geom.n_angles):
             raise ValueError(f"--angles {opts['angles']}: {meas.source!r} records "
                              f"{geom.n_angles} views; omit --angles")
+        if geom is not None and opts["fan"] is not None and geom.fan is None:
+            raise ValueError(f"--geometry fan: {meas.source!r} records a parallel-beam "
+                             "problem; omit --geometry")
         return problem, True
+    if meas.kind == "ct" and opts["fan"] is not None:
+        return _fan_problem_of(meas, opts), opts["photons"] is not None
     if meas.kind == "ct":
         n_angles, n_det = meas.y.shape[-2:]
-        size = opts["size"] or math.floor(n_det * opts["detector_spacing"] / math.sqrt(2))
+        spacing = _given(opts["detector_spacing"], 1.0)
+        size = opts["size"] or math.floor(n_det * spacing / math.sqrt(2))
         problem = ct_problem(size, int(n_angles), photons=opts["photons"], mu=opts["mu"],
                              upsample=1, n_detectors=int(n_det),
-                             angular_range=math.radians(opts["angular_range"]),
-                             detector_spacing=opts["detector_spacing"])
+                             angular_range=math.radians(_given(opts["angular_range"], 180.0)),
+                             detector_spacing=spacing)
         return problem, opts["photons"] is not None
     h, w = meas.y.shape[-2:]
     mask = meas.mask if meas.mask is not None else torch.ones(h, w)
@@ -42,11 +61,36 @@ def _problem_of(meas, opts: dict):
         noise is not None
 
 
+def _given(value, default):
+    """``value`` unless the option was omitted (``None``)."""
+    return default if value is None else value
+
+
+def _fan_problem_of(meas, opts: dict):
+    """The fan-beam problem of a raw sinogram: views x detectors from the array, the image
+    size from --size (the fan's geometry does not fix it)."""
+    from spinv.problems import ct_problem
+
+    n_angles, n_det = meas.y.shape[-2:]
+    if opts["size"] is None:
+        raise ValueError(f"--size: a fan-beam sinogram ({n_angles} views x {n_det} detectors "
+                         f"in {meas.source!r}) needs the image size N; pass --size N")
+    try:
+        return ct_problem(opts["size"], int(n_angles), photons=opts["photons"], mu=opts["mu"],
+                          upsample=1, n_detectors=int(n_det), geometry=opts["fan"],
+                          angular_range=math.radians(_given(opts["angular_range"], 360.0)),
+                          detector_spacing=opts["detector_spacing"])
+    except ValueError as err:
+        raise fan_error(err) from None
+
+
 def _read(measurements: str, opts: dict):
     from spinv.data.measurements import SinogramGeometry, read_measurements
 
+    default_range = 180.0 if opts["fan"] is None else 360.0
     geometry = SinogramGeometry(opts["angles"], opts["detectors"],
-                                math.radians(opts["angular_range"]), opts["detector_spacing"])
+                                math.radians(_given(opts["angular_range"], default_range)),
+                                _given(opts["detector_spacing"], 1.0))
     mask = None
     if opts["mask"] is not None:
         import numpy as np
@@ -106,10 +150,16 @@ def reconstruct(
                                "sinogram: checked against its rows)"),
     detectors: int = typer.Option(None, "--detectors", help="raw sinogram: detector bins "
                                   "(checked against its columns)"),
-    angular_range: float = typer.Option(180.0, "--angular-range", help="CT: views equispaced "
-                                        "on [0, RANGE) degrees"),
-    detector_spacing: float = typer.Option(1.0, "--detector-spacing", help="raw sinogram: "
-                                           "detector bin width in pixels"),
+    angular_range: float = typer.Option(None, "--angular-range", help="raw sinogram: views "
+                                        "equispaced on [0, RANGE) degrees (default 180; fan "
+                                        "beam 360, less is a short scan)"),
+    detector_spacing: float = typer.Option(None, "--detector-spacing", help="raw sinogram: "
+                                           "detector bin width in pixels (default 1; fan beam: "
+                                           "at the detector, default 1 pixel at the isocentre)"),
+    geometry: str = GEOMETRY,
+    source_distance: float = SOURCE_DISTANCE,
+    detector_distance: float = DETECTOR_DISTANCE,
+    detector_type: str = DETECTOR_TYPE,
     size: int = typer.Option(None, "--size", help="image size N (--input: resize to NxN; raw "
                              "sinogram: default from the detector count)"),
     photons: float = typer.Option(None, "--photons", help="CT photons per detector pixel "
@@ -150,7 +200,8 @@ def reconstruct(
         pnp_weight, pnp_step, pnp_rho, batch_size, seed)
     if out.exists() and not force and not (out.is_dir() and not any(out.iterdir())):
         raise ValueError(f"--out {str(out)!r} exists; pass --force to replace it")
-    opts = {"angles": angles, "detectors": detectors, "angular_range": angular_range,
+    opts = {"fan": fan_option(geometry, source_distance, detector_distance, detector_type),
+            "angles": angles, "detectors": detectors, "angular_range": angular_range,
             "detector_spacing": detector_spacing, "size": size, "photons": photons, "mu": mu,
             "mask": mask, "noise": noise, "rate": rate, "slice": slice_index, "seed": seed,
             "calibration": calibration}
@@ -185,7 +236,7 @@ def _simulated_setup(input: str, problem: str | None, opts: dict) -> dict:
     p = build_problem(problem, x, 50 if opts["angles"] is None else opts["angles"],
                       1e4 if opts["photons"] is None else opts["photons"], opts["mu"],
                       "lines" if opts["mask"] is None else opts["mask"], opts["rate"],
-                      opts["noise"], opts["seed"])
+                      opts["noise"], opts["seed"], opts["fan"])
     return {"problem": p, "y": p.simulate(p.ground_truth(x), seed=opts["seed"]),
             "noise_known": True, "crop": None, "scale": 1.0, "meas": None, "truth": (x, input),
             "label": f"{problem} (simulated from {input})",

@@ -10,6 +10,9 @@ import typer
 from spinv.atomic import atomic_save_npz
 from spinv.cli._common import (
     ANGLES,
+    DETECTOR_DISTANCE,
+    DETECTOR_TYPE,
+    GEOMETRY,
     INPUT,
     MASK,
     MU,
@@ -20,7 +23,9 @@ from spinv.cli._common import (
     SEED,
     SIZE,
     SLICE,
+    SOURCE_DISTANCE,
     build_problem,
+    fan_option,
     read_ground_truth,
 )
 
@@ -39,6 +44,10 @@ def simulate(
     rate: float = RATE,
     noise: float = NOISE,
     seed: int = SEED,
+    geometry: str = GEOMETRY,
+    source_distance: float = SOURCE_DISTANCE,
+    detector_distance: float = DETECTOR_DISTANCE,
+    detector_type: str = DETECTOR_TYPE,
 ) -> None:
     """Simulate noisy measurements of a ground-truth image and save them as .npz.
 
@@ -47,14 +56,15 @@ def simulate(
     the command line that made them."""
     if out.suffix != ".npz":
         raise ValueError(f"--out {str(out)!r}: expected a .npz file name")
+    fan = fan_option(geometry, source_distance, detector_distance, detector_type)
     x = read_ground_truth(input, slice_index, size)
-    p = build_problem(problem, x, angles, photons, mu, mask, rate, noise, seed)
+    p = build_problem(problem, x, angles, photons, mu, mask, rate, noise, seed, fan)
     y = p.simulate(x, seed=seed)
     extra = {"mask": p.operator.mask.cpu().numpy()} if problem == "mri" else {}
     options = {"problem": problem, "seed": seed, "input": input}
     if problem == "ct":
         options.update(photons=p.noise.photons, mu=mu, upsample=p.geometry.upsample,
-                       angles=angles)
+                       angles=angles, geometry=geometry)
     else:
         options["noise"] = p.noise.sigma
     atomic_save_npz(out, y=y.cpu().numpy(), ground_truth=x.cpu().numpy(),
