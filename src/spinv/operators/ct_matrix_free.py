@@ -92,32 +92,36 @@ class JosephMatrixFree:
         self.groups = [(True, np.flatnonzero(steep)), (False, np.flatnonzero(~steep))]
 
     def _samples(self, angles: np.ndarray, steep: bool, device) -> tuple:
-        """Indices into the row-padded image and weights, shape ``(views, n_d * N)``, for
-        views that step along columns (``steep``) or, on the transposed image, along rows."""
-        n, p = self.n, self.pixel_size
+        """Indices of the first of the two interpolated pixels in the padded image and the
+        weights of both, shape ``(views, n_d * N)``, for views that step along columns
+        (``steep``) or, on the transposed image, along rows.
+
+        The fractional row is affine in ``(k, j)``, :math:`f = a + b k + c j` with the
+        coefficients of :func:`build_joseph_matrix`'s formulas, in float64; it is clamped to
+        :math:`[-1, N]`, which changes nothing (both pixels are outside the image either way,
+        and the padded image is zero there)."""
+        n, p, nd = self.n, self.pixel_size, self.n_detectors
         c = (n - 1) / 2.0
-        th = torch.as_tensor(angles, dtype=torch.float64, device=device)[:, None, None]
-        k = torch.arange(self.n_detectors, dtype=torch.float64, device=device)[None, :, None]
-        s = (k - (self.n_detectors - 1) / 2.0) * self.detector_spacing
-        j = torch.arange(n, dtype=torch.float64, device=device)[None, None, :]
-        sin, cos = torch.sin(th), torch.cos(th)
-        if steep:  # same formulas as build_joseph_matrix
-            frac = c - (s - (j - c) * p * cos) / sin / p
-            weight = p / sin.abs()
-        else:
-            frac = c + (s - (c - j) * p * sin) / cos / p
-            weight = p / cos.abs()
+        th = torch.as_tensor(angles, dtype=torch.float64, device=device)
+        k = torch.arange(nd, dtype=torch.float64, device=device)
+        j = torch.arange(n, dtype=torch.float64, device=device)
+        s = (k - (nd - 1) / 2.0) * self.detector_spacing
+        if steep:  # frac = c - (s - (j - c) p cos) / sin / p = c - s / (p sin) + (j - c) cot
+            trig, other, sign = torch.sin(th), torch.cos(th), -1.0
+        else:  # frac = c + (s - (c - j) p sin) / cos / p = c + s / (p cos) + (j - c) tan
+            trig, other, sign = torch.cos(th), torch.sin(th), 1.0
+        frac = (c + sign * s[None, :, None] / (trig * p)[:, None, None]) \
+            + ((j - c)[None, None, :] * (other / trig)[:, None, None])
+        frac.clamp_(-1.0, float(n))
         lo = torch.floor(frac)
-        t = frac - lo
-        # padded rows: row r of the image is row r + 1; rows 0 and n + 1 are zero
-        row0 = (lo + 1).clamp_(0, n + 1).long()
-        row1 = (lo + 2).clamp_(0, n + 1).long()
-        jj = torch.arange(n, device=device)
-        idx0 = (row0 * n + jj).reshape(len(angles), -1)
-        idx1 = (row1 * n + jj).reshape(len(angles), -1)
-        w0 = ((1.0 - t) * weight).to(torch.float32).reshape(len(angles), -1)
-        w1 = (t * weight).to(torch.float32).reshape(len(angles), -1)
-        return idx0, idx1, w0, w1
+        t = frac.sub_(lo)
+        # padded image: row r of the image is row r + 1; rows 0, n + 1 and n + 2 are zero
+        idx0 = lo.to(torch.long).add_(1).mul_(n).add_(torch.arange(n, device=device))
+        weight = (p / trig.abs())[:, None, None]
+        w1 = (t * weight).to(torch.float32)
+        w0 = ((1.0 - t).mul_(weight)).to(torch.float32)
+        views = len(angles)
+        return idx0.reshape(views, -1), w0.reshape(views, -1), w1.reshape(views, -1)
 
     def _chunks(self):
         for steep, views in self.groups:
@@ -126,7 +130,7 @@ class JosephMatrixFree:
 
     def _padded(self, x2d: torch.Tensor, steep: bool) -> torch.Tensor:
         img = x2d if steep else x2d.transpose(-2, -1)
-        return torch.nn.functional.pad(img, (0, 0, 1, 1)).reshape(img.shape[0], -1)
+        return torch.nn.functional.pad(img, (0, 0, 1, 2)).reshape(img.shape[0], -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(M, N, N)`` images to ``(M, n_angles, n_detectors)`` sinograms."""
@@ -134,9 +138,9 @@ class JosephMatrixFree:
         out = x.new_zeros(m, len(self.angles), nd)
         padded = {True: self._padded(x, True), False: self._padded(x, False)}
         for steep, views in self._chunks():
-            idx0, idx1, w0, w1 = self._samples(self.angles[views], steep, x.device)
+            idx0, w0, w1 = self._samples(self.angles[views], steep, x.device)
             z = padded[steep]
-            vals = z[:, idx0] * w0.to(x.dtype) + z[:, idx1] * w1.to(x.dtype)
+            vals = z[:, idx0] * w0.to(x.dtype) + z[:, idx0 + n] * w1.to(x.dtype)
             out[:, torch.as_tensor(views, device=x.device)] = vals.reshape(
                 m, len(views), nd, n).sum(-1)
         return out
@@ -144,15 +148,15 @@ class JosephMatrixFree:
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``(M, n_angles, n_detectors)`` sinograms to ``(M, N, N)`` back-projections."""
         m, n = y.shape[0], self.n
-        acc = {steep: y.new_zeros(m, (n + 2) * n) for steep in (True, False)}
+        acc = {steep: y.new_zeros(m, (n + 3) * n) for steep in (True, False)}
         for steep, views in self._chunks():
-            idx0, idx1, w0, w1 = self._samples(self.angles[views], steep, y.device)
+            idx0, w0, w1 = self._samples(self.angles[views], steep, y.device)
             yv = y[:, torch.as_tensor(views, device=y.device)].unsqueeze(-1)  # (m, v, nd, 1)
-            for idx, w in ((idx0, w0), (idx1, w1)):
+            for idx, w in ((idx0, w0), (idx0 + n, w1)):
                 contrib = (yv * w.to(y.dtype).reshape(len(views), self.n_detectors, n))
                 acc[steep].index_add_(1, idx.reshape(-1), contrib.reshape(m, -1))
-        out = acc[True].reshape(m, n + 2, n)[:, 1:-1]
-        return out + acc[False].reshape(m, n + 2, n)[:, 1:-1].transpose(-2, -1)
+        out = acc[True].reshape(m, n + 3, n)[:, 1:-2]
+        return out + acc[False].reshape(m, n + 3, n)[:, 1:-2].transpose(-2, -1)
 
     def memory_bytes(self) -> int:
         """Bytes of temporaries of one chunk (the operator itself stores only its angles)."""
