@@ -146,13 +146,15 @@ def espirit_maps(kspace, region: tuple[slice, slice], kernel: int = 6,
                          "kernel")
     _, s, vh = np.linalg.svd(_calibration_matrix(calib, kernel), full_matrices=False)
     kernels = vh[s > threshold * s[0]].reshape(-1, nc, kernel, kernel)
-    aha = torch.zeros(h, w, nc, nc, dtype=torch.complex128)
+    aha = torch.zeros(h * w, nc, nc, dtype=torch.complex64)
     for start in range(0, len(kernels), chunk):
-        block = torch.zeros(min(chunk, len(kernels) - start), nc, h, w, dtype=torch.complex128)
-        block[..., :kernel, :kernel] = torch.from_numpy(kernels[start:start + chunk])
+        block = torch.zeros(min(chunk, len(kernels) - start), nc, h, w, dtype=torch.complex64)
+        block[..., :kernel, :kernel] = torch.from_numpy(kernels[start:start + chunk]).to(block)
         v = torch.fft.ifft2(block, norm="forward")  # sum_j v_j e^{+2 pi i j x / N}
-        aha += torch.einsum("nchw,ndhw->hwcd", v, v.conj())
+        v = v.permute(2, 3, 1, 0).reshape(h * w, nc, -1)  # (pixels, coils, kernels)
+        aha += v @ v.conj().transpose(1, 2)
     values, vectors = torch.linalg.eigh(aha / kernel**2)
+    values, vectors = values.reshape(h, w, nc), vectors.reshape(h, w, nc, nc)
     maps = vectors[..., -1].permute(2, 0, 1)  # (N_c, H, W), unit norm per pixel
     ref = maps[0]
     maps = maps * torch.where(ref.abs() > 0, torch.sgn(ref).conj(), torch.ones_like(ref))
