@@ -34,6 +34,16 @@ CASES = [
     ("reconstruct --measurements {image} --method fbp --batch-size 0 --out {out}.npy",
      "--batch-size"),
     ("reconstruct --input {image} --method fbp --out {out}.npy", "--problem"),
+    ("simulate --problem ct --input {image} --geometry cone --out {out}.npz", "--geometry"),
+    ("simulate --problem ct --input {image} --geometry fan --source-distance 5 --out {out}.npz",
+     "--source-distance"),
+    ("simulate --problem ct --input {image} --geometry fan --detector-distance nan "
+     "--out {out}.npz", "--detector-distance"),
+    ("simulate --problem ct --input {image} --geometry fan --detector-type curved "
+     "--out {out}.npz", "--detector-type"),
+    ("reconstruct --problem ct --input {image} --source-distance 40 --method fbp "
+     "--out {out}.npy", "--source-distance"),
+    ("reconstruct --measurements {image} --geometry fan --method fbp --out {out}.npy", "--size"),
     # training, evaluation, reports, models
     ("train {missing} --out {out}", "{missing}"),
     ("train {bad_yaml} --out {out}", "{bad_yaml}"),
