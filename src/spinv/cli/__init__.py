@@ -62,6 +62,9 @@ def _register_all() -> None:
                 continue
             raise
         module.register(app)
+    from spinv.cli._guard import guard_app
+
+    guard_app(app)  # numbers checked before every command runs
     _registered = True
 
 
@@ -102,8 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("error: interrupted; outputs already written are complete (atomic "
                    "writes), nothing was half-written", err=True)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, UserError, OSError) as err:
-        typer.echo(f"error: {err}", err=True)
+    except (ValueError, TypeError, FileNotFoundError, UserError, OSError, MemoryError) as err:
+        from spinv.cli._guard import name_option, one_line
+
+        text = name_option(str(err), sys.argv[1:] if argv is None else list(argv))
+        if isinstance(err, MemoryError):
+            text = f"not enough memory for this input: {text}"
+        typer.echo(f"error: {one_line(text)}", err=True)
         return 2
     finally:
         warnings.showwarning = previous

@@ -50,13 +50,19 @@ def load_any_model(path: Path):
 
 def _lipschitz(
     checkpoint: Path = typer.Argument(..., help="Run directory or checkpoint directory/file."),
-    size: int = typer.Option(32, "--size", help="Image size H = W of the test inputs."),
+    size: int = typer.Option(32, "--size", min=8, max=4096,
+                             help="Image size H = W of the test inputs."),
     channels: int | None = typer.Option(
-        None, "--channels", help="Input channels (default: the model's in_channels, else 1)."),
-    batch: int = typer.Option(4, "--batch", help="Batch size of the random-pair test."),
-    starts: int = typer.Option(8, "--starts", help="Random starts of the adversarial search."),
-    steps: int = typer.Option(50, "--steps", help="Gradient-ascent steps per start."),
-    seed: int = typer.Option(0, "--seed", help="Seed of all random inputs."),
+        None, "--channels", min=1, max=256,
+        help="Input channels (default: the model's in_channels, else 1)."),
+    batch: int = typer.Option(4, "--batch", min=1, max=4096,
+                              help="Batch size of the random-pair test."),
+    starts: int = typer.Option(8, "--starts", min=1, max=10**5,
+                               help="Random starts of the adversarial search."),
+    steps: int = typer.Option(50, "--steps", min=0, max=10**6,
+                              help="Gradient-ascent steps per start."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1,
+                             help="Seed of all random inputs."),
     out: Path | None = typer.Option(None, "--out", help="Directory for lipschitz.json."),
 ) -> None:
     """Report the certified Lipschitz bound of a trained model and adversarial estimates."""

@@ -98,6 +98,8 @@ def _to_gray_stack(arr: np.ndarray, path: Path, colour: bool | None = None) -> n
         a = a[None]
     if a.ndim != 3:
         raise _bad(path, f"expected a 2-D image or a stack (N, H, W), got shape {a.shape}")
+    if a.size == 0:
+        raise _bad(path, f"holds no pixels (shape {a.shape})")
     if a.dtype.kind not in "uif":
         raise _bad(path, f"unsupported data type {a.dtype}")
     a = a.astype(np.float32)

@@ -97,6 +97,12 @@ def resolve_device(device: str, info: DistInfo) -> torch.device:
             raise ValueError("train.device='cuda' but CUDA is not available")
         index = info.local_rank if info.enabled else torch.cuda.current_device()
         return torch.device("cuda", index)
+    try:  # one probe for every kind (mps, cuda:N, xpu, ...): usable here, or one clear error
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError) as err:
+        reason = (str(err).strip() or type(err).__name__).splitlines()[0].split(". ")[0]
+        raise ValueError(f"train.device={device!r} is not usable on this machine ({reason}); "
+                         "use auto or cpu") from None
     return torch.device(device)
 
 

@@ -128,9 +128,10 @@ def train(
     options = fit_options(cfg, max_steps)
     info = init_distributed(cfg.train.device)
     try:
+        parts = _build(cfg, (images, val_images), info)  # every input checked before a write
         run = _open(cfg, Path(run_dir), resume, force, info)
         try:
-            return _train(cfg, run, options, progress, (images, val_images), info)
+            return _train(cfg, run, options, progress, parts, info)
         finally:
             run.close()
     finally:
@@ -149,8 +150,9 @@ def _open(cfg: ExperimentConfig, path: Path, resume: bool, force: bool,
     return RunDirectory(path, None, cfg.to_dict(), ck)
 
 
-def _train(cfg: ExperimentConfig, run: RunDirectory, options: FitOptions, progress,
-           images: tuple, info: DistInfo) -> TrainResult:
+def _build(cfg: ExperimentConfig, images: tuple, info: DistInfo) -> tuple:
+    """Device, model, data and validation set: built (and so validated: dataset, model options,
+    operator memory) before the run directory is opened, so a bad config writes nothing."""
     tc = cfg.train
     if tc.num_threads is not None:
         torch.set_num_threads(tc.num_threads)
@@ -160,6 +162,12 @@ def _train(cfg: ExperimentConfig, run: RunDirectory, options: FitOptions, progre
     model = build_model(cfg.model.name, cfg.model.options, operator).to(device)
     data = TrainingData(cfg, operator, images=images[0], val_images=images[1])
     val = data.validation() if info.is_main else None
+    return device, model, data, val
+
+
+def _train(cfg: ExperimentConfig, run: RunDirectory, options: FitOptions, progress,
+           parts: tuple, info: DistInfo) -> TrainResult:
+    device, model, data, val = parts
     source = data if info.world_size == 1 else RankShard(data, info.rank, info.world_size)
     start = int(run.checkpoint.metadata["step"]) if run.checkpoint is not None else 0
     bar = ProgressBar(options.steps, initial=start, enabled=progress) if info.is_main else None

@@ -19,8 +19,8 @@ Two guarantees (issue 15, items 1-2):
   :class:`RunLockedError` naming the directory. The kernel drops the lock when the process dies,
   so a killed run never leaves a stale lock.
 - **No foreign folder is written into.** A non-empty folder that is not a run (no marker, and
-  none of the files of runs written before the marker existed: ``latest.json``, ``ckpt-*``,
-  ``config.yaml`` with ``log.jsonl``) is refused with :class:`NotARunError` unless ``force``.
+  no checkpoint of a run written before the marker existed: ``latest.json``, ``ckpt-*``) is
+  refused with :class:`NotARunError` unless ``force``.
 
 >>> import tempfile, pathlib
 >>> with tempfile.TemporaryDirectory() as d:
@@ -82,9 +82,10 @@ def is_run(path: str | os.PathLike) -> bool:
         return False
     if (p / MARKER).is_file() or (p / LATEST).is_file():
         return True
-    if any(c.is_dir() and c.name[5:].isdigit() for c in p.glob("ckpt-*")):
-        return True
-    return (p / "config.yaml").is_file() and (p / "log.jsonl").is_file()
+    # a run of an earlier version is recognised by a checkpoint; files with common names
+    # (config.yaml, log.jsonl, summary.json) alone may be the user's own and are never taken
+    # for a run, so that nothing of theirs is overwritten
+    return any(c.is_dir() and c.name[5:].isdigit() for c in p.glob("ckpt-*"))
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:

@@ -1,0 +1,130 @@
+"""Regressions of the re-run campaign (tools/campaign/run_campaign.py, issue 15): one test per
+defect class it found, each reproducing the original failure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from spinv.cli import app, main
+from spinv.cli._guard import guard_command, name_option, one_line
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "image.npy"
+    np.save(path, np.random.default_rng(0).random((16, 16)).astype(np.float32))
+    return str(path)
+
+
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("error:") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    # non-finite floats passed every range check (class: NaN accepted)
+    (["--photons", "nan"], "--photons nan"),
+    (["--mu", "inf"], "--mu inf"),
+    # integers beyond int64 ended in a multi-line C++ overflow message (class: not one line)
+    (["--size", "100000000000000000000000"], "--size"),
+    # the library's own parameter names were printed instead of the option (class: unnamed)
+    (["--photons", "-1"], "--photons -1.0 (noise.photons)"),
+    (["--angles", "0"], "--angles 0 (geometry.n_angles)"),
+])
+def test_numbers_are_checked_and_named(tmp_path, capsys, image, argv, needle):
+    out = tmp_path / "y.npz"
+    code = main(["simulate", "--problem", "ct", "--input", image, "--out", str(out), *argv])
+    assert code == 2 and needle in _one_error(capsys)
+    assert not out.exists()
+
+
+def test_every_command_is_guarded():
+    from spinv.cli import _register_all
+
+    _register_all()
+    infos = list(app.registered_commands)
+    for group in app.registered_groups:
+        infos += group.typer_instance.registered_commands
+    assert infos and all(getattr(i.callback, "__spinv_guarded__", False) for i in infos)
+
+
+def test_guard_keeps_the_signature_and_names_the_option():
+    import typer
+
+    def cmd(rate: float = typer.Option(0.5, "--rate"), n: int | None = None) -> float:
+        return rate
+
+    guarded = guard_command(cmd)
+    assert guarded(rate=0.25) == 0.25
+    with pytest.raises(ValueError, match="--rate nan"):
+        guarded(rate=float("nan"))
+    with pytest.raises(ValueError, match="--n "):
+        guarded(n=2**64)
+
+
+def test_messages_become_one_line_naming_the_option():
+    torch_text = ("rand(): argument 'size' failed\nException raised from X at y.h:79\nframe #0")
+    assert one_line(torch_text) == "rand(): argument 'size' failed"
+    assert one_line("a\n\tb\n") == "a; b"
+    assert name_option("noise.sigma=-1.0: expected >= 0", ["--noise", "-1"]) == \
+        "--noise -1.0 (noise.sigma): expected >= 0"
+    assert name_option("mask: all zero", ["--mask=m.npy"]).startswith("--mask (mask):")
+    # not rewritten when the value did not come from that option (e.g. a config file)
+    assert name_option("noise.sigma=-1.0: x", ["cfg.yaml"]) == "noise.sigma=-1.0: x"
+
+
+def test_an_empty_array_names_its_file(tmp_path):
+    from spinv.data.io import load_images
+
+    path = tmp_path / "empty.npy"
+    np.save(path, np.zeros((0, 0), np.float32))
+    with pytest.raises(ValueError, match="empty.npy.*no pixels"):
+        load_images(path)
+
+
+def test_user_files_named_like_a_run_are_never_overwritten(tmp_path, capsys):
+    """config.yaml + log.jsonl + summary.json of the user's own were taken for a run of an
+    earlier version and replaced (train exit 0; --resume exit 0 too)."""
+    from spinv.training.rundir import NotARunError, is_run, open_run
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    files = {"config.yaml": "my: own\n", "log.jsonl": '{"mine": 1}\n',
+             "summary.json": '{"mine": 1}\n'}
+    for name, text in files.items():
+        (mine / name).write_text(text)
+    assert not is_run(mine)
+    for resume in (False, True):
+        with pytest.raises(NotARunError):
+            open_run(mine, {"a": 1}, resume=resume)
+    assert {p.name: p.read_text() for p in mine.iterdir()} == files
+
+
+def test_a_bad_config_writes_no_run_directory(tmp_path, capsys):
+    """The run folder used to be created (marker, config, lock) before the dataset and the
+    model options were checked."""
+    cfg = {"problem": {"kind": "denoise", "image_size": 16},
+           "data": {"dataset": "natural", "n_train": 2, "val_size": 1},
+           "model": {"name": "postprocess-cnn", "widht": 4}, "train": {"steps": 1}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(out)]) == 2
+    assert "model.widht" in _one_error(capsys)
+    assert not out.exists()
+
+
+def test_an_unusable_device_is_one_error():
+    from spinv.training.distributed import DistInfo, resolve_device
+
+    info = DistInfo()
+    with pytest.raises(ValueError, match="train.device='mps' is not usable"):
+        resolve_device("mps", info)
+
+
+def test_lipschitz_options_have_ranges(tmp_path, capsys):
+    assert main(["lipschitz", str(tmp_path / "run"), "--channels", "0"]) == 2
+    assert "--channels" in _one_error(capsys)
