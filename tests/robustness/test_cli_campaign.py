@@ -44,6 +44,8 @@ CASES = [
     ("reconstruct --problem ct --input {image} --source-distance 40 --method fbp "
      "--out {out}.npy", "--source-distance"),
     ("reconstruct --measurements {image} --geometry fan --method fbp --out {out}.npy", "--size"),
+    ("reconstruct --measurements {image} --method fbp --calibration 8 --out {out}.npy",
+     "--calibration"),
     # training, evaluation, reports, models
     ("train {missing} --out {out}", "{missing}"),
     ("train {bad_yaml} --out {out}", "{bad_yaml}"),
