@@ -31,7 +31,8 @@ def show_cmd(name: str = typer.Argument(..., help="Model name (see `spinv models
 
     entry = get_model(name)
     typer.echo(json.dumps(entry.provenance, indent=2))
-    typer.echo(f"weights: {entry.checkpoint}")
+    typer.echo(f"pattern: {entry.path / 'pattern.npy'}" if entry.kind == "sampling-pattern"
+               else f"weights: {entry.checkpoint}")
 
 
 @models_app.command("verify")
@@ -64,7 +65,13 @@ def train_cmd(
     from spinv.training import parse_config, train
     from spinv.zoo import get_model
 
-    cfg = parse_config(get_model(name).provenance["config"])
+    entry = get_model(name)
+    if entry.kind == "sampling-pattern":  # bilevel learning (no steps): `spinv sampling learn`
+        from spinv.zoo.patterns import retrain
+
+        typer.echo(retrain(entry, out))
+        return
+    cfg = parse_config(entry.provenance["config"])
     result = train(cfg, out, max_steps=max_steps, progress=None)
     typer.echo(f"{out}: step {result.step}/{cfg.train.steps}")
 

@@ -42,11 +42,12 @@ def check_levels(**values: float | None) -> None:
 
 @sampling_app.command("evaluate")
 def evaluate_cmd(
-    pattern: Path = typer.Argument(..., help="pattern .npy (centred, values in [0, 1])"),
+    pattern: Path = typer.Argument(..., help="pattern .npy (centred, values in [0, 1]) or "
+                                   "the name of a zoo pattern (`spinv models list`)"),
     data: str = typer.Option("brain-t1", "--data", help="bundled dataset name or .npy/.npz"),
     alpha: float = typer.Option(
-        None, "--alpha", help="regularisation weight (default: metrics.json next to PATTERN, "
-        "else tuned on --n-train training slices)"
+        None, "--alpha", help="regularisation weight (default: the zoo pattern's, or "
+        "metrics.json next to PATTERN, else tuned on --n-train training slices)"
     ),
     regulariser: str = typer.Option("tv", "--regulariser", help="tv | wavelet | h1 | none"),
     noise: float = typer.Option(0.02, "--noise"),
@@ -68,8 +69,13 @@ def evaluate_cmd(
     from spinv.bilevel.data import make_lower_level, resize, training_and_test
     from spinv.bilevel.learn import evaluate_pattern, tune_alpha
     from spinv.bilevel.lower_level import make_regulariser
+    from spinv.zoo.patterns import resolve_pattern
 
     check_levels(alpha=alpha, noise=noise, eps=eps, gamma=gamma)
+    pattern, zoo_alpha = resolve_pattern(pattern)
+    if alpha is None and zoo_alpha is not None:
+        alpha = zoo_alpha
+        typer.echo(f"alpha {alpha:.4g} learned with the zoo pattern ({pattern.parent.name})")
     if not pattern.exists():
         raise FileNotFoundError(f"pattern {str(pattern)!r}: no such file")
     mask = torch.as_tensor(np.load(pattern, allow_pickle=False), dtype=torch.float64)

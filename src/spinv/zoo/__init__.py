@@ -65,8 +65,17 @@ class ZooEntry:
     def checkpoint(self) -> Path:
         return self.path / MODEL_DIR
 
+    @property
+    def kind(self) -> str:
+        """``"model"`` (a trained network) or ``"sampling-pattern"`` (:mod:`spinv.zoo.patterns`)."""
+        return str(self.provenance.get("kind", "model"))
+
     def summary(self) -> str:
         """One line: problem, model, training budget and the held-out PSNR at release."""
+        if self.kind != "model":
+            from spinv.zoo import patterns
+
+            return patterns.summary(self)
         p = self.provenance
         metrics = p.get("release_metrics", {}).get("summary", {})
         psnr = metrics.get("psnr", {}).get("mean")
@@ -105,7 +114,11 @@ def resolve_model(name_or_path: str | os.PathLike, root: str | os.PathLike = ZOO
     path = Path(name_or_path).expanduser()
     if path.exists():
         return path
-    return get_model(str(name_or_path), root).checkpoint
+    entry = get_model(str(name_or_path), root)
+    if entry.kind != "model":
+        raise ValueError(f"zoo entry {entry.name!r} is a {entry.kind}, not a trained model; "
+                         f"use it with `spinv sampling evaluate {entry.name}`")
+    return entry.checkpoint
 
 
 def _git_commit() -> str | None:
@@ -121,11 +134,17 @@ def _git_commit() -> str | None:
 def measure(checkpoint: str | os.PathLike, split: str = "test") -> dict:
     """Held-out metrics of a checkpoint: :func:`spinv.training.evaluate.evaluate_model` on
     ``split`` of its own dataset, with the region-of-interest metrics of its problem kind (body
-    mask for CT, foreground for MRI) and the evaluation seed 1234 (fixed noise)."""
+    mask for CT, foreground for MRI) and the evaluation seed 1234 (fixed noise). A VAE prior
+    is measured by the reconstructions it makes (:func:`spinv.generative.from_model.
+    measure_prior`: covariance prior vs zero filling at the MRI problem of its config)."""
     from spinv.training import load_model
     from spinv.training.evaluate import evaluate_model
 
     model, cfg = load_model(checkpoint)
+    if cfg.model.name == "gaussian-vae":
+        from spinv.generative.from_model import measure_prior
+
+        return measure_prior(model, cfg, split)
     metrics, _ = evaluate_model(model, cfg, cfg.data.dataset, split=split, roi=True, seed=1234,
                                 batch_size=cfg.eval.batch_size)
     return metrics
@@ -151,9 +170,29 @@ def _cpu_seconds(run: Path) -> float | None:
     return None
 
 
+def _certificate(model: torch.nn.Module, cfg: Any, name: str) -> dict:
+    """Denoisers (problem ``denoise``): ``certificate``, the certified Lipschitz bound and
+    averagedness (:func:`spinv.nn.lipschitz.lipschitz_report`, valid for every image size unless
+    the model's ``certify_size`` says otherwise) beside empirical lower estimates on 32x32
+    inputs, with the command that re-measures them. Other models: nothing."""
+    from spinv.nn.lipschitz import lipschitz_report
+
+    if cfg.problem.kind != "denoise":
+        return {}
+    report = lipschitz_report(model, (4, 1, 32, 32), starts=4, steps=30, seed=0)
+    size = cfg.model.options.get("certify_size")
+    keep = ("certified", "certificate_source", "certified_averagedness", "jacobian_power",
+            "adversarial", "random_pairs", "empirical", "holds", "shape", "starts", "steps")
+    return {"certificate": {
+        **{k: report[k] for k in keep},
+        "valid_for": "every image size" if size is None else f"images up to {size}",
+        "command": f"spinv lipschitz <spinv>/zoo/{name}/model --size 32 --starts 4 --steps 30",
+    }}
+
+
 def release(run: str | os.PathLike, name: str, description: str,
             root: str | os.PathLike = ZOO_ROOT, force: bool = False,
-            cpu_seconds: float | None = None) -> ZooEntry:
+            cpu_seconds: float | None = None, extra: dict | None = None) -> ZooEntry:
     """Make a zoo entry ``name`` from the latest checkpoint of the training run ``run``.
 
     The weights are re-saved without optimiser state, the held-out metrics are measured with
@@ -161,11 +200,15 @@ def release(run: str | os.PathLike, name: str, description: str,
     is never taken for an entry. An existing entry is replaced only with ``force``.
     ``cpu_seconds``: the training's CPU time when the run's own records do not hold all of it
     (e.g. a session measured from outside); default: the run's ``summary.json``, else the sum
-    of its logged elapsed times.
+    of its logged elapsed times. ``extra``: further provenance fields (never replacing the
+    recorded ones). Denoisers also get their ``certificate`` (:func:`_certificate`).
     """
     from spinv.training import load_model
     from spinv.training.checkpoint import read_checkpoint, save_checkpoint
+    from spinv.zoo import patterns
 
+    if patterns.is_pattern_run(run):  # a `spinv sampling learn` run: a sampling-pattern entry
+        return _entry(patterns.release(run, name, description, root, force, cpu_seconds))
     run_path = Path(run)
     dest = Path(root) / name
     if dest.exists() and not force:
@@ -181,6 +224,8 @@ def release(run: str | os.PathLike, name: str, description: str,
         os.replace(tmp / "staged", tmp / MODEL_DIR)
         if (run_path / "log.jsonl").is_file():
             shutil.copyfile(run_path / "log.jsonl", tmp / "log.jsonl")
+        if (run_path / "recipe.json").is_file():  # a recipe the config cannot hold (zoo VAE)
+            shutil.copyfile(run_path / "recipe.json", tmp / "recipe.json")
         metrics = measure(tmp / MODEL_DIR)
         provenance: dict[str, Any] = {
             "name": name,
@@ -200,9 +245,12 @@ def release(run: str | os.PathLike, name: str, description: str,
             "weights_sha256": file_sha256(tmp / MODEL_DIR / "weights.safetensors"),
             "released": time.strftime("%Y-%m-%d", time.gmtime()),
             "release_metrics": {k: metrics[k] for k in ("dataset", "split", "roi", "seed",
-                                                        "n_images", "summary")},
+                                                        "n_images", "summary", "generative")
+                                if k in metrics},
             "measure_command": f"spinv models verify {name}",
+            **_certificate(model, cfg, name),
         }
+        provenance.update({k: v for k, v in (extra or {}).items() if k not in provenance})
         atomic_write_json(tmp / PROVENANCE, provenance)
         if dest.exists():
             shutil.rmtree(dest)
@@ -218,6 +266,10 @@ def verify(name: str, root: str | os.PathLike = ZOO_ROOT) -> list[dict]:
     (``metric``, ``released``, ``measured``, ``difference``, ``ok``). The weights' SHA-256 is
     checked against the provenance first."""
     entry = get_model(name, root)
+    if entry.kind != "model":
+        from spinv.zoo import patterns
+
+        return patterns.verify(entry)
     weights = entry.checkpoint / "weights.safetensors"
     recorded = entry.provenance.get("weights_sha256")
     if recorded is None or file_sha256(weights) != recorded:
@@ -231,4 +283,12 @@ def verify(name: str, root: str | os.PathLike = ZOO_ROOT) -> list[dict]:
         tol = TOLERANCE["ssim" if key.endswith("ssim") else "psnr"]
         rows.append({"metric": key, "released": a, "measured": b, "difference": b - a,
                      "ok": abs(b - a) <= tol})
+    cert = entry.provenance.get("certificate", {}).get("certified")
+    if cert is not None:  # the certified bound is recomputed from the shipped weights
+        from spinv.nn.lipschitz import certified_bound
+        from spinv.training import load_model
+
+        bound = certified_bound(load_model(entry.checkpoint)[0])[0]
+        rows.append({"metric": "certified_lip", "released": cert, "measured": bound,
+                     "difference": bound - cert, "ok": abs(bound - cert) <= 1e-6 * max(1, cert)})
     return rows
