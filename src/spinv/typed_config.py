@@ -99,8 +99,9 @@ def _check_union(value: Any, tp: Any, path: str, meta: dict) -> Any:
         try:
             return check_value(value, candidate, path, meta)
         except ValueError as err:
-            if "out of range" in str(err) or "finite number" in str(err):
-                raise
+            if "out of range" in str(err) or "finite number" in str(err) or (
+                    isinstance(value, dict) and dataclasses.is_dataclass(candidate)):
+                raise  # the value is of this type: its own message names the inner key
     raise ValueError(f"config key {path!r}: got {value!r}; expected {describe_type(tp)}")
 
 
@@ -189,7 +190,9 @@ def build(cls: type, data: Any, path: str = "") -> Any:
 
 def read_yaml(path: str | os.PathLike, what: str = "config file") -> dict:
     """The mapping in the YAML file ``path``; one ``ValueError``/``FileNotFoundError`` naming
-    the file when it is missing, not UTF-8, not valid YAML or not a mapping (empty: ``{}``)."""
+    the file when it is missing, not UTF-8, not valid YAML, empty or not a mapping. An empty
+    file (or one of comments only) is refused rather than read as "all defaults", which would
+    silently run a default experiment; ``{}`` asks for the defaults explicitly."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{what} {str(p)!r} does not exist")
@@ -202,7 +205,7 @@ def read_yaml(path: str | os.PathLike, what: str = "config file") -> dict:
         raise ValueError(f"{what} {str(p)!r} is not valid YAML: "
                          f"{' '.join(str(err).split())}") from None
     if data is None:
-        return {}
+        raise ValueError(f"{what} {str(p)!r} is empty (write {{}} to use every default)")
     if not isinstance(data, dict):
         raise ValueError(f"{what} {str(p)!r}: expected a mapping of keys to values, got "
                          f"{type(data).__name__}")

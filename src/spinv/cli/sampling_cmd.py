@@ -19,8 +19,9 @@ sampling_app = typer.Typer(
 def learn_cmd(
     config: Path = typer.Argument(..., help="YAML config, e.g. configs/sampling-smoke.yaml"),
     out: Path = typer.Option(Path("runs/sampling"), "--out", help="output directory"),
-    seed: int = typer.Option(None, "--seed", help="override the config's seed"),
-    maxiter: int = typer.Option(None, "--maxiter", help="override L-BFGS-B iterations"),
+    seed: int = typer.Option(None, "--seed", min=0, help="override the config's seed"),
+    maxiter: int = typer.Option(None, "--maxiter", min=1, max=10**6,
+                                help="override L-BFGS-B iterations"),
 ) -> None:
     """Learn a pattern and alpha; write pattern.npy/.png and metrics.json (with baselines)."""
     from spinv.cli.experiment_cmd import dispatch
