@@ -12,7 +12,13 @@
   :math:`u \\leftarrow \\Phi_\\lambda(u - \\tau A^*(Au-y))`, :math:`\\tau = c/\\|A\\|^2`) and
   ``pnp-admm`` (penalty :math:`\\rho = r\\|A\\|^2`), where
   :math:`\\Phi_\\lambda = (1-\\lambda)\\,\\mathrm{id} + \\lambda\\Phi` is the relaxed denoiser of
-  :class:`spinv.learned.pnp.RelaxedDenoiser`, started from the analytic reconstruction.
+  :class:`spinv.learned.pnp.RelaxedDenoiser`, started from the analytic reconstruction;
+* **generative** regularisers from a trained VAE (talk 002, Duff et al. 2023; Bora et al. 2017):
+  ``generative`` with ``prior`` ``mean`` | ``covariance`` | ``range``, i.e.
+  :math:`\\min_u\\min_z \\tfrac1{2\\sigma^2}\\|Au-y\\|^2 + \\alpha E(u,z)` with
+  :math:`E=\\tfrac12\\|u-G(z)\\|^2_{\\Sigma^{-1}}+\\log\\det\\Sigma(z)+\\tfrac12\\|z\\|^2`
+  (mean: :math:`\\Sigma=I`, no log-det; range: :math:`u=G(z)`), MRI only, :math:`\\alpha` given
+  or tuned on bundled validation slices (:mod:`spinv.generative.from_model`).
 
 A trained model (a run directory or a name of :mod:`spinv.zoo`) is applied only to
 measurements of the problem it was trained for: :func:`check_model_problem` compares the two
@@ -52,7 +58,8 @@ ANALYTIC = ("fbp", "zero-filled", "noisy", "rss")
 VARIATIONAL = ("tv", "tv-smooth", "tgv", "wavelet", "h1", "dtv")
 LEARNED = ("lpg", "lpd", "postprocess-cnn")
 PNP = ("pnp-pgd", "pnp-admm")
-METHODS = ANALYTIC + VARIATIONAL + LEARNED + PNP
+GENERATIVE = ("generative",)
+METHODS = ANALYTIC + VARIATIONAL + LEARNED + PNP + GENERATIVE
 TUNING_DATA = {"ct": "ct-head", "mri": "brain-t1", "denoise": "natural"}
 
 Progress = Callable[[int, int, dict], None]
@@ -64,7 +71,8 @@ class ReconstructionOptions:
     ``None``: tuned); ``iterations`` (solver / PnP iterations); ``model`` (run directory or zoo
     name, for learned and PnP methods); ``guide`` (the registered reference image of ``dtv``);
     ``pnp_weight`` :math:`\\lambda`, ``pnp_step`` :math:`c`, ``pnp_rho`` :math:`r` (module
-    docstring); ``batch_size`` slices at a time; ``seed`` of the tuning simulation."""
+    docstring); ``batch_size`` slices at a time; ``seed`` of the tuning simulation; ``prior``
+    of ``generative``: ``mean`` | ``covariance`` | ``range``."""
 
     method: str
     alpha: float | None = None
@@ -76,6 +84,7 @@ class ReconstructionOptions:
     pnp_rho: float = 0.1
     batch_size: int = 8
     seed: int = 0
+    prior: str = "covariance"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -87,7 +96,7 @@ class ReconstructionOptions:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} {value!r}: expected an integer "
                                  ">= 1")
-        if self.method in LEARNED + PNP and not self.model:
+        if self.method in LEARNED + PNP + GENERATIVE and not self.model:
             raise ValueError(f"--method {self.method} needs --model RUN_DIR or a zoo name "
                              "(`spinv models list`)")
         if not 0 < self.pnp_weight <= 1:
@@ -96,6 +105,8 @@ class ReconstructionOptions:
             raise ValueError(f"--pnp-step {self.pnp_step!r}: expected a value in (0, 2)")
         if not self.pnp_rho > 0:
             raise ValueError(f"--pnp-rho {self.pnp_rho!r}: expected a positive number")
+        if self.prior not in ("mean", "covariance", "range"):
+            raise ValueError(f"--prior {self.prior!r}: expected mean, covariance or range")
 
 
 @dataclass
@@ -200,17 +211,23 @@ def _pnp(problem: Problem, y: torch.Tensor, options: ReconstructionOptions,
 
 def _load_for(problem: Problem, options: ReconstructionOptions,
               noise_known: bool) -> LoadedModel | None:
-    if options.method not in LEARNED + PNP:
+    if options.method not in LEARNED + PNP + GENERATIVE:
         return None
     model = load_reconstruction_model(options.model)
+    if options.method in GENERATIVE:
+        from spinv.generative.from_model import check_prior_model
+
+        check_prior_model(model.network, model.name, model.source, problem, noise_known)
+        return model
     if options.method in PNP:
         if model.problem.kind != "denoise":
             raise ValueError(f"--model {options.model!r} is a {model.name!r} model for "
                              f"{model.problem.kind} data; PnP needs a denoiser")
         return model
     if model.name != options.method:
+        hint = "generative" if model.name == "gaussian-vae" else model.name
         raise ValueError(f"--model {options.model!r} is a {model.name!r} model; pass --method "
-                         f"{model.name}")
+                         f"{hint}")
     check_model_problem(model, problem, noise_known)
     return model
 
@@ -231,6 +248,13 @@ def reconstruct(problem: Problem, y: torch.Tensor, options: ReconstructionOption
             raise ValueError("--alpha auto needs the noise level of the measurements: pass "
                              "--photons (CT) or --noise (MRI), or a number for --alpha")
         alpha = tune_alpha_for(problem, method, options.iterations, options.seed)
+    if method in GENERATIVE:
+        from spinv.generative.from_model import GenerativeReconstructor, tune_prior_weight
+
+        if alpha is None:
+            alpha = tune_prior_weight(model.network, problem, options.prior, seed=options.seed)[0]
+        model.network = GenerativeReconstructor(model.network, problem.operator, options.prior,
+                                                alpha, problem.noise.sigma)
     outs = []
     total = int(y.shape[0])
     for start in range(0, total, options.batch_size):
@@ -240,7 +264,7 @@ def reconstruct(problem: Problem, y: torch.Tensor, options: ReconstructionOption
         elif method in VARIATIONAL:
             with torch.enable_grad():
                 out = _variational(problem, yb, options, alpha)
-        elif method in LEARNED:
+        elif method in LEARNED + GENERATIVE:
             out = model.network(yb)
         else:
             out = _pnp(problem, yb, options, model)

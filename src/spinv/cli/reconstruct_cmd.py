@@ -26,7 +26,7 @@ from spinv.cli._common import (
 )
 
 METHOD_HELP = ("fbp | zero-filled | noisy | tv | tv-smooth | tgv | wavelet | h1 | dtv | lpg | lpd "
-               "| postprocess-cnn | pnp-pgd | pnp-admm")
+               "| postprocess-cnn | pnp-pgd | pnp-admm | generative")
 
 
 def _problem_of(meas, opts: dict):
@@ -138,8 +138,10 @@ def reconstruct(
     method: str = typer.Option(..., "--method", help=METHOD_HELP),
     out: Path = typer.Option(..., "--out", help="reconstruction .npy, .png, .nii.gz, or a folder "
                              "(no suffix) for a derived DICOM series"),
-    model: str = typer.Option(None, "--model", help="learned/PnP methods: run directory or "
-                              "zoo name (`spinv models list`)"),
+    model: str = typer.Option(None, "--model", help="learned/PnP/generative methods: run "
+                              "directory or zoo name (`spinv models list`)"),
+    prior: str = typer.Option("covariance", "--prior", help="generative: the VAE prior, mean | "
+                              "covariance | range (talk 002)"),
     alpha: str = typer.Option("auto", "--alpha", help="variational weight, or 'auto' (tuned on "
                               "bundled training images simulated with the same problem)"),
     iterations: int = typer.Option(300, "--iterations", help="solver / PnP iterations"),
@@ -187,17 +189,10 @@ def reconstruct(
     if (measurements is None) == (input is None):
         raise ValueError("pass exactly one of --measurements FILE (measured data) or --input "
                          "FILE (a ground truth to simulate from)")
-    if alpha == "auto":
-        alpha_value = None
-    else:
-        try:
-            alpha_value = float(alpha)
-        except ValueError:
-            raise ValueError(f"--alpha {alpha!r}: expected a number >= 0 or 'auto'") from None
     options = ReconstructionOptions(
-        method, alpha_value, iterations, model,
+        method, _alpha(alpha), iterations, model,
         None if guide is None else read_ground_truth(guide, None, size),
-        pnp_weight, pnp_step, pnp_rho, batch_size, seed)
+        pnp_weight, pnp_step, pnp_rho, batch_size, seed, prior=prior)
     if out.exists() and not force and not (out.is_dir() and not any(out.iterdir())):
         raise ValueError(f"--out {str(out)!r} exists; pass --force to replace it")
     opts = {"fan": fan_option(geometry, source_distance, detector_distance, detector_type),
@@ -210,6 +205,16 @@ def reconstruct(
     else:
         setup = _simulated_setup(input, problem, opts)
     _run_and_save(setup, options, out, reference, force)
+
+
+def _alpha(alpha: str) -> float | None:
+    """``--alpha``: ``auto`` (None: tuned) or a number."""
+    if alpha == "auto":
+        return None
+    try:
+        return float(alpha)
+    except ValueError:
+        raise ValueError(f"--alpha {alpha!r}: expected a number >= 0 or 'auto'") from None
 
 
 def _measured_setup(measurements: str, opts: dict) -> dict:

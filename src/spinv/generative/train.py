@@ -92,7 +92,11 @@ class SliceSampler:
     Each draw picks a slice, a scale :math:`s\\in` ``zoom`` (the side of the sampled field of
     view relative to the slice: below 1 zooms in, above 1 zooms out with zero padding), a shift
     of at most :math:`|1-s|` (half-widths) and (``flip``) a horizontal flip, and resamples the
-    slice (pre-smoothed to ``2 S``) bilinearly onto the ``S x S`` grid.
+    slice (pre-smoothed to ``2 S``) bilinearly onto the ``S x S`` grid. Optional (issue 14.5,
+    priors that generalise): ``rotate`` turns the sampled field of view by an angle uniform in
+    :math:`[-\\mathrm{rotate}, \\mathrm{rotate}]` degrees, and ``intensity`` ``(low, high)``
+    multiplies each slice by a factor uniform in that range. Both draw from the generator only
+    when enabled, so samplers without them repeat the draws of earlier versions exactly.
 
     >>> import torch
     >>> s = SliceSampler(torch.rand(5, 64, 64).numpy(), size=16)
@@ -100,13 +104,20 @@ class SliceSampler:
     torch.Size([3, 1, 16, 16])
     """
 
-    def __init__(self, images, size: int, zoom=(0.8, 1.0), flip: bool = True):
+    def __init__(self, images, size: int, zoom=(0.8, 1.0), flip: bool = True,
+                 rotate: float = 0.0, intensity=(1.0, 1.0)):
         lo, hi = float(zoom[0]), float(zoom[1])
         if not 0 < lo <= hi <= 2:
             raise ValueError(f"zoom={tuple(zoom)!r}; expected 0 < low <= high <= 2")
+        if not 0 <= float(rotate) <= 180:
+            raise ValueError(f"rotate={rotate!r}; expected an angle in [0, 180] degrees")
+        if not 0 < float(intensity[0]) <= float(intensity[1]):
+            raise ValueError(f"intensity={tuple(intensity)!r}; expected 0 < low <= high")
         self.size = int(size)
         self.zoom = (lo, hi)
         self.flip = bool(flip)
+        self.rotate = float(rotate)
+        self.intensity = (float(intensity[0]), float(intensity[1]))
         self.hr = prepare_slices(images, 2 * self.size)
 
     def to(self, device) -> SliceSampler:
@@ -124,9 +135,19 @@ class SliceSampler:
         theta = torch.zeros(batch, 2, 3)
         theta[:, 0, 0], theta[:, 1, 1] = sx, scale
         theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+        if self.rotate > 0:  # rotate the sampled field of view: theta[:, :, :2] = R diag(sx, s)
+            phi = torch.deg2rad(self.rotate * (2 * torch.rand(batch, generator=generator) - 1))
+            c, si = torch.cos(phi), torch.sin(phi)
+            theta[:, 0, 0], theta[:, 0, 1] = c * sx, -si * scale
+            theta[:, 1, 0], theta[:, 1, 1] = si * sx, c * scale
         src = self.hr[idx.to(self.hr.device)]
         grid = F.affine_grid(theta.to(src), (batch, 1, self.size, self.size), align_corners=False)
-        return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.intensity != (1.0, 1.0):
+            lo, hi = self.intensity
+            gain = lo + (hi - lo) * torch.rand(batch, generator=generator)
+            out = out * gain.to(out).reshape(batch, 1, 1, 1)
+        return out
 
 
 def elbo_terms(
