@@ -386,8 +386,9 @@ class Problem:
         upsample``)."""
         n = config.image_size
         if config.kind == "ct":
-            fan = None if getattr(config, "geometry", "parallel") == "parallel" else FanGeometry(
-                config.source_distance, config.detector_distance, config.detector_type)
+            f = getattr(config, "fan", None)
+            fan = None if f is None else FanGeometry(f.source_distance, f.detector_distance,
+                                                     f.detector_type)
             return cls("ct", n, PoissonNoise(config.photons, config.mu),
                        CTGeometry(config.n_angles, upsample=config.upsample, fan=fan))
         if config.kind == "mri":

@@ -72,6 +72,18 @@ class MaskConfig:
 
 
 @dataclass(frozen=True)
+class FanConfig:
+    """Fan-beam CT (:class:`spinv.operators.ct_fan.FanBeamCT`, a full 360-degree scan):
+    ``source_distance`` source to isocentre in pixels (null: twice the image size),
+    ``detector_distance`` source to detector (null: twice the source distance),
+    ``detector_type`` ``equiangular`` (curved) or ``flat``."""
+
+    source_distance: float | None = field(default=None, metadata=_rng(0.0, lo_open=True))
+    detector_distance: float | None = field(default=None, metadata=_rng(0.0, lo_open=True))
+    detector_type: Literal["equiangular", "flat"] = "equiangular"
+
+
+@dataclass(frozen=True)
 class ProblemConfig:
     """Forward model and noise.
 
@@ -83,7 +95,8 @@ class ProblemConfig:
     deviation ``noise_sigma``; ``denoise``: :math:`y = u + \\varepsilon`, Gaussian.
     ``upsample`` (CT): project on a grid that many times finer than the reconstruction grid
     (:func:`spinv.operators.ct.simulate_ct`; 2 avoids the inverse crime as in thesis §2.5.1,
-    1 projects with the model's own operator).
+    1 projects with the model's own operator). ``fan`` (CT): a :class:`FanConfig` for fan-beam
+    CT (``fan: {}`` takes its defaults); null: parallel beams.
     """
 
     kind: Literal["ct", "mri", "denoise"] = "denoise"
@@ -94,6 +107,7 @@ class ProblemConfig:
     mask: MaskConfig = field(default_factory=MaskConfig)
     noise_sigma: float = field(default=0.1, metadata=_rng(0.0))
     upsample: int = field(default=1, metadata=_rng(1, 8))
+    fan: FanConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +231,8 @@ class ExperimentConfig:
         """Plain-data form (round-trips through :func:`parse_config` and JSON/YAML)."""
         d = dataclasses.asdict(self)
         d["model"] = {"name": self.model.name, **self.model.options}
+        if d["problem"]["fan"] is None:  # parallel beams: the dict of before fan beams
+            del d["problem"]["fan"]
         return d
 
     def replace(self, section: str, **changes: Any) -> ExperimentConfig:
