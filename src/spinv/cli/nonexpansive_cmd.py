@@ -58,7 +58,8 @@ def denoise(config: Path = _CONFIG, out: Path = _OUT, seed: int = _SEED,
 def pnp(config: Path = _CONFIG, out: Path = _OUT, seed: int = _SEED,
         denoiser: Path | None = typer.Option(
             None, "--denoiser", help="Run directory of a denoiser trained with `spinv train` "
-                                     "(replaces the averaged denoiser trained here)."),
+                                     "or a zoo name (replaces the averaged denoiser trained "
+                                     "here)."),
         quiet: bool = _QUIET) -> None:
     """PnP-PGD (Algorithm 6) and PnP-ADMM on held-out CT/MRI slices: averaged vs DnCNN.
 

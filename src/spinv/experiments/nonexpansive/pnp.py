@@ -9,7 +9,8 @@ slices (:func:`~spinv.problems.mri_problem`, variable-density lines).
 1. train, on the training split with Gaussian noise of each level in ``denoiser_sigmas``, the
    certified averaged denoiser (tied, ``alpha=0.5``, residual, ``gamma`` < 2, so
    :math:`\\mathrm{id}-\\gamma\\Gamma` is :math:`\\gamma/2`-averaged) and a DnCNN, or use the
-   given ``denoiser`` run instead of the averaged one;
+   given ``denoiser`` (a run directory or a :mod:`spinv.zoo` name, e.g.
+   ``denoise-averaged-s0.05``) instead of the averaged one;
 2. on ``n_val`` validation slices choose by mean PSNR TV's alpha and, for PnP-PGD and PnP-ADMM
    with each denoiser kind, the training sigma, the relaxation weight :math:`\\lambda` of
    :math:`(1-\\lambda)\\mathrm{id}+\\lambda\\Phi` and the step / penalty;
@@ -137,8 +138,9 @@ def _train_denoisers(study: PnPStudy, device) -> dict[str, dict[Any, torch.nn.Mo
                                "identity_loss": sigma ** 2, **info, **_certificates(model)}
     if c.denoiser is not None:
         from spinv.training.checkpoint import load_model
+        from spinv.zoo import resolve_model
 
-        model = load_model(c.denoiser)[0].to(device).eval()
+        model = load_model(resolve_model(c.denoiser))[0].to(device).eval()
         kinds["averaged"] = {None: model}
         denoisers["averaged (given)"] = {"source": c.denoiser, "sigma": None,
                                          **_certificates(model)}
@@ -226,9 +228,15 @@ def run_pnp(config: PnPConfig, out: Path, progress: Progress | None = None,
     from spinv.experiments.nonexpansive.pnp_report import write_pnp_report
 
     t_start = time.perf_counter()
-    if config.denoiser is not None and not Path(config.denoiser).exists():
-        raise FileNotFoundError(f"config key 'denoiser' (--denoiser): {config.denoiser!r}: "
-                                "no such run directory")
+    if config.denoiser is not None:
+        from spinv.zoo import resolve_model
+
+        try:
+            resolve_model(config.denoiser)
+        except ValueError:
+            raise FileNotFoundError(f"config key 'denoiser' (--denoiser): {config.denoiser!r}: "
+                                    "no such run directory or zoo name (`spinv models list`)"
+                                    ) from None
     device = setup_device(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
