@@ -28,7 +28,7 @@ ANGLES = typer.Option(50, "--angles", help="CT: number of views in [0, pi)")
 PHOTONS = typer.Option(1e4, "--photons", help="CT: photons per detector pixel N_in")
 MU = typer.Option(None, "--mu", help="CT: base attenuation (default: from the size)")
 MASK = typer.Option("lines", "--mask", help="MRI: random|variable-density|lines|"
-                    "equispaced-lines|low-pass|radial or FILE.npy")
+                    "equispaced-lines|low-pass|radial, FILE.npy or a zoo pattern's name")
 RATE = typer.Option(0.25, "--rate", help="MRI: sampling rate in (0, 1]")
 NOISE = typer.Option(None, "--noise", help="MRI/denoise: noise level sigma")
 SEED = typer.Option(0, "--seed", help="seed of the mask and the noise")
@@ -126,6 +126,9 @@ def build_problem(
     if kind == "mri":
         if not 0 < rate <= 1:
             raise ValueError(f"--rate must lie in (0, 1], got {rate}")
+        from spinv.zoo.patterns import zoo_pattern_file
+
+        mask = str(zoo_pattern_file(mask) or mask)  # a zoo pattern's name resolves like a file
         return mri_problem((h, w), pattern=mask, rate=rate, noise=0.02 if noise is None else noise,
                            seed=seed)
     return denoising_problem(0.1 if noise is None else noise, size=(h, w))

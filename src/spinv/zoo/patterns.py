@@ -57,6 +57,7 @@ __all__ = [
     "retrain",
     "summary",
     "verify",
+    "zoo_pattern_file",
 ]
 
 KIND = "sampling-pattern"
@@ -136,6 +137,19 @@ def resolve_pattern(name_or_path: str | os.PathLike,
     entry = _pattern_entry(str(name_or_path), root)
     _checked_array(entry, PATTERN_FILE, "pattern")
     return entry.path / PATTERN_FILE, float(entry.provenance["alpha"])
+
+
+def zoo_pattern_file(name: str, root: str | os.PathLike | None = None) -> Path | None:
+    """The SHA-256-checked ``pattern.npy`` of the zoo pattern ``name``; ``None`` when no
+    sampling pattern of that name ships (so ``--mask`` keeps its other meanings)."""
+    from spinv.zoo import ZOO_ROOT, list_models
+
+    base = ZOO_ROOT if root is None else root
+    if not name or "/" in name or name.endswith(".npy") or not (Path(base) / name).is_dir():
+        return None
+    if name not in [e.name for e in list_models(base) if e.kind == KIND]:
+        return None
+    return resolve_pattern(name, root)[0]
 
 
 def _test_lower_level(problem: dict):
