@@ -340,6 +340,8 @@ def parse_problem_dict(d: Any) -> dict:
 def _flat(p: Problem) -> list[tuple[str, Any]]:
     size = list(p.size) if isinstance(p.size, tuple) else p.size
     items: list[tuple[str, Any]] = [("kind", p.kind), ("size", size)]
+    if p.geometry is not None:
+        items.append(("geometry.beam", "parallel" if p.geometry.fan is None else "fan"))
     for prefix, section in (("geometry", p.geometry), ("noise", p.noise),
                             ("mask.recipe", p.recipe), ("coils", p.coils)):
         if section is not None:
