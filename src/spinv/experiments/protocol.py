@@ -99,6 +99,21 @@ def lazy(target: str) -> Callable[..., Any]:
     return call
 
 
+def writable_folder(out: str | os.PathLike) -> Path:
+    """The output folder ``out``, created now: a path that cannot be a folder (a file, a path
+    through a file, a read-only file system) is one error naming ``--out`` before the
+    experiment runs, not after hours of work."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {str(path)!r} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {str(path)!r}: cannot create the folder "
+                         f"({err.strerror or err})") from None
+    return path
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One experiment of the catalogue (module docstring): ``chapter`` (its package),
@@ -168,7 +183,7 @@ class Experiment:
         if resume and not self.resumable:
             raise ValueError(f"--resume: experiment {self.chapter} {self.name!r} has no model "
                              "runs to continue")
-        return self.run(config, Path(out), progress, resume=resume)
+        return self.run(config, writable_folder(out), progress, resume=resume)
 
     def _own_section(self, data: dict, scale: str | None) -> tuple[dict, str]:
         """The section named like this experiment of a file with per-experiment sections."""
