@@ -38,6 +38,8 @@ LIBRARY_OPTIONS = {
     "n_detectors": "--detectors",
     "angular_range": "--angular-range",
     "detector_spacing": "--detector-spacing",
+    "max_steps": "--max-steps",
+    "split": "--split",
 }
 
 

@@ -66,9 +66,11 @@ def _evaluate(
         None, "--rotate", help="none, random or an angle in degrees (eval.rotate)."),
     roi: bool | None = typer.Option(
         None, "--roi/--no-roi", help="Metrics on the region of interest only (eval.roi)."),
-    n_images: int | None = typer.Option(None, "--n-images", help="Evaluate the first N only."),
+    n_images: int | None = typer.Option(None, "--n-images", min=1,
+                                        help="Evaluate the first N only."),
     seed: int | None = typer.Option(None, "--seed", help="Noise/rotation seed (eval.seed)."),
-    examples: int | None = typer.Option(None, "--examples", help="Example images to plot."),
+    examples: int | None = typer.Option(None, "--examples", min=0, max=1000,
+                                        help="Example images to plot."),
 ) -> None:
     """Evaluate a trained model: per-image and mean ± std PSNR/SSIM, example figures.
 
@@ -108,7 +110,8 @@ def _evaluate(
 def _report(
     runs: list[Path] = typer.Argument(..., help="Run and/or evaluation directories."),
     out: Path = typer.Option(..., "--out", help="Output directory (report.md, report.html)."),
-    examples: int = typer.Option(3, "--examples", help="Example images per evaluation."),
+    examples: int = typer.Option(3, "--examples", min=0, max=1000,
+                                 help="Example images per evaluation."),
 ) -> None:
     """Markdown + HTML report: tables, training curves, violin plots, example images."""
     from spinv.report import make_report

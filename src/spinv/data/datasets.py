@@ -144,7 +144,7 @@ def load_dataset(name: str, split: str | None = None) -> np.ndarray:
     if not isinstance(name, str) or name not in _DESCRIPTIONS:
         raise _unknown(name)
     if split is not None and split not in SPLITS:
-        raise ValueError(f"unknown split={split!r}; expected one of {list(SPLITS)} or None")
+        raise ValueError(f"split={split!r}: unknown split; expected one of {list(SPLITS)} or None")
     x, splits = _load_all(name)
     if split is None:
         return x.copy()
