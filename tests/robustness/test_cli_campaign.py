@@ -31,6 +31,9 @@ CASES = [
     ("reconstruct --measurements {image} --method lpg --out {out}.npy", "--model"),
     ("reconstruct --measurements {image} --method lpg --model {missing} --out {out}.npy",
      "{missing}"),
+    ("reconstruct --measurements {image} --method generative --out {out}.npy", "--model"),
+    ("reconstruct --measurements {image} --method generative --prior bogus --model {missing} "
+     "--out {out}.npy", "--prior"),
     ("reconstruct --measurements {image} --method fbp --batch-size 0 --out {out}.npy",
      "--batch-size"),
     ("reconstruct --input {image} --method fbp --out {out}.npy", "--problem"),
