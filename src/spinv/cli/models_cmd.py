@@ -71,6 +71,11 @@ def train_cmd(
 
         typer.echo(retrain(entry, out))
         return
+    if (entry.path / "recipe.json").is_file():  # a VAE prior: its two ELBO stages
+        from spinv.generative.zoo_vae import retrain as retrain_vae
+
+        typer.echo(retrain_vae(entry, out))
+        return
     cfg = parse_config(entry.provenance["config"])
     result = train(cfg, out, max_steps=max_steps, progress=None)
     typer.echo(f"{out}: step {result.step}/{cfg.train.steps}")

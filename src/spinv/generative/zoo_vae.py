@@ -35,7 +35,7 @@ import torch
 from spinv.training.config import ProblemConfig
 from spinv.typed_config import bounds, build, read_yaml
 
-__all__ = ["ZooVAEConfig", "load_zoo_vae_config", "stage_config", "train_zoo_vae"]
+__all__ = ["ZooVAEConfig", "load_zoo_vae_config", "retrain", "stage_config", "train_zoo_vae"]
 
 POSITIVE = bounds(0, lo_open=True)
 
@@ -178,3 +178,16 @@ def train_zoo_vae(cfg: ZooVAEConfig, out: str | os.PathLike, progress=True) -> P
 
     atomic_write_text(out / "recipe.json", json.dumps(cfg.to_dict(), indent=1))
     return out
+
+
+def retrain(entry, out: str | os.PathLike) -> str:
+    """``spinv models train NAME`` for a zoo VAE (an entry with ``recipe.json``): the two stages
+    of its recipe into ``OUT-mean/`` and ``OUT/``; returns one line for the user."""
+    recipe = Path(entry.path) / "recipe.json"
+    try:
+        cfg = build(ZooVAEConfig, json.loads(recipe.read_text()), "")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"zoo entry {entry.name!r}: unreadable {recipe.name} ({err})") from None
+    path = train_zoo_vae(cfg, out, progress=False)
+    return (f"{path}: VAE trained, {cfg.train.mean_steps} mean + {cfg.train.cov_steps} "
+            f"covariance steps (mean stage in {path.parent / (path.name + '-mean')})")
