@@ -383,7 +383,7 @@ class Problem:
     def from_config(cls, config) -> Problem:
         """The problem of a training config section (:class:`spinv.training.config.
         ProblemConfig`: ``kind, image_size, n_angles, photons, mu, mask, noise_sigma,
-        upsample``)."""
+        upsample, fan, coils``)."""
         n = config.image_size
         if config.kind == "ct":
             f = getattr(config, "fan", None)
@@ -394,8 +394,9 @@ class Problem:
         if config.kind == "mri":
             m = config.mask
             recipe = MaskRecipe(m.pattern, m.rate, m.seed)
+            coils = getattr(config, "coils", None)
             return cls("mri", n, GaussianNoise(config.noise_sigma), mask=recipe.make((n, n)),
-                       recipe=recipe)
+                       recipe=recipe, coils=None if coils is None else CoilRecipe(coils))
         return cls(config.kind, n, GaussianNoise(config.noise_sigma))
 
     # ------------------------------------------------------------------ comparison

@@ -96,7 +96,9 @@ class ProblemConfig:
     ``upsample`` (CT): project on a grid that many times finer than the reconstruction grid
     (:func:`spinv.operators.ct.simulate_ct`; 2 avoids the inverse crime as in thesis §2.5.1,
     1 projects with the model's own operator). ``fan`` (CT): a :class:`FanConfig` for fan-beam
-    CT (``fan: {}`` takes its defaults); null: parallel beams.
+    CT (``fan: {}`` takes its defaults); null: parallel beams. ``coils`` (MRI): that many
+    simulated birdcage receive coils (SENSE, :class:`~spinv.operators.MultiCoilFourier`,
+    noise ``noise_sigma`` per coil); null: single coil.
     """
 
     kind: Literal["ct", "mri", "denoise"] = "denoise"
@@ -108,6 +110,7 @@ class ProblemConfig:
     noise_sigma: float = field(default=0.1, metadata=_rng(0.0))
     upsample: int = field(default=1, metadata=_rng(1, 8))
     fan: FanConfig | None = None
+    coils: int | None = field(default=None, metadata=_rng(1, 64))
 
 
 @dataclass(frozen=True)
@@ -231,8 +234,9 @@ class ExperimentConfig:
         """Plain-data form (round-trips through :func:`parse_config` and JSON/YAML)."""
         d = dataclasses.asdict(self)
         d["model"] = {"name": self.model.name, **self.model.options}
-        if d["problem"]["fan"] is None:  # parallel beams: the dict of before fan beams
-            del d["problem"]["fan"]
+        for key in ("fan", "coils"):  # parallel beams, single coil: the dicts of before
+            if d["problem"][key] is None:
+                del d["problem"][key]
         return d
 
     def replace(self, section: str, **changes: Any) -> ExperimentConfig:
