@@ -31,8 +31,8 @@ def _one_error(capsys) -> str:
     # integers beyond int64 ended in a multi-line C++ overflow message (class: not one line)
     (["--size", "100000000000000000000000"], "--size"),
     # the library's own parameter names were printed instead of the option (class: unnamed)
-    (["--photons", "-1"], "--photons -1.0 (noise.photons)"),
-    (["--angles", "0"], "--angles 0 (geometry.n_angles)"),
+    (["--photons", "-1"], "--photons: noise.photons=-1.0"),
+    (["--angles", "0"], "--angles: geometry.n_angles=0"),
 ])
 def test_numbers_are_checked_and_named(tmp_path, capsys, image, argv, needle):
     out = tmp_path / "y.npz"
@@ -70,8 +70,8 @@ def test_messages_become_one_line_naming_the_option():
     assert one_line(torch_text) == "rand(): argument 'size' failed"
     assert one_line("a\n\tb\n") == "a; b"
     assert name_option("noise.sigma=-1.0: expected >= 0", ["--noise", "-1"]) == \
-        "--noise -1.0 (noise.sigma): expected >= 0"
-    assert name_option("mask: all zero", ["--mask=m.npy"]).startswith("--mask (mask):")
+        "--noise: noise.sigma=-1.0: expected >= 0"
+    assert name_option("mask: all zero", ["--mask=m.npy"]) == "--mask: mask: all zero"
     # not rewritten when the value did not come from that option (e.g. a config file)
     assert name_option("noise.sigma=-1.0: x", ["cfg.yaml"]) == "noise.sigma=-1.0: x"
 
@@ -81,7 +81,7 @@ def test_an_empty_array_names_its_file(tmp_path):
 
     path = tmp_path / "empty.npy"
     np.save(path, np.zeros((0, 0), np.float32))
-    with pytest.raises(ValueError, match="empty.npy.*no pixels"):
+    with pytest.raises(ValueError, match="empty.npy.*(no pixels|no values)"):
         load_images(path)
 
 
@@ -128,3 +128,53 @@ def test_an_unusable_device_is_one_error():
 def test_lipschitz_options_have_ranges(tmp_path, capsys):
     assert main(["lipschitz", str(tmp_path / "run"), "--channels", "0"]) == 2
     assert "--channels" in _one_error(capsys)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"", "not a NumPy .npy file"),  # an empty file was reported as an interrupt (EOFError)
+    (b"\x00\x01junk", "not a NumPy .npy file"),  # was numpy's advice to allow pickles
+])
+def test_npy_files_are_read_by_one_reader_naming_the_file(tmp_path, capsys, content, needle):
+    bad = tmp_path / "p.npy"
+    bad.write_bytes(content)
+    assert main(["sampling", "evaluate", str(bad), "--alpha", "0.01"]) == 2
+    err = _one_error(capsys)
+    assert str(bad) in err and needle in err
+
+
+def test_a_forged_npy_header_is_refused_before_allocation(tmp_path):
+    """A header promising 100000 x 100000 float32 (40 GB) ended in a MemoryError traceback."""
+    import struct
+
+    from spinv.data.npy import read_npy
+
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000), }"
+    header = header.ljust(118) + "\n"
+    path = tmp_path / "liar.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+    with pytest.raises(ValueError, match="shorter than its header"):
+        read_npy(path, "--measurements")
+    np.save(path, (np.ones((4, 4)) * 1j).astype(np.complex64))
+    with pytest.raises(ValueError, match="expected real numbers"):
+        read_npy(path, "pattern", kinds="biuf")
+
+
+@pytest.mark.parametrize("out", ["/dev/null/out", "{file}/out", "{file}"])
+def test_an_experiment_checks_its_output_folder_first(tmp_path, capsys, out):
+    """An unusable --out was found only after the whole experiment had run."""
+    from spinv.experiments.protocol import writable_folder
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    with pytest.raises(ValueError, match="--out"):
+        writable_folder(out.format(file=a_file))
+    assert a_file.read_text() == "mine\n"
+
+
+def test_an_empty_config_file_is_refused(tmp_path, capsys):
+    """An empty file was read as "all defaults": spinv train ran a default experiment."""
+    empty = tmp_path / "c.yaml"
+    empty.write_text("# nothing\n")
+    out = tmp_path / "run"
+    assert main(["train", str(empty), "--out", str(out)]) == 2
+    assert "is empty" in _one_error(capsys) and not out.exists()

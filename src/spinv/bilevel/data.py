@@ -43,9 +43,10 @@ def load_images(data: str, split: str | None = None) -> np.ndarray:
     if path.suffix in (".npy", ".npz"):
         if not path.exists():
             raise FileNotFoundError(f"data={data!r}: no such file")
-        arr = np.load(path)
-        if isinstance(arr, np.lib.npyio.NpzFile):
-            arr = arr[arr.files[0]]
+        from spinv.data.npy import read_npy, read_npz
+
+        arr = read_npy(path, "data") if path.suffix == ".npy" else \
+            next(iter(read_npz(path, "data").values()))
         arr = np.asarray(arr, dtype=np.float32)
         if arr.ndim == 2:
             arr = arr[None]

@@ -7,8 +7,8 @@ errors of the library reported under the command-line option that carried the va
   10**23`` used to end in a multi-line C++ overflow message). The error names the option.
 * :data:`LIBRARY_OPTIONS` maps the parameter names that the library's ``ValueError`` messages
   start with (``noise.photons=-1.0: expected ...``) to the option that set them; :func:`name_option`
-  rewrites such a message to ``--photons -1.0 (noise.photons): expected ...`` when that option
-  was on the command line.
+  prefixes such a message with the option (``--photons: noise.photons=-1.0: expected ...``) when
+  that option was on the command line.
 * :func:`one_line` makes any exception text one line (a torch/C++ message or a list of
   ``load_state_dict`` mismatches spans many).
 """
@@ -110,11 +110,7 @@ def name_option(message: str, argv: list[str]) -> str:
     option = LIBRARY_OPTIONS[m.group(1)]
     if not any(a == option or a.startswith(option + "=") for a in argv):
         return message
-    rest = message[m.end():]
-    if m.group(2) == "=":
-        value, _, rest = rest.partition(":")
-        return f"{option} {value} ({m.group(1)}):{rest}"
-    return f"{option} ({m.group(1)}): {rest}"
+    return f"{option}: {message}"
 
 
 def one_line(message: str, limit: int = 500) -> str:

@@ -93,12 +93,12 @@ def _read(measurements: str, opts: dict):
                                 _given(opts["detector_spacing"], 1.0))
     mask = None
     if opts["mask"] is not None:
-        import numpy as np
-
         if not str(opts["mask"]).endswith(".npy"):
             raise ValueError(f"--mask {opts['mask']!r}: with --measurements pass a .npy mask "
                              "((W,) or (H, W) weights in [0, 1])")
-        mask = np.load(opts["mask"], allow_pickle=False)
+        from spinv.data.npy import read_npy
+
+        mask = read_npy(opts["mask"], "--mask", kinds="biuf")
     return read_measurements(measurements, geometry=geometry, mask=mask)
 
 

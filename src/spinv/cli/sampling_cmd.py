@@ -63,7 +63,6 @@ def evaluate_cmd(
     With a bundled dataset the held-out slices are its val + test splits; with a file, all
     images (or, when alpha must be tuned, those after the first --n-train).
     """
-    import numpy as np
     import torch
 
     from spinv.atomic import atomic_write_json
@@ -79,7 +78,9 @@ def evaluate_cmd(
         typer.echo(f"alpha {alpha:.4g} learned with the zoo pattern ({pattern.parent.name})")
     if not pattern.exists():
         raise FileNotFoundError(f"pattern {str(pattern)!r}: no such file")
-    mask = torch.as_tensor(np.load(pattern, allow_pickle=False), dtype=torch.float64)
+    from spinv.data.npy import read_npy
+
+    mask = torch.as_tensor(read_npy(pattern, "pattern", kinds="biuf"), dtype=torch.float64)
     if not bool(torch.isfinite(mask).all()):
         raise ValueError(f"pattern {str(pattern)!r}: contains NaN or infinite values")
     if mask.ndim != 2 or mask.shape[0] != mask.shape[1] or mask.numel() == 0:

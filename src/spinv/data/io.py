@@ -116,7 +116,9 @@ def load_image_file(path: str | os.PathLike) -> np.ndarray:
     suf = _suffix(p)
     try:
         if suf == ".npy":
-            arr = np.load(p, allow_pickle=False)
+            from spinv.data.npy import read_npy
+
+            arr = read_npy(p)
         elif suf in (".tif", ".tiff"):
             import tifffile
 
@@ -131,7 +133,7 @@ def load_image_file(path: str | os.PathLike) -> np.ndarray:
         else:
             raise _bad(p, f"unsupported suffix {suf!r}; expected one of {IMAGE_SUFFIXES}")
     except ValueError as err:
-        if str(err).startswith("cannot read"):
+        if str(err).startswith(("cannot read", repr(str(p)))):
             raise
         raise _bad(p, err) from err
     except Exception as err:  # decoder errors come in many types

@@ -327,10 +327,9 @@ def load_mask(path) -> torch.Tensor:
         raise ValueError(f"path must be a .npy file, got {str(path)!r}")
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise ValueError(f"cannot read mask {path}: {err}") from None
+    from spinv.data.npy import read_npy
+
+    array = read_npy(path, "mask", kinds="biuf")
     if array.dtype.kind not in "biuf":
         raise ValueError(f"mask {path} must hold real numbers, got dtype {array.dtype}")
     return as_mask(torch.from_numpy(array.astype(np.float32)), f"mask in {path}").contiguous()
