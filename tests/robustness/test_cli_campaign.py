@@ -49,6 +49,8 @@ CASES = [
     ("reconstruct --measurements {image} --geometry fan --method fbp --out {out}.npy", "--size"),
     ("reconstruct --measurements {image} --method fbp --calibration 8 --out {out}.npy",
      "--calibration"),
+    ("simulate --problem ct --input {image} --coils 4 --out {out}.npz", "--coils"),
+    ("simulate --problem mri --input {image} --coils 0 --out {out}.npz", "--coils"),
     # training, evaluation, reports, models
     ("train {missing} --out {out}", "{missing}"),
     ("train {bad_yaml} --out {out}", "{bad_yaml}"),

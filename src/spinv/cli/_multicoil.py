@@ -9,6 +9,19 @@ import dataclasses
 import torch
 
 
+def with_coils(problem, coils: int | None):
+    """``problem`` seen by ``coils`` simulated birdcage coils (``--coils``; ``None``: as is)."""
+    if coils is None:
+        return problem
+    if problem.kind != "mri":
+        raise ValueError(f"--coils {coils}: only MRI (--problem mri) has receive coils; omit it")
+    if isinstance(coils, bool) or not isinstance(coils, int) or not 1 <= coils <= 64:
+        raise ValueError(f"--coils {coils!r}: expected an integer from 1 to 64")
+    from spinv.problems import CoilRecipe
+
+    return dataclasses.replace(problem, coils=CoilRecipe(coils))
+
+
 def is_multicoil(meas) -> bool:
     """Whether read measurements are multi-coil k-space without a stored problem."""
     return meas.kind == "mri" and meas.problem is None and int(meas.y.shape[1]) > 1

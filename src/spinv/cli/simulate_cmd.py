@@ -48,6 +48,8 @@ def simulate(
     source_distance: float = SOURCE_DISTANCE,
     detector_distance: float = DETECTOR_DISTANCE,
     detector_type: str = DETECTOR_TYPE,
+    coils: int = typer.Option(None, "--coils", help="MRI: that many simulated birdcage receive "
+                              "coils (multi-coil SENSE data, noise --noise per coil)"),
 ) -> None:
     """Simulate noisy measurements of a ground-truth image and save them as .npz.
 
@@ -59,6 +61,9 @@ def simulate(
     fan = fan_option(geometry, source_distance, detector_distance, detector_type)
     x = read_ground_truth(input, slice_index, size)
     p = build_problem(problem, x, angles, photons, mu, mask, rate, noise, seed, fan)
+    from spinv.cli._multicoil import with_coils
+
+    p = with_coils(p, coils)
     y = p.simulate(x, seed=seed)
     extra = {"mask": p.operator.mask.cpu().numpy()} if problem == "mri" else {}
     options = {"problem": problem, "seed": seed, "input": input}
