@@ -182,3 +182,18 @@ def test_fine_grid_and_cache():
 def test_bad_geometry(kwargs, word):
     with pytest.raises(ValueError, match=word):
         FanBeamCT(**kwargs)
+
+
+def test_memory_budget_refuses_before_building(monkeypatch):
+    monkeypatch.setenv("SPINV_MAX_OPERATOR_GIB", "0.001")
+    with pytest.raises(ValueError, match="SPINV_MAX_OPERATOR_GIB"):
+        FanBeamCT(128, 360)
+
+
+def test_autograd_uses_exact_transpose_and_fbp_is_differentiable():
+    A = FanBeamCT(6, 4, detector_type="flat")
+    x = torch.randn(2, 1, 6, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(A, (x,))
+    y = torch.randn(2, 1, *A.sinogram_shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(A.adjoint, (y,))
+    assert torch.autograd.gradcheck(A.fbp, (y,))  # linear in y: an exact Jacobian
