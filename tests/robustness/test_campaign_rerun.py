@@ -178,3 +178,15 @@ def test_an_empty_config_file_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", str(empty), "--out", str(out)]) == 2
     assert "is empty" in _one_error(capsys) and not out.exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--lam", "-1"], "--lam"), (["--rate", "0"], "--rate"), (["--pattern", "bogus"], "--pattern"),
+    (["--dataset", "bogus"], "--dataset"), (["--method", "bogus"], "--method"),
+])
+def test_generative_reconstruct_checks_options_before_reading_models(tmp_path, capsys, argv,
+                                                                      needle):
+    """Every bad option was reported as the missing model folder it never reached."""
+    code = main(["generative", "reconstruct", "--models", str(tmp_path / "none"), "--out",
+                 str(tmp_path / "o"), *argv])
+    assert code == 2 and needle in _one_error(capsys)

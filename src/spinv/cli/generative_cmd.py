@@ -43,6 +43,29 @@ def train(
         typer.echo(f"{kind}: {out / f'vae-{kind}'}")
 
 
+def _check_reconstruct_options(**o) -> None:
+    """Every option of ``generative reconstruct`` checked before the models are read, each
+    error naming its option."""
+    from spinv.data.datasets import list_datasets
+    from spinv.operators.sampling import PATTERNS
+
+    choices = {"regulariser": ("mean", "covariance", "range"),
+               "covariance": ("identity", "diagonal", "lowrank", "precision"),
+               "method": ("alternating", "joint"), "pattern": tuple(PATTERNS),
+               "dataset": tuple(list_datasets())}
+    for name, allowed in choices.items():
+        if o[name] not in allowed:
+            raise ValueError(f"--{name} {o[name]!r}: expected one of {', '.join(allowed)}")
+    ranges = {"lam": (0, None, ">= 0"), "rate": (0, 1, "in (0, 1]"), "noise": (0, None, "> 0"),
+              "iterations": (1, None, ">= 1"), "n_images": (1, None, ">= 1"),
+              "seed": (0, None, ">= 0")}
+    for name, (lo, hi, text) in ranges.items():
+        v = o[name]
+        bad = v < lo or (v == lo and text.startswith(("> ", "in ("))) or (hi is not None and v > hi)
+        if bad:
+            raise ValueError(f"--{name.replace('_', '-')} {v}: expected a number {text}")
+
+
 @generative_app.command("reconstruct")
 def reconstruct(
     models: Path = typer.Option(..., "--models", help="Directory written by `generative train`."),
@@ -71,10 +94,10 @@ def reconstruct(
     from spinv.generative.train import prepare_slices
     from spinv.training.vae import load_vae
 
-    if n_images < 1:
-        raise ValueError(f"n_images={n_images}; expected an integer >= 1")
-    if not noise > 0:
-        raise ValueError(f"noise={noise}; expected a number > 0")
+    _check_reconstruct_options(regulariser=regulariser, covariance=covariance, lam=lam,
+                               rate=rate, noise=noise, pattern=pattern, method=method,
+                               iterations=iterations, n_images=n_images, dataset=dataset,
+                               seed=seed)
     kind = "identity" if regulariser in ("mean", "range") else covariance
     model = load_vae(models / f"vae-{kind}")
     for p in model.parameters():

@@ -152,7 +152,7 @@ class Experiment:
 
     def _section(self, data: dict, scale: str | None) -> tuple[dict, str | None]:
         if scale is not None and scale not in SCALES:
-            raise ValueError(f"scale {scale!r}: expected one of {', '.join(SCALES)}")
+            raise ValueError(f"--scale {scale!r}: expected one of {', '.join(SCALES)}")
         meant = data.get("command")
         if meant is not None and meant != self.name:
             raise ValueError(f"the file is for command {meant!r}, not {self.name!r}")
