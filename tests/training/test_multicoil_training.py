@@ -1,6 +1,7 @@
 """Multi-coil MRI through spinv.training (issue 17.2): the ``problem.coils`` config section, the
-smoke config ``configs/smoke-mri-multicoil.yaml`` training LPG (ordinary and C4) a few steps with
-the SENSE operator inside the iterations, and single-coil configs serialising as before."""
+smoke config ``configs/smoke-mri-multicoil.yaml`` training LPG (ordinary and C4) and C4 LPD a few
+steps with the SENSE operator inside the iterations, and single-coil configs serialising as
+before."""
 
 from __future__ import annotations
 
@@ -30,13 +31,15 @@ def test_coils_parse_and_single_coil_dicts_are_unchanged():
         parse_config({"problem": {"kind": "mri", "coils": 0}})
 
 
-@pytest.mark.parametrize("group", [None, "C4"])
-def test_smoke_config_trains_lpg_with_the_sense_operator(tmp_path, group):
+@pytest.mark.parametrize("model", [{"name": "lpg", "width": 4, "iterations": 2},
+                                   {"name": "lpg", "width": 4, "iterations": 2, "group": "C4"},
+                                   {"name": "lpd", "iterations": 2, "group": "C4"}])
+def test_smoke_config_trains_learned_iterations_with_the_sense_operator(tmp_path, model):
     from spinv.training.data import make_operator
     from spinv.training.registry import build_model
 
     d = load_config(SMOKE).to_dict()
-    d["model"] = {"name": "lpg", "width": 4, "iterations": 2, "group": group}
+    d["model"] = model
     d["train"].update(steps=4, checkpoint_every=2, log_every=2)
     d["data"].update(n_train=4, val_size=2)
     cfg = parse_config(d)

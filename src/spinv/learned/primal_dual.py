@@ -117,7 +117,9 @@ class LearnedPrimalDual(nn.Module):
         )
         self.images = ImageChannels(operator)
         c = self.images.channels  # real channels per image (1 CT, 2 MRI)
-        d = c  # measurements are complex exactly when images are (CT real, MRI complex)
+        # measurements are complex exactly when images are (CT real, MRI complex), with one
+        # channel per receive coil for multi-coil MRI (MultiCoilFourier.n_coils)
+        d = self.data_channels = c * int(getattr(operator, "n_coils", 1))
         gen = make_generator(seed)
         self.primal = nn.ModuleList(
             _UpdateBlock(c * (n_primal + 1), c * n_primal, self.group, width, kernel_size, gen)
@@ -139,7 +141,8 @@ class LearnedPrimalDual(nn.Module):
         scale = self.step_size.sqrt().to(ImageChannels.real_dtype(y))  # 1/|A|
         y_hat = to_real(y) * scale
         b, _, hy, wy = y_hat.shape
-        h = y_hat.new_zeros(b, c * self.n_dual, hy, wy)
+        d = self.data_channels
+        h = y_hat.new_zeros(b, d * self.n_dual, hy, wy)
         f = None
         for primal, dual in zip(self.primal, self.dual, strict=True):
             if f is None:  # f = 0, so A f^(1) = 0; the image shape comes from the first adjoint
@@ -149,7 +152,7 @@ class LearnedPrimalDual(nn.Module):
                     a_f = to_real(A(to_image(f[:, :c].contiguous()))) * scale
             h = h + dual(torch.cat([h, a_f, y_hat], dim=1))
             with physics_precision(y):
-                at_h = to_real(A.adjoint(to_image(h[:, :c].contiguous()))) * scale
+                at_h = to_real(A.adjoint(to_image(h[:, :d].contiguous()))) * scale
             if f is None:
                 f = at_h.new_zeros(b, c * self.n_primal, *at_h.shape[-2:])
             f = f + primal(torch.cat([f, at_h], dim=1))
