@@ -47,6 +47,7 @@ CASES = [
     ("reconstruct --problem ct --input {image} --source-distance 40 --method fbp "
      "--out {out}.npy", "--source-distance"),
     ("reconstruct --measurements {image} --geometry fan --method fbp --out {out}.npy", "--size"),
+    ("simulate --problem mri --input {image} --geometry fan --out {out}.npz", "--geometry"),
     ("reconstruct --measurements {image} --method fbp --calibration 8 --out {out}.npy",
      "--calibration"),
     ("simulate --problem ct --input {image} --coils 4 --out {out}.npz", "--coils"),

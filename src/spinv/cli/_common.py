@@ -113,6 +113,8 @@ def build_problem(
     if kind not in KINDS:
         raise ValueError(f"--problem {kind!r}: expected one of {', '.join(KINDS)}")
     h, w = image.shape[-2:]
+    if fan is not None and kind != "ct":
+        raise ValueError(f"--geometry fan: applies to --problem ct only, not {kind!r}")
     if kind == "ct":
         if h != w:
             raise ValueError(
