@@ -24,7 +24,8 @@ PROBLEM = typer.Option(..., "--problem", help="ct | mri | denoise")
 INPUT = typer.Option(..., "--input", help="ground truth: image, DICOM, NIfTI, HDF5")
 SLICE = typer.Option(None, "--slice", help="slice of a stack (default: middle)")
 SIZE = typer.Option(None, "--size", help="resize the image to SIZE x SIZE first")
-ANGLES = typer.Option(50, "--angles", help="CT: number of views in [0, pi)")
+ANGLES = typer.Option(50, "--angles", help="CT: number of views in [0, pi) (fan beam: "
+                      "source positions in [0, 2 pi))")
 PHOTONS = typer.Option(1e4, "--photons", help="CT: photons per detector pixel N_in")
 MU = typer.Option(None, "--mu", help="CT: base attenuation (default: from the size)")
 MASK = typer.Option("lines", "--mask", help="MRI: random|variable-density|lines|"
