@@ -190,3 +190,17 @@ def test_generative_reconstruct_checks_options_before_reading_models(tmp_path, c
     code = main(["generative", "reconstruct", "--models", str(tmp_path / "none"), "--out",
                  str(tmp_path / "o"), *argv])
     assert code == 2 and needle in _one_error(capsys)
+
+
+def test_photon_counts_beyond_float64_integers_are_refused():
+    """--photons 1e300 made torch.poisson wrap to -2**63: every ray 'starved', a constant
+    sinogram written with exit 0 (a silent wrong answer)."""
+    import torch
+
+    from spinv.operators.noise import MAX_PHOTONS, poisson_post_log
+
+    sino = torch.rand(1, 1, 4, 6)
+    y = poisson_post_log(sino, 0.5, photons=MAX_PHOTONS, seed=0)
+    assert torch.isfinite(y).all() and float(y.std()) > 0
+    with pytest.raises(ValueError, match="photons=1e\\+300"):
+        poisson_post_log(sino, 0.5, photons=1e300, seed=0)

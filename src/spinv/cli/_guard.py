@@ -28,6 +28,8 @@ INT64_MAX = 2**63 - 1
 LIBRARY_OPTIONS = {
     "noise.photons": "--photons",
     "noise.mu": "--mu",
+    "photons": "--photons",
+    "mu": "--mu",
     "noise.sigma": "--noise",
     "geometry.n_angles": "--angles",
     "n_angles": "--angles",

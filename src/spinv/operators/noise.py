@@ -193,6 +193,9 @@ def default_mu(image_size: int, fov_mm: float = 350.0, mu_per_mm: float = 0.04) 
 STARVED_RAYS_WARNING = 0.01
 
 
+MAX_PHOTONS = 2.0**53
+
+
 def warn_if_starved(counts: torch.Tensor, mu: float, photons: float) -> float:
     """Warn when more than :data:`STARVED_RAYS_WARNING` of the rays detect no photon: their
     post-log values are clipped at the floor and every reconstruction streaks (e.g. a slice whose
@@ -229,6 +232,9 @@ def poisson_post_log(
         raise TypeError(f"sinogram must be real, got dtype {sinogram.dtype}")
     mu = _check_level(mu, "mu", positive=True)
     photons = _check_level(photons, "photons", positive=True)
+    if photons > MAX_PHOTONS:  # torch.poisson wraps to -2**63 beyond int64: all rays "starve"
+        raise ValueError(f"photons={photons:g}: at most {MAX_PHOTONS:.4g} (2**53, the largest "
+                         "count a float64 holds exactly; more is effectively noise-free)")
     eta = _check_level(eta, "eta", positive=True)
     if eta >= 1:
         raise ValueError(f"eta must lie in (0, 1), got {eta}")
