@@ -126,20 +126,26 @@ def _calibration_matrix(calib: np.ndarray, kernel: int) -> np.ndarray:
     return np.ascontiguousarray(win.transpose(1, 2, 0, 3, 4)).reshape(-1, nc * kernel * kernel)
 
 
-def espirit_maps(kspace, region: tuple[slice, slice], kernel: int = 6,
+def espirit_maps(kspace, region: tuple[slice, slice], kernel: int | None = None,
                  threshold: float = 0.02, crop: float = 0.95,
                  chunk: int = 16) -> torch.Tensor:
     """ESPIRiT sensitivities ``(N_c, H, W)`` complex64 from centred multi-coil k-space
     ``(N_c, H, W)`` and the fully sampled calibration ``region`` (:func:`calibration_region`).
 
-    ``kernel``: k-space kernel side; ``threshold``: relative singular-value cut-off of the signal
-    subspace; ``crop``: eigenvalue below which a pixel's maps are set to 0 (module docstring).
+    ``kernel``: k-space kernel side (``None``: a third of the calibration region's smaller side,
+    clipped to [3, 6], so that every calibration row holds several kernel positions; on the
+    simulated brain data of the tests, 8/10/12/14 ACS lines give map errors 5.2/4.7/2.2/1.8 %
+    this way and 83/24/3.3/2.8 % with a fixed 6 x 6 kernel); ``threshold``: relative
+    singular-value cut-off of the signal subspace; ``crop``: eigenvalue below which a pixel's
+    maps are set to 0 (module docstring).
     """
     k = np.asarray(torch.as_tensor(kspace).detach().cpu(), dtype=np.complex128)
     if k.ndim != 3:
         raise ValueError(f"kspace must have shape (coils, H, W), got {k.shape}")
     nc, h, w = k.shape
     calib = k[:, region[0], region[1]]
+    if kernel is None:
+        kernel = min(6, max(3, round(min(calib.shape[1:]) / 3)))
     if min(calib.shape[1:]) < kernel:
         raise ValueError(f"calibration region {calib.shape[1:]} is smaller than the kernel "
                          f"{kernel} x {kernel}; use a wider calibration region or a smaller "
