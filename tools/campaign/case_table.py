@@ -17,7 +17,7 @@ def simulate() -> None:
           ["missing", "empty", "garbage", "through-file"], "--input")
     files("simulate", "simulate --problem ct --input {F} --out {out}.npz", ("npy",),
           ["dir", "trunc", "object", "zero", "vector", "nan", "inf", "strings", "liar", "big5d",
-           "complex", "rect", "negative"], "--input")
+           "complex", "rect", "negative"], "--input", any_kinds=("complex", "negative"))
     add("rgb4x64", "simulate", "file", "simulate --problem ct --input {fx}/rgb4x64.png "
         "--out {out}.npz", ["--input", "{fx}/rgb4x64.png"])
     files("simulate", mri.replace("--out", "--mask {F} --out"), ("npy",),
@@ -27,8 +27,9 @@ def simulate() -> None:
     add("mask-name", "simulate", "value", mri.replace("--out", "--mask bogus --out"), "--mask")
     numbers("simulate", ct, {"--slice": ("int", ("neg", "zero")), "--size": ("int", ()),
                              "--angles": ("int", ()), "--photons": ("float", ("any:huge",)),
-                             "--mu": ("float", ()), "--seed": ("int", ("zero",))})
-    numbers("simulate", mri, {"--rate": ("float", ()), "--noise": ("float", ("zero",))})
+                             "--mu": ("float", ("any:huge",)), "--seed": ("int", ("zero",))})
+    numbers("simulate", mri, {"--rate": ("float", ()),
+                              "--noise": ("float", ("zero", "any:huge"))})
     outputs("simulate", ct.replace("{out}.npz", "{O}"), run_like=False, file_out=".npz")
     add("suffix", "simulate", "output", ct.replace("{out}.npz", "{out}.txt"), "--out")
 
@@ -49,10 +50,11 @@ def reconstruct() -> None:
           "--measurements")
     files("reconstruct", "reconstruct --measurements {F} --method fbp --out {out}.npy",
           ("npy",), ["dir", "trunc", "object", "zero", "vector", "nan", "inf", "strings", "liar",
-                     "big5d"], "--measurements")
-    for name in ("other_keys", "nan_meas"):
+                     "big5d"], "--measurements", any_kinds=("big5d",))
+    for name in ("other_keys", "nan_meas"):  # one array of any name: a raw sinogram
         add(name, "reconstruct", "file", meas.replace("{fx}/meas_ct.npz", f"{{fx}}/{name}.npz"),
-            ["--measurements", f"{{fx}}/{name}.npz"])
+            ["--measurements", f"{{fx}}/{name}.npz"],
+            expect="any" if name == "other_keys" else "error")
     files("reconstruct", inp.replace("{fx}/image16.npy", "{F}"), ("npy", "png", "dcm"),
           ["missing", "garbage", "nan"], "--input")
     files("reconstruct", meas.replace("--out", "--reference {F} --out"), ("npy",),
@@ -73,17 +75,19 @@ def reconstruct() -> None:
         meas.replace("--method fbp", "--method lpg --model {fx}/run"), ["--model", "{fx}/run"])
     add("method", "reconstruct", "value", meas.replace("fbp", "bogus"), "--method")
     add("alpha-text", "reconstruct", "number", tv.replace("0.01", "abc"), "--alpha")
-    numbers("reconstruct", tv.replace("--alpha 0.01", ""), {"--alpha": ("float", ("text",))})
+    numbers("reconstruct", tv.replace("--alpha 0.01", ""),
+            {"--alpha": ("float", ("text", "any:zero", "any:huge"))})
     numbers("reconstruct", tv, {"--iterations": ("int", ()), "--batch-size": ("int", ()),
-                                "--seed": ("int", ("zero",))})
+                                "--seed": ("int", ("zero", "any:neg"))})
     numbers("reconstruct", raw, {"--detectors": ("int", ()), "--angular-range": ("float", ()),
                                  "--detector-spacing": ("float", ()),
                                  "--photons": ("float", ("any:huge",))})
     numbers("reconstruct", inp, {"--size": ("int", ()), "--mu": ("float", ()),
                                  "--slice": ("int", ("neg", "zero")), "--angles": ("int", ())})
-    numbers("reconstruct", mri, {"--rate": ("float", ()), "--noise": ("float", ("zero",))})
+    numbers("reconstruct", mri, {"--rate": ("float", ()),
+                                 "--noise": ("float", ("zero", "any:huge"))})
     numbers("reconstruct", pnp, {"--pnp-weight": ("float", ()), "--pnp-step": ("float", ()),
-                                 "--pnp-rho": ("float", ())})
+                                 "--pnp-rho": ("float", ("any:huge",))})
     add("both-inputs", "reconstruct", "value", meas.replace("--method", "--input "
         "{fx}/image16.npy --method"), ["--measurements", "--input"])
     outputs("reconstruct", meas.replace("{out}.npy", "{O}"), run_like=False, file_out=".npy")
@@ -104,7 +108,7 @@ def train() -> None:
             [f"{{fx}}/train-{name}.yaml", "train.", "data.", "model.", "problem."])
     add("hugelr", "train", "config", "train {fx}/train-hugelr.yaml --out {out}",
         ["train.lr", "loss"], expect="any")
-    numbers("train", base, {"--max-steps": ("int", ()), "--seed": ("int", ("zero",))})
+    numbers("train", base, {"--max-steps": ("int", ("any:zero",)), "--seed": ("int", ("zero",))})
     for name, value in {"nan": "train.lr=nan", "text": "train.lr=abc", "neg": "train.steps=-1",
                         "noeq": "train.steps", "unknown": "train.nosuch=1",
                         "nosection": "nosuch.key=1", "empty": "=3",
@@ -144,7 +148,8 @@ def evaluate_lipschitz_report() -> None:
             [f"{{fx}}/{r}"])
     ev = "evaluate {fx}/run --out {out} --n-images 2"
     numbers("evaluate", ev.replace(" --n-images 2", ""), {"--n-images": ("int", ())})
-    numbers("evaluate", ev, {"--examples": ("int", ("zero",)), "--seed": ("int", ("zero",))})
+    numbers("evaluate", ev, {"--examples": ("int", ("zero",)),
+                             "--seed": ("int", ("zero", "any:neg"))})
     add("split", "evaluate", "value", ev + " --split bogus", "--split")
     add("rotate", "evaluate", "value", ev + " --rotate abc", "--rotate")
     add("rotate-nan", "evaluate", "value", ev + " --rotate nan", "--rotate")
@@ -156,7 +161,8 @@ def evaluate_lipschitz_report() -> None:
     outputs("evaluate", ev.replace("{out}", "{O}"))
     lip = "lipschitz {fx}/run --size 16 --batch 1 --starts 1 --steps 2"
     numbers("lipschitz", "lipschitz {fx}/run", {"--size": ("int", ()), "--batch": ("int", ()),
-                                                "--starts": ("int", ()), "--steps": ("int", ()),
+                                                "--starts": ("int", ()),
+                                                "--steps": ("int", ("any:zero",)),
                                                 "--channels": ("int", ())})
     numbers("lipschitz", lip, {"--seed": ("int", ("zero",))})
     outputs("lipschitz", lip + " --out {O}", run_like=False)
@@ -171,7 +177,8 @@ def data_models() -> None:
         "no-such-dataset")
     show = "data show natural --out {out}.png"
     add("split", "data show", "value", show + " --split bogus", "--split")
-    numbers("data show", show, {"--index": ("int", ("zero",)), "--columns": ("int", ())})
+    numbers("data show", show, {"--index": ("int", ("zero", "any:neg")),
+                                "--columns": ("int", ())})
     outputs("data show", show.replace("{out}.png", "{O}"), run_like=False, file_out=".png")
     add("suffix", "data show", "output", show.replace(".png", ".txt"), "--out")
     add("unknown", "models show", "value", "models show no-such-model", "no-such-model")
@@ -186,10 +193,10 @@ def data_models() -> None:
     for r in ("missing", "emptydir", "notrun", "run-trunc", "run-nosha", "garbage.npy"):
         add(f"run-{r}", "models release", "checkpoint", f"models release {{fx}}/{r} --name "
             "campaign-x --description d", [f"{{fx}}/{r}"])
-    for name, value in {"slash": "a/b", "dotdot": "../x", "empty": "''", "exists": "ct64-lpg-c4",
-                        "space": "a b", "dot": "."}.items():
+    for name, value in {"slash": "a/b", "dotdot": "../x", "exists": "ct64-lpg-c4",
+                        "dot": "."}.items():
         add(f"name-{name}", "models release", "value", "models release {fx}/run-nosha --name "
-            f"{value} --description d", ["--name", "{fx}/run-nosha"])
+            f"{value} --description d", ["--name", "{fx}/run-nosha", value])
 
 
 def sampling() -> None:
@@ -204,9 +211,12 @@ def sampling() -> None:
           ["missing", "empty", "garbage", "dir", "trunc", "object", "zero", "vector", "nan",
            "inf", "strings", "complex", "rect", "negative", "allzero", "liar", "big5d"], "")
     ev = "sampling evaluate {fx}/pattern.npy --alpha 0.01 --n-train 1"
-    numbers("sampling evaluate", ev.replace("--alpha 0.01 ", ""), {"--alpha": ("float", ())})
-    numbers("sampling evaluate", ev, {"--noise": ("float", ("zero",)), "--eps": ("float", ()),
-                                      "--gamma": ("float", ()), "--seed": ("int", ("zero",))})
+    numbers("sampling evaluate", ev.replace("--alpha 0.01 ", ""),
+            {"--alpha": ("float", ("any:zero",))})
+    numbers("sampling evaluate", ev, {"--noise": ("float", ("zero",)),
+                                      "--eps": ("float", ("any:huge",)),
+                                      "--gamma": ("float", ("any:huge",)),
+                                      "--seed": ("int", ("zero", "any:neg"))})
     numbers("sampling evaluate", "sampling evaluate {fx}/pattern.npy",
             {"--n-train": ("int", ())})
     add("data", "sampling evaluate", "value", ev + " --data no-such", ["--data", "no-such"])
@@ -257,8 +267,8 @@ def experiment_demo() -> None:
         "bogus")
     configs("experiment run", "experiment run nonexpansive toy {C} --out {out}", "nonexpansive")
     add("scale", "experiment run", "value", run + " --scale bogus", "--scale")
-    for name, value in {"nan": "toy.steps=nan", "noeq": "toy.steps", "unknown": "toy.nosuch=1",
-                        "text": "toy.steps=abc"}.items():
+    for name, value in {"nan": "steps=nan", "noeq": "steps", "unknown": "nosuch=1",
+                        "text": "steps=abc", "negative": "steps=-1"}.items():
         add(f"set-{name}", "experiment run", "value", f"{run} --set {value}", ["--set", value])
     outputs("experiment run", run.replace("{out}", "{O}"))
     demo = "demo --out {out} --retrain --n-train 2 --n-test 1 --steps 1 --image-size 16"

@@ -104,8 +104,9 @@ def outputs(command: str, template: str, run_like: bool = True, file_out: str = 
     cases = {"through-file": "{fx}/plainfile/out" + file_out,
              "dev-null": "/dev/null/out" + file_out,
              "proc": "/proc/spinv-campaign/out" + file_out}
-    for name, path in cases.items():
-        add(name, command, "output", template.replace("{O}", path), ["--out", path])
+    for name, path in cases.items():  # (the folder that cannot be created names the path too)
+        add(name, command, "output", template.replace("{O}", path),
+            ["--out", path, path.rsplit("/", 1)[0]])
     if run_like:
         add("existing-file", command, "output", template.replace("{O}", "{case}/afile"),
             ["--out", "{case}/afile"], setup=_mkfile)

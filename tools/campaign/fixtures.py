@@ -30,14 +30,15 @@ def _yaml(path: Path, data) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def _config_variants(fx: Path, stem: str, base: dict, section: str | None, key: str) -> None:
+def _config_variants(fx: Path, stem: str, base: dict, section, key: str) -> None:
     """``stem-*.yaml`` mutations of a valid config ``base``: unknown key, wrong type, NaN,
     infinity, negative, top-level list; ``section.key`` is a numeric key of the schema."""
     _yaml(fx / f"{stem}-ok.yaml", base)
 
     def edit(value):
         d = json.loads(json.dumps(base))
-        (d[section] if section else d)[key] = value
+        for sec in (section if isinstance(section, tuple) else (section,)):
+            (d[sec] if sec else d)[key] = value
         return d
 
     _yaml(fx / f"{stem}-unknown.yaml", {**base, "no_such_key": 1})
@@ -106,7 +107,8 @@ def _configs(fx: Path, repo: Path) -> None:
     for stem, name, section, key in (("sampling", "sampling-smoke", None, "noise"),
                                      ("generative", "generative-smoke", "train", "mean_steps"),
                                      ("equivariance", "equivariance-smoke", "small", "lr"),
-                                     ("nonexpansive", "nonexpansive-smoke", "toy", "steps")):
+                                     ("nonexpansive", "nonexpansive-smoke",
+                                      ("toy", "denoise", "pnp"), "threads")):
         base = yaml.safe_load((repo / "configs" / f"{name}.yaml").read_text())
         _config_variants(fx, stem, base, section, key)
     smp = yaml.safe_load((repo / "configs" / "sampling-smoke.yaml").read_text())

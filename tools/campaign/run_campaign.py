@@ -15,7 +15,9 @@ with one thread, in its own empty working directory, under a timeout. The result
 ``not-one-line``  exit 2 but no, or several, ``error:`` lines / other stderr noise;
 ``timeout``       killed after the case's time limit (a hang, or bad input accepted and run);
 ``exit0``         exit 0 on bad input: a possible silent wrong answer, to inspect;
-``modified``      the case failed but left new/changed files, or changed a fixture.
+``modified``      the case failed but left new/changed files, or changed a fixture;
+``data-loss``     exit 0 on bad input having changed a file that existed before (the user's),
+                  or (concurrency/fault cases) a run mixed, truncated or not resumable.
 
 Usage::
 
@@ -45,7 +47,7 @@ sys.path.insert(0, str(HERE))
 REPO = HERE.parents[1]
 
 CLASSES = ("ok-error", "ok", "traceback", "aborted", "unnamed", "not-one-line", "timeout",
-           "exit0", "modified")
+           "exit0", "modified", "data-loss")
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:
@@ -55,6 +57,8 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
         return out
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
+        if p.name == ".lock":  # a run's OS lock file: holds the writer's pid, not data
+            continue
         try:
             st = p.lstat()
             if p.is_symlink() or not p.is_file():
@@ -129,7 +133,7 @@ def wait(pid: int, deadline: float, interrupt_after: float | None = None,
 
 
 def classify(case, code: int | None, timed_out: bool, stderr: str, stdout: str,
-             changed: list[str], names: dict) -> str:
+             changed: list[str], names: dict, before: dict) -> str:
     """The class of one result (see the module docstring)."""
     if timed_out:
         return "timeout"
@@ -137,8 +141,11 @@ def classify(case, code: int | None, timed_out: bool, stderr: str, stdout: str,
         return "traceback"
     if case.expect == "ok":
         return "ok" if code == 0 else ("aborted" if code not in (2,) else "unexpected-error")
+    if case.expect == "any" and code == 0:
+        return "ok"
     if code == 0:
-        return "exit0"
+        return "data-loss" if any(not c.startswith("FIXTURE:") and c in before for c in changed) \
+            else "exit0"
     if code != 2 or "Aborted." in stderr:
         return "aborted"
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
@@ -178,7 +185,7 @@ def run_case(case, root: Path, fixtures: Path, fixture_snap: dict, timeout: floa
         cls, note = case.check(cdir, results, stderrs, stdouts, names)
     else:
         (code, timed_out), = results
-        cls = classify(case, code, timed_out, stderrs[0], stdouts[0], changed, names)
+        cls = classify(case, code, timed_out, stderrs[0], stdouts[0], changed, names, before)
         note = ""
     return {"id": case.id, "command": case.command, "kind": case.kind, "argv": argvs,
             "expect": case.expect, "class": cls, "note": note,

@@ -183,7 +183,14 @@ class Experiment:
         if resume and not self.resumable:
             raise ValueError(f"--resume: experiment {self.chapter} {self.name!r} has no model "
                              "runs to continue")
-        return self.run(config, writable_folder(out), progress, resume=resume)
+        created = not Path(out).exists()
+        folder = writable_folder(out)
+        try:
+            return self.run(config, folder, progress, resume=resume)
+        except BaseException:  # a failed run leaves no empty folder of its own making
+            if created and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+            raise
 
     def _own_section(self, data: dict, scale: str | None) -> tuple[dict, str]:
         """The section named like this experiment of a file with per-experiment sections."""
