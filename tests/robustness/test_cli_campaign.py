@@ -34,6 +34,8 @@ CASES = [
     ("reconstruct --measurements {image} --method generative --out {out}.npy", "--model"),
     ("reconstruct --measurements {image} --method generative --prior bogus --model {missing} "
      "--out {out}.npy", "--prior"),
+    ("reconstruct --measurements {image} --method generative --model vae-brain32 "
+     "--out {out}.npy", "--method generative"),
     ("reconstruct --measurements {image} --method fbp --batch-size 0 --out {out}.npy",
      "--batch-size"),
     ("reconstruct --input {image} --method fbp --out {out}.npy", "--problem"),
