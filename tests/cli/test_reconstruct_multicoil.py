@@ -104,11 +104,12 @@ def test_errors_name_the_option(two_slices, tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_simulate_coils_then_reconstruct_with_tv_and_a_learned_model(tmp_path, capsys,
                                                                      monkeypatch):
     """`spinv simulate --coils N` writes multi-coil data carrying its SENSE problem; the CLI
-    reconstructs it with rss, TV and an LPG model trained (a few steps) for that problem, and a
-    model of another coil count is refused."""
+    reconstructs it with rss, TV, PnP (shipped denoiser) and an LPG model trained (a few steps)
+    for that problem, and a model of another coil count is refused."""
     from spinv.training import parse_config, train
 
     monkeypatch.setenv("SPINV_CACHE", str(tmp_path / "cache"))
@@ -126,6 +127,11 @@ def test_simulate_coils_then_reconstruct_with_tv_and_a_learned_model(tmp_path, c
                      method, "--alpha", "0.01", "--out", str(tmp_path / f"{method}.npy")]) == 0
         psnr[method] = _psnr(capsys.readouterr().out)
     assert psnr["tv"] > psnr["rss"]
+    for method in ("pnp-pgd", "pnp-admm"):  # the shipped DnCNN denoiser with the SENSE operator
+        assert main(["reconstruct", "--measurements", str(tmp_path / "y.npz"), "--method", method,
+                     "--model", "denoise-dncnn-s0.05", "--iterations", "5", "--out",
+                     str(tmp_path / f"{method}.npy")]) == 0
+        assert np.isfinite(np.load(tmp_path / f"{method}.npy")).all()
     common = {"data": {"dataset": "brain-t1", "n_train": 4, "val_size": 2},
               "train": {"steps": 2, "batch_size": 2, "checkpoint_every": 2, "num_threads": 1,
                         "device": "cpu"}, "model": {"name": "lpg", "width": 4, "iterations": 2}}
