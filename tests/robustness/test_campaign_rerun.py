@@ -204,3 +204,19 @@ def test_photon_counts_beyond_float64_integers_are_refused():
     assert torch.isfinite(y).all() and float(y.std()) > 0
     with pytest.raises(ValueError, match="photons=1e\\+300"):
         poisson_post_log(sino, 0.5, photons=1e300, seed=0)
+
+
+def test_zoo_names_cannot_leave_the_zoo(tmp_path):
+    """--name '../x' would have written a model outside the zoo folder."""
+    from spinv.zoo import release
+
+    for name in ("../x", "a/b", ".", ""):
+        with pytest.raises(ValueError, match="zoo name"):
+            release(tmp_path / "no-run", name, "d", root=tmp_path / "zoo")
+    assert not any(tmp_path.iterdir())
+
+
+def test_demo_checks_its_output_folder_first(capsys):
+    """The demo ran to the end (minutes) before finding that --out could not be written."""
+    assert main(["demo", "--out", "/dev/null/demo"]) == 2
+    assert "--out" in _one_error(capsys)

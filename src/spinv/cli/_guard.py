@@ -42,6 +42,7 @@ LIBRARY_OPTIONS = {
     "detector_spacing": "--detector-spacing",
     "max_steps": "--max-steps",
     "split": "--split",
+    "name": "--name",
 }
 
 

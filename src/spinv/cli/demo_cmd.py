@@ -44,8 +44,11 @@ def demo(
                         ("--iterations", iterations), ("--width", width)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
-    if image_size < 16:
-        raise ValueError(f"--image-size must be >= 16, got {image_size}")
+    if not 16 <= image_size <= 512:
+        raise ValueError(f"--image-size must lie in [16, 512], got {image_size}")
+    from spinv.experiments.protocol import writable_folder
+
+    out = writable_folder(out)  # an unusable --out is found now, not after the whole demo
     shipped = () if retrain else shipped_models(image_size)
     what = (f"{n_train} training slices, {steps} steps per model" if retrain
             else f"shipped models {', '.join(shipped)}")

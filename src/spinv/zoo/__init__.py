@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -209,6 +210,9 @@ def release(run: str | os.PathLike, name: str, description: str,
 
     if patterns.is_pattern_run(run):  # a `spinv sampling learn` run: a sampling-pattern entry
         return _entry(patterns.release(run, name, description, root, force, cpu_seconds))
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"name={name!r}: a zoo name is letters, digits, '.', '_' and '-', "
+                         "starting with a letter or digit (no '/': it names a folder of the zoo)")
     run_path = Path(run)
     dest = Path(root) / name
     if dest.exists() and not force:
