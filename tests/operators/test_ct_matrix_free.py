@@ -89,3 +89,17 @@ def test_lodopab_geometry_is_matrix_free_within_default_budget(monkeypatch):
     op = ParallelBeamCT(512, 1000, n_detectors=513, cache=False)
     assert op._free is not None
     assert op._free.memory_bytes() <= 64 * 2**20
+
+
+def test_cached_chunks_give_the_same_result():
+    dense = ParallelBeamCT(19, 11, matrix_free=False, cache=False)
+    args = (19, dense._angles64, dense.n_detectors)
+    cold = JosephMatrixFree(*args, chunk_bytes=1, cache_bytes=0)
+    warm = JosephMatrixFree(*args, chunk_bytes=1, cache_bytes=2**30)
+    x = torch.rand(2, 19, 19, generator=torch.Generator().manual_seed(3))
+    y = cold.forward(x)
+    for _ in range(2):  # the second call reads the cache
+        assert torch.equal(warm.forward(x), y)
+        assert torch.equal(warm.adjoint(y), cold.adjoint(y))
+    assert cold.memory_bytes() < warm.memory_bytes()
+    assert warm.memory_bytes() - cold.memory_bytes() == 16 * 11 * dense.n_detectors * 19

@@ -16,8 +16,10 @@ fractions ``t`` of every (view, detector, step) and
 pixels outside the image are zero) -- a gather. The adjoint scatters the same products with
 ``index_add_``, so :math:`\\langle Rx, y\\rangle = \\langle x, R^*y\\rangle` holds to float32
 rounding and the result equals the matrix path up to the order of the float32 sums. Memory is
-that of one chunk of indices and weights (``chunk_bytes``, 64 MiB by default) plus the
-sinogram; time grows like :math:`n_a n_d N`, as for the matrix.
+that of one chunk of indices and weights (``chunk_bytes``, 64 MiB by default) plus the chunks
+kept for the next call (``cache_bytes``, a quarter of the budget by default; 16 bytes per
+sample, against the matrix's 40 per nonzero); time grows like :math:`n_a n_d N`, as for the
+matrix.
 
 :func:`use_matrix_free` is the selection rule of ``ParallelBeamCT(matrix_free=None)``: the
 matrix path when its estimated memory is within :func:`~spinv.operators.ct_matrix.
@@ -28,6 +30,8 @@ gives no exact adjoint on the CPU) applies these exact weights without a matrix.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -68,7 +72,10 @@ class JosephMatrixFree:
     """Joseph's-method ray transform and its exact adjoint without a stored matrix.
 
     Parameters are those of :func:`spinv.operators.ct_matrix.build_joseph_matrix`;
-    ``chunk_bytes`` bounds the temporaries of one chunk of views.
+    ``chunk_bytes`` bounds the temporaries of one chunk of views; ``cache_bytes`` (default: a
+    quarter of :func:`~spinv.operators.ct_matrix.operator_memory_limit`) is how much of the
+    computed indices and weights (16 bytes per sample) are kept for the next call -- the
+    chunks that fit are not recomputed, the others are, every call.
     """
 
     def __init__(
@@ -79,8 +86,12 @@ class JosephMatrixFree:
         detector_spacing: float = 1.0,
         pixel_size: float = 1.0,
         chunk_bytes: int = 64 * 2**20,
+        cache_bytes: int | None = None,
     ) -> None:
         self.n = int(image_size)
+        self.cache_bytes = operator_memory_limit() // 4 if cache_bytes is None else cache_bytes
+        self._cache: dict = {}
+        self._cached_bytes = 0
         self.angles = np.asarray(angles, dtype=np.float64).reshape(-1)
         self.n_detectors = int(n_detectors)
         self.detector_spacing = float(detector_spacing)
@@ -90,77 +101,114 @@ class JosephMatrixFree:
         steep = np.abs(np.sin(self.angles)) >= np.abs(np.cos(self.angles))
         # views stepping along columns (interpolating rows) and the others, as index arrays
         self.groups = [(True, np.flatnonzero(steep)), (False, np.flatnonzero(~steep))]
+        # zero rows above / below the image so that every sampled row exists (no clamping)
+        lo, hi = 0.0, float(self.n - 1)
+        for flag, views in self.groups:
+            if len(views):
+                base, lin = self._affine(self.angles[views], flag, "cpu")
+                lo = min(lo, float(base.min() + lin.min(1).values.min()))
+                hi = max(hi, float(base.max() + lin.max(1).values.max()))
+        self.pad_top = int(math.floor(-lo)) + 2
+        self.rows = self.pad_top + int(math.floor(hi)) + 3
 
-    def _samples(self, angles: np.ndarray, steep: bool, device) -> tuple:
-        """Indices of the first of the two interpolated pixels in the padded image and the
-        weights of both, shape ``(views, n_d * N)``, for views that step along columns
-        (``steep``) or, on the transposed image, along rows.
-
-        The fractional row is affine in ``(k, j)``, :math:`f = a + b k + c j` with the
-        coefficients of :func:`build_joseph_matrix`'s formulas, in float64; it is clamped to
-        :math:`[-1, N]`, which changes nothing (both pixels are outside the image either way,
-        and the padded image is zero there)."""
+    def _affine(self, angles: np.ndarray, steep: bool, device) -> tuple:
+        """The fractional row :math:`f_{akj} = b_{ak} + l_{aj}` as ``(b, l)`` (float64), the
+        formulas of :func:`build_joseph_matrix`: steep views :math:`f = c - s_k/(p\\sin)
+        + (j - c)\\cot`, the others (on the transposed image) :math:`f = c + s_k/(p\\cos)
+        + (j - c)\\tan`."""
         n, p, nd = self.n, self.pixel_size, self.n_detectors
         c = (n - 1) / 2.0
         th = torch.as_tensor(angles, dtype=torch.float64, device=device)
         k = torch.arange(nd, dtype=torch.float64, device=device)
         j = torch.arange(n, dtype=torch.float64, device=device)
         s = (k - (nd - 1) / 2.0) * self.detector_spacing
-        if steep:  # frac = c - (s - (j - c) p cos) / sin / p = c - s / (p sin) + (j - c) cot
-            trig, other, sign = torch.sin(th), torch.cos(th), -1.0
-        else:  # frac = c + (s - (c - j) p sin) / cos / p = c + s / (p cos) + (j - c) tan
-            trig, other, sign = torch.cos(th), torch.sin(th), 1.0
-        frac = (c + sign * s[None, :, None] / (trig * p)[:, None, None]) \
-            + ((j - c)[None, None, :] * (other / trig)[:, None, None])
-        frac.clamp_(-1.0, float(n))
-        lo = torch.floor(frac)
-        t = frac.sub_(lo)
-        # padded image: row r of the image is row r + 1; rows 0, n + 1 and n + 2 are zero
-        idx0 = lo.to(torch.long).add_(1).mul_(n).add_(torch.arange(n, device=device))
-        weight = (p / trig.abs())[:, None, None]
-        w1 = (t * weight).to(torch.float32)
-        w0 = ((1.0 - t).mul_(weight)).to(torch.float32)
-        views = len(angles)
-        return idx0.reshape(views, -1), w0.reshape(views, -1), w1.reshape(views, -1)
+        trig, other = (torch.sin(th), torch.cos(th)) if steep else (torch.cos(th), torch.sin(th))
+        sign = -1.0 if steep else 1.0
+        base = c + sign * s[None, :] / (trig * p)[:, None]
+        return base, (j - c)[None, :] * (other / trig)[:, None]
 
-    def _chunks(self):
+    def _samples(self, angles: np.ndarray, steep: bool, device) -> tuple:
+        """Flat indices (int32 where they fit) of the first of the two interpolated pixels in the padded image
+        and the weights (float32) of both, shape ``(views, n_d * N)``.
+
+        :math:`f = b + l` is split as :math:`(\\lfloor b\\rfloor + \\lfloor l\\rfloor) +
+        (\\{b\\} + \\{l\\})`: the integer parts and the row offsets come from small float64
+        vectors, the full-size work is the float32 sum of the fractional parts (in [0, 2), so
+        its rounding error is ~1e-7, that of the float32 weights) and its carry."""
+        n = self.n
+        base, lin = self._affine(angles, steep, device)
+        bi, li = torch.floor(base), torch.floor(lin)
+        jj = torch.arange(n, dtype=torch.float64, device=device)
+        itype = torch.int32 if self.rows * n < 2**31 else torch.long
+        row = ((bi + self.pad_top) * n).to(itype)[:, :, None]  # (v, n_d, 1)
+        col = (li * n + jj).to(itype)[:, None, :]  # (v, 1, N)
+        t = (base - bi).to(torch.float32)[:, :, None] + (lin - li).to(torch.float32)[:, None, :]
+        carry = t >= 1.0
+        t.sub_(carry.to(torch.float32))
+        idx = torch.add(row, col).add_(carry.to(itype).mul_(n)).to(torch.long)  # aten wants int64
+        weight = (self.pixel_size / torch.as_tensor(
+            np.abs(np.sin(angles) if steep else np.cos(angles)), device=device)).to(
+            torch.float32)[:, None, None]
+        w1 = t.mul_(weight)
+        w0 = weight - w1
+        views = len(angles)
+        return idx.reshape(views, -1), w0.reshape(views, -1), w1.reshape(views, -1)
+
+    def _chunks(self, device):
+        """``(steep, views, (idx, w0, w1))`` per chunk, from the cache where it holds them."""
         for steep, views in self.groups:
             for start in range(0, len(views), self.chunk):
-                yield steep, views[start:start + self.chunk]
+                part = views[start:start + self.chunk]
+                key = (steep, start, str(device))
+                got = self._cache.get(key)
+                if got is None:
+                    got = self._samples(self.angles[part], steep, device)
+                    size = sum(t.numel() * t.element_size() for t in got)
+                    if self._cached_bytes + size <= self.cache_bytes:
+                        self._cache[key] = got
+                        self._cached_bytes += size
+                yield steep, part, got
+
+    def __getstate__(self) -> dict:  # copies carry the geometry, not the cache
+        state = self.__dict__.copy()
+        state["_cache"], state["_cached_bytes"] = {}, 0
+        return state
 
     def _padded(self, x2d: torch.Tensor, steep: bool) -> torch.Tensor:
         img = x2d if steep else x2d.transpose(-2, -1)
-        return torch.nn.functional.pad(img, (0, 0, 1, 2)).reshape(img.shape[0], -1)
+        pads = (0, 0, self.pad_top, self.rows - self.pad_top - self.n)
+        return torch.nn.functional.pad(img, pads).reshape(img.shape[0], -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(M, N, N)`` images to ``(M, n_angles, n_detectors)`` sinograms."""
         m, n, nd = x.shape[0], self.n, self.n_detectors
         out = x.new_zeros(m, len(self.angles), nd)
-        padded = {True: self._padded(x, True), False: self._padded(x, False)}
-        for steep, views in self._chunks():
-            idx0, w0, w1 = self._samples(self.angles[views], steep, x.device)
+        padded = {flag: self._padded(x, flag) for flag, views in self.groups if len(views)}
+        for steep, views, (idx, w0, w1) in self._chunks(x.device):
             z = padded[steep]
-            vals = z[:, idx0] * w0.to(x.dtype) + z[:, idx0 + n] * w1.to(x.dtype)
+            vals = z[:, idx] * w0.to(x.dtype)
+            vals += z[:, n:][:, idx] * w1.to(x.dtype)  # the next row: index + N
             out[:, torch.as_tensor(views, device=x.device)] = vals.reshape(
                 m, len(views), nd, n).sum(-1)
         return out
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``(M, n_angles, n_detectors)`` sinograms to ``(M, N, N)`` back-projections."""
-        m, n = y.shape[0], self.n
-        acc = {steep: y.new_zeros(m, (n + 3) * n) for steep in (True, False)}
-        for steep, views in self._chunks():
-            idx0, w0, w1 = self._samples(self.angles[views], steep, y.device)
+        m, n, rows = y.shape[0], self.n, self.rows
+        acc = {steep: y.new_zeros(m, rows * n) for steep in (True, False)}
+        for steep, views, (idx, w0, w1) in self._chunks(y.device):
             yv = y[:, torch.as_tensor(views, device=y.device)].unsqueeze(-1)  # (m, v, nd, 1)
-            for idx, w in ((idx0, w0), (idx0 + n, w1)):
-                contrib = (yv * w.to(y.dtype).reshape(len(views), self.n_detectors, n))
-                acc[steep].index_add_(1, idx.reshape(-1), contrib.reshape(m, -1))
-        out = acc[True].reshape(m, n + 3, n)[:, 1:-2]
-        return out + acc[False].reshape(m, n + 3, n)[:, 1:-2].transpose(-2, -1)
+            flat = idx.reshape(-1)
+            for target, w in ((acc[steep], w0), (acc[steep][:, n:], w1)):
+                contrib = yv * w.to(y.dtype).reshape(len(views), self.n_detectors, n)
+                target.index_add_(1, flat, contrib.reshape(m, -1))
+        top = self.pad_top
+        out = acc[True].reshape(m, rows, n)[:, top:top + n]
+        return out + acc[False].reshape(m, rows, n)[:, top:top + n].transpose(-2, -1)
 
     def memory_bytes(self) -> int:
-        """Bytes of temporaries of one chunk (the operator itself stores only its angles)."""
-        return self.chunk * self.n_detectors * self.n * _BYTES_PER_SAMPLE
+        """Bytes of the temporaries of one chunk plus the cached chunks."""
+        return self.chunk * self.n_detectors * self.n * _BYTES_PER_SAMPLE + self._cached_bytes
 
 
 class MatrixFreeApply(torch.autograd.Function):
