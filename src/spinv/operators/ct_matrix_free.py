@@ -128,8 +128,9 @@ class JosephMatrixFree:
         return base, (j - c)[None, :] * (other / trig)[:, None]
 
     def _samples(self, angles: np.ndarray, steep: bool, device) -> tuple:
-        """Flat indices (int32 where they fit) of the first of the two interpolated pixels in the padded image
-        and the weights (float32) of both, shape ``(views, n_d * N)``.
+        """Flat indices (int64; int32 arithmetic where it fits) of the first of the two
+        interpolated pixels in the padded image and the weights (float32) of both, shape
+        ``(views, n_d * N)``.
 
         :math:`f = b + l` is split as :math:`(\\lfloor b\\rfloor + \\lfloor l\\rfloor) +
         (\\{b\\} + \\{l\\})`: the integer parts and the row offsets come from small float64
