@@ -174,6 +174,28 @@ def test_certified_averaged_residual_denoiser_satisfies_inequality():
     assert min(gaps) >= -1e-9
 
 
+def test_gamma_two_residual_denoiser_is_nonexpansive_not_averaged():
+    """id - 2 Gamma = -(2 Gamma - id) with Gamma firmly nonexpansive (tied, Xi 1/2-averaged):
+    certified 1-Lipschitz, not averaged; gamma = 2.5 loses the certificate."""
+    net = NonexpansiveDenoiser.from_config(
+        1, width=6, depth=2, method="euler", gamma=2.0, residual=True, tied=True, alpha=0.5,
+        power_size=(12, 12), seed=0)
+    opt = torch.optim.Adam(net.parameters(), lr=0.2)
+    g = _gen(4)
+    for _ in range(3):
+        x = torch.rand(4, 1, 12, 12, generator=g)
+        loss = ((net(x + 0.2 * torch.randn(4, 1, 12, 12, generator=g)) - x) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        net.enforce_constraints()
+    assert net.certified_lipschitz() == 1.0 and net.certified_averagedness() is None
+    assert adversarial_lipschitz(net, (1, 1, 12, 12), starts=2, steps=15, lr=0.05) <= 1.0
+    assert random_pairs_lipschitz(net, (2, 1, 20, 17), n=8, seed=1) <= 1.0
+    net.gamma = 2.5
+    assert net.certified_lipschitz() > 1.0
+
+
 def test_power_estimate_below_certified_bound_and_fast_init():
     net = NonexpansiveDenoiser(1, width=8, depth=3, seed=0)
     est, cert = net.power_estimates(), net.certified_norms()

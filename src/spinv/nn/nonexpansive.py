@@ -445,7 +445,9 @@ class NonexpansiveDenoiser(nn.Module):
 
         :math:`\\mathrm{Lip}(\\Gamma)\\le\\|A_{project}\\|\\,\\mathrm{Lip}(\\Xi)\\,\\|A_{lift}\\|`
         with certified norms; the denoiser is :math:`\\gamma\\mathrm{Lip}(\\Gamma)` (Eq. 3.5) or
-        :math:`1+\\gamma\\mathrm{Lip}(\\Gamma)` (Eq. 3.6), or 1 when it is certified averaged.
+        :math:`1+\\gamma\\mathrm{Lip}(\\Gamma)` (Eq. 3.6), or 1 when it is certified averaged
+        or when :math:`\\Gamma` is certified firmly nonexpansive and :math:`\\gamma = 2`
+        (residual: :math:`\\mathrm{id}-2\\Gamma` is nonexpansive, not averaged).
         """
         lip, _ = self._certificate()
         return lip
@@ -469,7 +471,9 @@ class NonexpansiveDenoiser(nn.Module):
             avg = self.gamma / 2.0
         elif firm and not self.residual and self.gamma <= 1.0:
             avg = 1.0 - self.gamma / 2.0
-        if avg is not None:
+        if avg is not None or (firm and self.residual and self.gamma == 2.0):
+            # gamma = 2: id - 2 Gamma = -(2 Gamma - id), the reflection of a firmly
+            # nonexpansive map, is nonexpansive but in general not averaged (Gamma = id)
             lip = min(lip, 1.0)
         return lip, avg
 
