@@ -97,7 +97,11 @@ def collect_run(path: str | os.PathLike) -> RunInfo:
                    | set(p.glob("*/*/metrics.json")))
     for m in found:
         info.evaluations.append((m.parent, _read_json(m)))
-    if not (info.config or info.log or info.evaluations):
+    # a training run: its marker or checkpoints, or (runs of earlier versions) a config with a
+    # log; a folder that merely holds a config.yaml of the user's is not reported on
+    from spinv.training.rundir import is_run
+
+    if not (is_run(p) or (info.config and info.log) or info.evaluations):
         raise ValueError(
             f"{str(p)!r} holds neither a training run (config.yaml, log.jsonl) nor an "
             "evaluation (metrics.json)"

@@ -220,3 +220,20 @@ def test_demo_checks_its_output_folder_first(capsys):
     """The demo ran to the end (minutes) before finding that --out could not be written."""
     assert main(["demo", "--out", "/dev/null/demo"]) == 2
     assert "--out" in _one_error(capsys)
+
+
+def test_an_all_zero_sampling_pattern_is_refused(tmp_path, capsys):
+    """An all-zero pattern measured nothing and sampling evaluate reported a PSNR (exit 0)."""
+    pattern = tmp_path / "zeros.npy"
+    np.save(pattern, np.zeros((16, 16), np.float32))
+    assert main(["sampling", "evaluate", str(pattern), "--alpha", "0.01"]) == 2
+    assert str(pattern) in _one_error(capsys)
+
+
+def test_report_refuses_a_folder_that_only_holds_a_config(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("my: own\n")
+    out = tmp_path / "rep"
+    assert main(["report", str(mine), "--out", str(out)]) == 2
+    assert str(mine) in _one_error(capsys) and not out.exists()

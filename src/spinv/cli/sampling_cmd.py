@@ -88,6 +88,8 @@ def evaluate_cmd(
                          "non-empty square (H, W) array")
     if bool((mask < 0).any()) or bool((mask > 1).any()):
         raise ValueError(f"pattern {str(pattern)!r}: expected values in [0, 1]")
+    if not bool((mask > 0).any()):  # nothing sampled: every reconstruction would be zero
+        raise ValueError(f"pattern {str(pattern)!r}: every weight is 0, so nothing is measured")
     size = int(mask.shape[0])
     reg = make_regulariser(regulariser, gamma=gamma)
     if Path(data).suffix in (".npy", ".npz"):
