@@ -99,7 +99,8 @@ def configs(command: str, template: str, stem: str) -> None:
         add(name, command, "config", template.replace("{C}", path), [path])
 
 
-def outputs(command: str, template: str, run_like: bool = True, file_out: str = "") -> None:
+def outputs(command: str, template: str, run_like: bool = True, file_out: str = "",
+            foreign: str = "any") -> None:
     """``template`` with ``{O}`` replaced by each hostile output path."""
     cases = {"through-file": "{fx}/plainfile/out" + file_out,
              "dev-null": "/dev/null/out" + file_out,
@@ -110,8 +111,9 @@ def outputs(command: str, template: str, run_like: bool = True, file_out: str = 
     if run_like:
         add("existing-file", command, "output", template.replace("{O}", "{case}/afile"),
             ["--out", "{case}/afile"], setup=_mkfile)
+        # writing new files beside the user's is allowed ("any"); changing one is data loss
         add("foreign-folder", command, "output", template.replace("{O}", "{case}/mine"),
-            ["--out", "{case}/mine"], setup=_mkforeign)
+            ["--out", "{case}/mine"], setup=_mkforeign, expect=foreign)
 
 
 def _mkfile(case: Path, fx: Path) -> None:

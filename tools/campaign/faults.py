@@ -10,7 +10,9 @@ from pathlib import Path
 
 from cases import CASES, Case
 
-LONG = "--set train.steps=300 --set train.checkpoint_every=20 --set train.log_every=1"
+STEPS = 1500  # ~20 s of a 16x16 denoiser on one thread: long enough to be interrupted
+LONG = (f"--set train.steps={STEPS} --set train.checkpoint_every=50 "
+        "--set train.log_every=1")
 
 
 def _one_line_error(stderr: str) -> bool:
@@ -63,7 +65,7 @@ def _two_writers(cdir, results, stderrs, stdouts, names) -> tuple[str, str]:
     if not _one_line_error(loser) or "run" not in loser:
         return "not-one-line", loser[-200:]
     winner_seed = (1, 2)[codes.index(0)]
-    problem = _run_consistent(cdir / "run", winner_seed, 300)
+    problem = _run_consistent(cdir / "run", winner_seed, STEPS)
     return ("data-loss", problem) if problem else ("ok", f"exit codes {codes}")
 
 
@@ -101,7 +103,7 @@ def _resume_after(sig_name: str):
         if t2 or code2 != 0:
             return ("traceback" if "Traceback" in text else "aborted"), \
                 f"resume exit {code2}: {text[-300:]}"
-        problem = _run_consistent(cdir / "run", 0, 300)
+        problem = _run_consistent(cdir / "run", 0, STEPS)
         return ("data-loss", problem) if problem else ("ok", f"killed exit {code}, resumed")
     return check
 
@@ -138,7 +140,7 @@ def concurrency_and_faults() -> None:
     for sig_name, sig in (("KILL", signal.SIGKILL), ("INT", signal.SIGINT)):
         CASES.append(Case(f"train:fault:{sig_name.lower()}-then-resume", "train", "fault",
                           [train.split()], check=_resume_after(sig_name), expect="ok",
-                          interrupt_after=6.0, interrupt_signal=sig, timeout=240))
+                          interrupt_after=4.0, interrupt_signal=sig, timeout=240))
     CASES.append(Case("train:concurrency:resume-while-running", "train", "concurrency",
                       [f"{train}".split(), f"{train} --resume".split()],
                       check=_any_clean, expect="ok", timeout=240))

@@ -218,7 +218,48 @@ def preload() -> None:
             pass
 
 
-def write_summary(records: list[dict], out: Path, meta: dict) -> None:
+def reclassify(path: Path, fixtures: Path) -> list[dict]:
+    """The records of an earlier campaign JSON classified again with the current rules (the
+    setups are replayed into a scratch folder for the snapshot of pre-existing files)."""
+    from cases import all_cases
+
+    cases = {c.id: c for c in all_cases()}
+    records = json.loads(path.read_text())["cases"]
+    scratch = Path(tempfile.mkdtemp(prefix="spinv-reclassify-"))
+    for rec in records:
+        case = cases.get(rec["id"])
+        if case is None or case.check is not None:
+            continue
+        cdir = scratch / rec["id"]
+        cdir.mkdir()
+        names = {"fx": str(fixtures), "out": str(cdir / "out"), "case": str(cdir)}
+        if case.setup is not None:
+            case.setup(cdir, fixtures)
+        before = snapshot(cdir)
+        code = rec["exit"][0]
+        changed = [c for c in rec["changed"] if not c.endswith(".lock")]
+        if rec["class"] == "traceback":  # the stored stderr tail may have lost the header
+            continue
+        rec["class"] = classify(case, code, code is None, rec["stderr"][0], "",
+                                changed, _names_of(rec, names), before)
+    return records
+
+
+def _names_of(rec: dict, names: dict) -> dict:
+    """The placeholder values the record was run with (its case folder and fixtures)."""
+    joined = " ".join(rec["argv"][0])
+    marker = "/cases/" + rec["id"]
+    if marker in joined:
+        root = joined.split(marker)[0].split()[-1]
+        return {"fx": root + "/fx", "out": root + marker + "/out", "case": root + marker}
+    fx = [a for a in rec["argv"][0] if "/fx/" in a]
+    if fx:
+        root = fx[0].split("/fx/")[0]
+        return {"fx": root + "/fx", "out": root + marker + "/out", "case": root + marker}
+    return names
+
+
+def write_summary(records: list[dict], out: Path, meta: dict, name: str = "summary.md") -> None:
     from collections import Counter
 
     total = Counter(r["class"] for r in records)
@@ -241,7 +282,7 @@ def write_summary(records: list[dict], out: Path, meta: dict) -> None:
             err = " / ".join(s.strip().splitlines()[-1] if s.strip() else "" for s in r["stderr"])
             lines.append(f"- `{r['id']}` **{r['class']}** `spinv {' '.join(r['argv'][0])}` "
                          f"-> exit {r['exit']}: {err[:300]} {r['note']}")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    (out / name).write_text("\n".join(lines) + "\n")
 
 
 def main() -> int:
@@ -250,7 +291,19 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--out", default=str(REPO / "results" / "campaign"))
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--reclassify", nargs=2, metavar=("JSON", "FIXTURES"), default=None,
+                    help="classify the records of JSON again (FIXTURES: its kept fixture "
+                    "folder); writes OUT/campaign-before.json and OUT/summary-before.md")
     args = ap.parse_args()
+    if args.reclassify:
+        source = json.loads(Path(args.reclassify[0]).read_text())
+        records = reclassify(Path(args.reclassify[0]), Path(args.reclassify[1]))
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "campaign-before.json").write_text(
+            json.dumps({"meta": source["meta"], "cases": records}, indent=1) + "\n")
+        write_summary(records, out, source["meta"], "summary-before.md")
+        return 0
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("SPINV_CACHE", str(REPO / ".cache" / "spinv"))
     os.environ["COLUMNS"] = "120"
