@@ -83,3 +83,18 @@ def test_bad_input():
     with pytest.raises(ValueError, match="maps"):
         MultiCoilLowerLevel(y=torch.zeros(1, 3, 8, 8, dtype=torch.complex128),
                             reg=make_regulariser("tv"), maps=maps)
+
+
+def test_lbfgs_learns_lines_shared_by_all_coils():
+    """Algorithm 3 (L-BFGS-B) runs on the multi-coil lower level: the objective decreases and
+    the learned pattern is one set of Cartesian lines (measured: 0.277 -> 0.151 in 5 steps)."""
+    from spinv.bilevel.learn import learn
+    from spinv.bilevel.parametrisations import CartesianLines
+
+    ll = _problem(coils=4)
+    res = learn(ll, CartesianLines((16, 16)), beta=1e-3, maxiter=5,
+                opts=SolverOptions(method="newton", tol=1e-8, maxit=100))
+    objectives = [h["objective"] for h in res.history]
+    assert objectives[-1] < 0.8 * objectives[0]
+    pattern = res.pattern
+    assert pattern.shape == (16, 16) and torch.equal(pattern, pattern[:1].expand(16, 16))
