@@ -237,3 +237,23 @@ def test_report_refuses_a_folder_that_only_holds_a_config(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["report", str(mine), "--out", str(out)]) == 2
     assert str(mine) in _one_error(capsys) and not out.exists()
+
+
+def test_raw_sinograms_use_the_safe_reader(tmp_path, capsys):
+    """An empty (0, 0) raw sinogram gave 'geometry.n_angles=0'; a forged header a MemoryError."""
+    sino = tmp_path / "s.npy"
+    np.save(sino, np.zeros((0, 0), np.float32))
+    out = tmp_path / "r.npy"
+    assert main(["reconstruct", "--measurements", str(sino), "--method", "fbp",
+                 "--out", str(out)]) == 2
+    assert str(sino) in _one_error(capsys) and not out.exists()
+
+
+def test_a_noise_level_whose_square_overflows_is_refused():
+    """--noise 1e300 ended in 'x contains NaN values' after the solve."""
+    import torch
+
+    from spinv.operators.noise import complex_gaussian_noise
+
+    with pytest.raises(ValueError, match="sigma=1e\\+300: at most"):
+        complex_gaussian_noise(torch.zeros(1, 1, 4, 4, dtype=torch.complex64), 1e300, seed=0)

@@ -31,6 +31,7 @@ LIBRARY_OPTIONS = {
     "photons": "--photons",
     "mu": "--mu",
     "noise.sigma": "--noise",
+    "sigma": "--noise",
     "geometry.n_angles": "--angles",
     "n_angles": "--angles",
     "mask": "--mask",

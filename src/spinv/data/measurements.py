@@ -194,7 +194,9 @@ def _sinogram_arrays(p: Path) -> list[tuple[str, np.ndarray]]:
         raise _bad(p, f"a raw sinogram must be .npy, .npz or a folder of them, not {suffix!r}")
     try:
         if suffix == ".npy":
-            return [(p.name, np.load(p, allow_pickle=False))]
+            from spinv.data.npy import read_npy  # header, size and dtype checked, no pickle
+
+            return [(p.name, read_npy(p, "--measurements"))]
         with np.load(p, allow_pickle=False) as f:
             names = [k for k in f.files if k not in ("ground_truth", "options", "problem")]
             key = "sinogram" if "sinogram" in names else ("y" if "y" in names else None)

@@ -104,7 +104,7 @@ def _check_tensor(x, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
 
 
-def _check_level(value, name: str, positive: bool = False) -> float:
+def _check_level(value, name: str, positive: bool = False, most: float | None = None) -> float:
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -112,6 +112,8 @@ def _check_level(value, name: str, positive: bool = False) -> float:
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         need = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a finite number {need}, got {value}")
+    if most is not None and value > most:  # its square overflows float32 arithmetic
+        raise ValueError(f"{name}={value:g}: at most {most:g}")
     return value
 
 
@@ -136,7 +138,7 @@ def complex_gaussian_noise(
     True
     """
     _check_tensor(y, "y")
-    sigma = _check_level(sigma, "sigma")
+    sigma = _check_level(sigma, "sigma", most=1e15)
     gen = make_generator(seed, generator)
     if not y.is_complex():
         y = y.to(torch.complex128 if y.dtype == torch.float64 else torch.complex64)
@@ -167,7 +169,7 @@ def gaussian_noise(
     _check_tensor(x, "x")
     if x.is_complex():
         return complex_gaussian_noise(x, sigma, seed=seed, generator=generator)
-    sigma = _check_level(sigma, "sigma")
+    sigma = _check_level(sigma, "sigma", most=1e15)
     gen = make_generator(seed, generator)
     n = torch.randn(x.shape, generator=gen, dtype=x.dtype, device=_gen_device(gen))
     return x + sigma * n.to(x.device)

@@ -78,7 +78,8 @@ def get_factory(name: str) -> ModelFactory:
     """The factory of ``name``; ``ValueError`` listing the known names otherwise."""
     factory = BUILTIN_MODELS.get(name) or _USER_MODELS.get(name)
     if factory is None:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
+        raise ValueError(f"model.name: unknown model {name!r}; available: "
+                         f"{', '.join(available_models())}")
     return factory
 
 
