@@ -71,7 +71,7 @@ def train_cmd(
 
         typer.echo(retrain(entry, out))
         return
-    if (entry.path / "recipe.json").is_file():  # a VAE prior: its two ELBO stages
+    if entry.provenance["config"]["model"]["name"] == "gaussian-vae":  # its two ELBO stages
         from spinv.generative.zoo_vae import retrain as retrain_vae
 
         typer.echo(retrain_vae(entry, out))
