@@ -177,3 +177,11 @@ def test_zoo_release_and_verify_of_a_vae(vae_run, tmp_path):
     rows = verify("tiny-vae", root=tmp_path)
     assert [r["metric"] for r in rows] == ["psnr", "ssim", "baseline_psnr", "baseline_ssim"]
     assert all(r["ok"] for r in rows), rows
+    # `spinv models train NAME` path: the recipe retrains the same weights (same seeds)
+    from spinv.generative.zoo_vae import retrain
+
+    retrain(entry, tmp_path / "again")
+    a, _ = load_model(vae_run)
+    b, _ = load_model(tmp_path / "again")
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k
