@@ -32,8 +32,12 @@ January 2025) needs ``sigpy`` and its ``numba``/``llvmlite`` compiled stack, whi
 otherwise need and which was not added for this one function; BART is not a Python package. The
 algorithm is short: one SVD, one FFT per kernel and a batched :math:`N_c\\times N_c` Hermitian
 eigensolve (``torch.linalg.eigh``). The tests check it against the true maps of simulated data
-(it was not compared with sigpy's output). Memory: the image-space matrices take
-:math:`8N_c^2HW` bytes (8 coils at 216 x 176: 19 MB; 16 coils at 640 x 320: 0.4 GB).
+(and once, outside the test suite, against ``EspiritCalib`` of sigpy 0.1.27 in a separate
+environment: on the bundled complex brain slice, 8 birdcage coils, fully sampled with noise
+0.01, 24 x 24 calibration, 6 x 6 kernel, threshold 0.02, crop 0.95, the two map sets differ by
+1.1 % inside the object, with identical crop support; errors against the true maps 2.0 % here,
+1.5 % sigpy). Memory: the image-space matrices take :math:`8N_c^2HW` bytes (8 coils at
+216 x 176: 19 MB; 16 coils at 640 x 320: 0.4 GB).
 
 k-space layout: spinv's centred convention of :class:`~spinv.operators.mri.SubsampledFourier`,
 ``y = fftshift(fft2(u))``; the maps come out in the frame of ``u`` (no shifts to undo: the
