@@ -82,7 +82,7 @@ def reconstruct() -> None:
     numbers("reconstruct", raw, {"--detectors": ("int", ()), "--angular-range": ("float", ()),
                                  "--detector-spacing": ("float", ()),
                                  "--photons": ("float", ("any:huge",))})
-    numbers("reconstruct", inp, {"--size": ("int", ()), "--mu": ("float", ()),
+    numbers("reconstruct", inp, {"--size": ("int", ()), "--mu": ("float", ("any:huge",)),
                                  "--slice": ("int", ("neg", "zero")), "--angles": ("int", ())})
     numbers("reconstruct", mri, {"--rate": ("float", ()),
                                  "--noise": ("float", ("zero", "any:huge"))})
@@ -105,17 +105,21 @@ def train() -> None:
     configs("train", "train {C} --out {out}", "train")
     for name in ("bigct", "baddata", "badmodel", "modelopt", "datafile", "zerobatch"):
         add(name, "train", "config", f"train {{fx}}/train-{name}.yaml --out {{out}}",
-            [f"{{fx}}/train-{name}.yaml", "train.", "data.", "model.", "problem."])
+            [f"{{fx}}/train-{name}.yaml", "train.", "data.", "model.", "problem.",
+             "{fx}/garbage.npy"])
     add("hugelr", "train", "config", "train {fx}/train-hugelr.yaml --out {out}",
         ["train.lr", "loss"], expect="any")
-    numbers("train", base, {"--max-steps": ("int", ("any:zero",)), "--seed": ("int", ("zero",))})
+    numbers("train", base, {"--max-steps": ("int", ("any:zero",)), "--seed": ("int", ("zero",))},
+            also={"--seed": "train.seed"})  # (an override is reported under its config key)
     for name, value in {"nan": "train.lr=nan", "text": "train.lr=abc", "neg": "train.steps=-1",
                         "noeq": "train.steps", "unknown": "train.nosuch=1",
                         "nosection": "nosuch.key=1", "empty": "=3",
                         "inf": "train.grad_clip=inf"}.items():
-        add(f"set-{name}", "train", "value", f"{base} --set {value}", ["--set", value])
+        add(f"set-{name}", "train", "value", f"{base} --set {value}",
+            ["--set", value, f"'{value.split('=')[0] or value}'"])
     for dev in ("cuda", "bogus", "mps"):
-        add(f"device-{dev}", "train", "value", f"{base} --device {dev}", "--device")
+        add(f"device-{dev}", "train", "value", f"{base} --device {dev}",
+            ["--device", "train.device"])
     outputs("train", "train {fx}/train-ok.yaml --out {O}", foreign="error")
     add("resume-missing", "train", "resume", base + " --resume", ["--out", "--resume"])
     add("resume-emptydir", "train", "resume", "train {fx}/train-ok.yaml --out {case}/e --resume",
@@ -206,7 +210,8 @@ def sampling() -> None:
             "--out {out}", [f"{{fx}}/sampling-{name}.yaml", "size", "data"])
     learn = "sampling learn {fx}/sampling-ok.yaml --out {out}"
     numbers("sampling learn", learn, {"--maxiter": ("int", ()), "--seed": ("int", ("zero",))})
-    outputs("sampling learn", learn.replace("{out}", "{O}"))
+    outputs("sampling learn", learn.replace("{out}", "{O}") + " --maxiter 1",
+            foreign_timeout=150)  # (a whole, legitimate run)
     files("sampling evaluate", "sampling evaluate {F} --alpha 0.01", ("npy",),
           ["missing", "empty", "garbage", "dir", "trunc", "object", "zero", "vector", "nan",
            "inf", "strings", "complex", "rect", "negative", "allzero", "liar", "big5d"], "")

@@ -51,7 +51,8 @@ FLOAT_BAD = {"neg": "-1", "zero": "0", "nan": "nan", "inf": "inf", "ninf": "-inf
              "huge": "1e300", "text": "abc"}
 
 
-def numbers(command: str, base: str, options: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+def numbers(command: str, base: str, options: dict[str, tuple[str, tuple[str, ...]]],
+            also: dict[str, str] | None = None) -> None:
     """For each option: (int|float, values that are legal and skipped or 'any:'-prefixed)."""
     for opt, (typ, legal) in options.items():
         table = INT_BAD if typ == "int" else FLOAT_BAD
@@ -60,7 +61,8 @@ def numbers(command: str, base: str, options: dict[str, tuple[str, tuple[str, ..
                 continue
             expect = "any" if f"any:{name}" in legal else "error"
             add(f"{opt.lstrip('-')}={name}", command, "number",
-                f"{base} {opt} {value}", [opt], expect=expect)
+                f"{base} {opt} {value}", [opt, *([also[opt]] if also and opt in also else [])],
+                expect=expect)
 
 
 # ---- malformed files --------------------------------------------------------------------
@@ -100,7 +102,7 @@ def configs(command: str, template: str, stem: str) -> None:
 
 
 def outputs(command: str, template: str, run_like: bool = True, file_out: str = "",
-            foreign: str = "any") -> None:
+            foreign: str = "any", foreign_timeout: float | None = None) -> None:
     """``template`` with ``{O}`` replaced by each hostile output path."""
     cases = {"through-file": "{fx}/plainfile/out" + file_out,
              "dev-null": "/dev/null/out" + file_out,
@@ -113,7 +115,8 @@ def outputs(command: str, template: str, run_like: bool = True, file_out: str = 
             ["--out", "{case}/afile"], setup=_mkfile)
         # writing new files beside the user's is allowed ("any"); changing one is data loss
         add("foreign-folder", command, "output", template.replace("{O}", "{case}/mine"),
-            ["--out", "{case}/mine"], setup=_mkforeign, expect=foreign)
+            ["--out", "{case}/mine"], setup=_mkforeign, expect=foreign,
+            timeout=foreign_timeout)
 
 
 def _mkfile(case: Path, fx: Path) -> None:

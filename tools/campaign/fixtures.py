@@ -96,7 +96,7 @@ def _rgb_png(path: Path) -> None:
 
 def _configs(fx: Path, repo: Path) -> None:
     _config_variants(fx, "train", TINY, "train", "lr")
-    _yaml(fx / "train-bigct.yaml", {**TINY, "problem": {"kind": "ct", "image_size": 4096}})
+    _yaml(fx / "train-bigct.yaml", {**TINY, "problem": {"kind": "ct", "image_size": 100000}})
     _yaml(fx / "train-baddata.yaml", {**TINY, "data": {"dataset": "no-such-data"}})
     _yaml(fx / "train-badmodel.yaml", {**TINY, "model": {"name": "no-such-model"}})
     _yaml(fx / "train-modelopt.yaml", {**TINY, "model": {"name": "postprocess-cnn",

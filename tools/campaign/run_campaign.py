@@ -265,9 +265,12 @@ def write_summary(records: list[dict], out: Path, meta: dict, name: str = "summa
     total = Counter(r["class"] for r in records)
     commands = sorted({r["command"] for r in records})
     classes = [c for c in CLASSES if c in total] + sorted(set(total) - set(CLASSES))
+    rerun = meta.get("rerun")
+    note = (f" Then {len(rerun['ids'])} cases re-run after further fixes ({rerun['date']}, "
+            f"{rerun['wall_s']:.0f} s): {', '.join(rerun['ids'])}." if rerun else "")
     lines = [f"# spinv bad-input campaign ({len(records)} cases)", "",
              f"Run {meta['date']} on {meta['machine']}, {meta['threads']} thread, timeout "
-             f"{meta['timeout']} s per case, total wall {meta['wall_s']:.0f} s.", "",
+             f"{meta['timeout']} s per case, total wall {meta['wall_s']:.0f} s.{note}", "",
              "| class | cases |", "|---|---|"]
     lines += [f"| {c} | {total[c]} |" for c in classes]
     lines += ["", "| command | " + " | ".join(classes) + " |",
@@ -287,7 +290,10 @@ def write_summary(records: list[dict], out: Path, meta: dict, name: str = "summa
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", default=None, help="run the cases whose id contains this")
+    ap.add_argument("--only", default=None, help="run the cases whose id contains one of "
+                    "these comma-separated substrings")
+    ap.add_argument("--merge", default=None, help="with --only: replace those cases in this "
+                    "campaign JSON and write OUT/campaign.json + summary.md from the result")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--out", default=str(REPO / "results" / "campaign"))
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -327,7 +333,8 @@ def main() -> int:
 
     fixtures = make_fixtures(root / "fx", REPO, run_cli)
     fixture_snap = snapshot(fixtures)
-    cases = [c for c in all_cases() if args.only is None or args.only in c.id]
+    wanted = None if args.only is None else args.only.split(",")
+    cases = [c for c in all_cases() if wanted is None or any(w in c.id for w in wanted)]
     records = []
     for i, case in enumerate(cases):
         rec = run_case(case, root, fixtures, fixture_snap, case.timeout or args.timeout)
@@ -340,6 +347,13 @@ def main() -> int:
             "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}",
             "threads": 1, "timeout": args.timeout, "wall_s": time.monotonic() - t_start,
             "cases": len(records), "only": args.only}
+    if args.merge:
+        base = json.loads(Path(args.merge).read_text())
+        rerun = {r["id"]: r for r in records}
+        merged = [rerun.pop(r["id"], r) for r in base["cases"]] + list(rerun.values())
+        meta = {**base["meta"], "rerun": {**meta, "ids": [r["id"] for r in records]},
+                "cases": len(merged)}
+        records, args.only = merged, None
     name = "campaign.json" if args.only is None else "campaign-partial.json"
     (out / name).write_text(json.dumps({"meta": meta, "cases": records}, indent=1) + "\n")
     if args.only is None:

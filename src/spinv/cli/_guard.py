@@ -44,6 +44,10 @@ LIBRARY_OPTIONS = {
     "max_steps": "--max-steps",
     "split": "--split",
     "name": "--name",
+    "eps": "--eps",
+    "gamma": "--gamma",
+    "n_train": "--n-train",
+    "kind": "--regulariser",
 }
 
 
