@@ -95,3 +95,19 @@ def test_espirit_bad_input():
         espirit_maps(np.zeros((2, 16, 16), np.complex64), (slice(7, 9), slice(7, 9)))
     with pytest.raises(ValueError, match="smaller than the kernel"):
         espirit_maps(np.zeros((2, 16, 16), np.complex64), (slice(6, 10), slice(6, 10)), kernel=6)
+
+
+def test_image_space_matrices_equal_the_full_size_sum():
+    """The exact Fourier interpolation of W(x) from a 2k x 2k grid equals the direct sum of
+    v_j v_j^H over full-size inverse DFTs of the kernels (random kernels, odd and even sizes)."""
+    from spinv.operators.coil_sensitivities import _image_space_matrices
+
+    g = np.random.default_rng(0)
+    kernels = g.standard_normal((5, 3, 4, 4)) + 1j * g.standard_normal((5, 3, 4, 4))
+    for h, w in ((13, 10), (16, 16)):
+        pad = np.zeros((5, 3, h, w), complex)
+        pad[..., 1:5, 2:6] = kernels  # any placement: a common phase ramp
+        v = np.fft.ifft2(pad) * h * w  # sum_m k[m] e^{+2 pi i m x / N}
+        direct = np.einsum("nchw,ndhw->hwcd", v, v.conj()).reshape(h * w, 3, 3) / 16
+        fast = _image_space_matrices(kernels, (h, w), chunk=2).numpy()
+        assert np.allclose(fast, direct, atol=1e-5 * np.abs(direct).max())
