@@ -56,7 +56,8 @@ def _check_reconstruct_options(**o) -> None:
     for name, allowed in choices.items():
         if o[name] not in allowed:
             raise ValueError(f"--{name} {o[name]!r}: expected one of {', '.join(allowed)}")
-    ranges = {"lam": (0, None, ">= 0"), "rate": (0, 1, "in (0, 1]"), "noise": (0, None, "> 0"),
+    ranges = {"lam": (0, 1e6, "in [0, 1e6]"), "rate": (0, 1, "in (0, 1]"),
+              "noise": (0, 1e6, "in (0, 1e6]"),
               "iterations": (1, None, ">= 1"), "n_images": (1, None, ">= 1"),
               "seed": (0, None, ">= 0")}
     for name, (lo, hi, text) in ranges.items():
