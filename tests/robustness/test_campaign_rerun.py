@@ -257,3 +257,23 @@ def test_a_noise_level_whose_square_overflows_is_refused():
 
     with pytest.raises(ValueError, match="sigma=1e\\+300: at most"):
         complex_gaussian_noise(torch.zeros(1, 1, 4, 4, dtype=torch.complex64), 1e300, seed=0)
+
+
+def test_pnp_verifies_the_given_denoiser_before_training(tmp_path, capsys):
+    """A damaged --denoiser was found only after the DnCNN runs had been trained and written."""
+    cfg = {"problem": {"kind": "denoise", "image_size": 16},
+           "data": {"dataset": "natural", "n_train": 2, "val_size": 1},
+           "model": {"name": "postprocess-cnn", "width": 2, "depth": 2},
+           "train": {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "num_threads": 1}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(run)]) == 0
+    weights = next(run.glob("ckpt-*/weights.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    capsys.readouterr()
+    out = tmp_path / "pnp"
+    code = main(["nonexpansive", "pnp", "configs/nonexpansive-smoke.yaml", "--out", str(out),
+                 "--denoiser", str(run), "--quiet"])
+    assert code == 2 and "weights.safetensors" in _one_error(capsys)
+    assert not out.exists()

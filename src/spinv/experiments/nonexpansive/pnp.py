@@ -118,13 +118,9 @@ def _new_denoiser(c: PnPConfig, kind: str, device) -> torch.nn.Module:
 def _train_denoisers(study: PnPStudy, device) -> dict[str, dict[Any, torch.nn.Module]]:
     """One averaged denoiser and one DnCNN per training noise level of ``denoiser_sigmas``
     (run directories ``out/runs/<kind>-sigma=<sigma>``), or the given ``denoiser`` run."""
-    from spinv.training.checkpoint import read_checkpoint
     from spinv.training.data import load_images_for
-    from spinv.zoo import resolve_model
 
     c, denoisers = study.config, study.result["denoisers"]
-    if c.denoiser is not None:  # a damaged --denoiser is found before any training
-        read_checkpoint(resolve_model(c.denoiser))
     images = load_images_for(c.dataset_name, "train", c.image_size).to(device)
     kinds: dict[str, dict[Any, torch.nn.Module]] = {"averaged": {}}
     if c.include_dncnn:
@@ -142,6 +138,7 @@ def _train_denoisers(study: PnPStudy, device) -> dict[str, dict[Any, torch.nn.Mo
                                "identity_loss": sigma ** 2, **info, **_certificates(model)}
     if c.denoiser is not None:
         from spinv.training.checkpoint import load_model
+        from spinv.zoo import resolve_model
 
         model = load_model(resolve_model(c.denoiser))[0].to(device).eval()
         kinds["averaged"] = {None: model}
@@ -232,14 +229,16 @@ def run_pnp(config: PnPConfig, out: Path, progress: Progress | None = None,
 
     t_start = time.perf_counter()
     if config.denoiser is not None:
+        from spinv.training.checkpoint import read_checkpoint
         from spinv.zoo import resolve_model
 
         try:
-            resolve_model(config.denoiser)
+            given = resolve_model(config.denoiser)
         except ValueError:
             raise FileNotFoundError(f"config key 'denoiser' (--denoiser): {config.denoiser!r}: "
                                     "no such run directory or zoo name (`spinv models list`)"
                                     ) from None
+        read_checkpoint(given)  # a damaged denoiser is found before any training
     device = setup_device(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
