@@ -42,7 +42,9 @@ def anchors_table(data: dict) -> list[str]:
                              f"{100 * r['certification_share']:.0f}% of the step; without it "
                              f"{r['ratio_without_certification_cpu']:.2f}x | | |")
         else:
-            lines.append(f"| {r['anchor']} | {r['size']} | {r['reference_cpu_s']:.4g} | "
+            label = r["anchor"] + (" (spinv: certified)" if "certified" in r.get("ours_model", "")
+                                   else "")
+            lines.append(f"| {label} | {r['size']} | {r['reference_cpu_s']:.4g} | "
                          f"{r['ours_cpu_s']:.4g} | {r['speedup_cpu']:.2f}x "
                          f"({r['speedup_wall']:.2f}x) | >= {r['target_speedup']}x | "
                          f"{'yes' if r['meets_target'] else 'no'} |")
