@@ -277,3 +277,10 @@ def test_pnp_verifies_the_given_denoiser_before_training(tmp_path, capsys):
                  "--denoiser", str(run), "--quiet"])
     assert code == 2 and "weights.safetensors" in _one_error(capsys)
     assert not out.exists()
+
+
+def test_an_experiment_override_error_names_the_override(tmp_path, capsys):
+    """A bad --set value was reported as an error of the config file."""
+    code = main(["experiment", "run", "nonexpansive", "toy", "configs/nonexpansive-smoke.yaml",
+                 "--out", str(tmp_path / "o"), "--set", "steps=-1"])
+    assert code == 2 and "--set steps=-1" in _one_error(capsys)

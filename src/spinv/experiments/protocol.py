@@ -147,8 +147,9 @@ class Experiment:
             if used in SCALES and _has_field(self.schema, "scale"):
                 section["scale"] = used
             return build(self.schema, section, used or "")
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
+        except ValueError as err:  # (the value may come from an override: name them too)
+            given = f" with --set {' '.join(overrides)}" if overrides else ""
+            raise ValueError(f"{where}{given}: {err}") from None
 
     def _section(self, data: dict, scale: str | None) -> tuple[dict, str | None]:
         if scale is not None and scale not in SCALES:
