@@ -283,7 +283,7 @@ def experiment_demo() -> None:
     numbers("demo", demo.replace(" --steps 1", ""), {"--steps": ("int", ())})
     numbers("demo", demo, {"--width": ("int", ()), "--iterations": ("int", ()),
                            "--threads": ("int", ()), "--seed": ("int", ("zero",))})
-    outputs("demo", "demo --out {O}")
+    outputs("demo", demo.replace("{out}", "{O}"), foreign_timeout=150)
 
 
 def build_table() -> None:

@@ -15,10 +15,10 @@ LONG = (f"--set train.steps={STEPS} --set train.checkpoint_every=50 "
         "--set train.log_every=1")
 
 
-def _one_line_error(stderr: str) -> bool:
+def _one_line_error(stderr: str, lead: tuple[str, ...] = ("error:",)) -> bool:
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    return (sum(ln.startswith("error:") for ln in lines) == 1
-            and all(ln.startswith(("error:", "warning:")) for ln in lines))
+    return (sum(ln.startswith(lead) for ln in lines) == 1
+            and all(ln.startswith((*lead, "warning:")) for ln in lines))
 
 
 def _log_steps(run: Path) -> list[int]:
@@ -93,7 +93,8 @@ def _resume_after(sig_name: str):
         (code, timed_out), = results
         if "Traceback" in stderrs[0]:
             return "traceback", f"exit {code}"
-        if sig_name == "INT" and (code != 130 or not _one_line_error(stderrs[0])):
+        if sig_name == "INT" and (code != 130 or not _one_line_error(
+                stderrs[0], ("error:", "interrupted:"))):
             return "aborted", f"Ctrl-C gave exit {code}: {stderrs[0][-200:]}"
         argv = ["train", f"{names['fx']}/train-ok.yaml", "--out", str(cdir / "run"),
                 "--resume", *LONG.split()]

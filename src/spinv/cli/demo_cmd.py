@@ -15,7 +15,7 @@ def demo(
     n_test: int = typer.Option(14, "--n-test", help="held-out slices (at most 14)"),
     width: int = typer.Option(96, "--width", help="|H| x channels of the learned proxes"),
     iterations: int = typer.Option(8, "--iterations", help="unrolled iterations"),
-    seed: int = typer.Option(0, "--seed", help="seed of data, noise, rotations, weights"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of data, noise, rotations, weights"),
     bf16: bool = typer.Option(False, "--bf16/--fp32", help="bfloat16 autocast for the networks "
                               "(default float32: the same numbers on every CPU)"),
     retrain: bool = typer.Option(False, "--retrain", help="train the ordinary and C4 LPG "
