@@ -22,7 +22,7 @@ from spinv.zoo.patterns import (
     zoo_pattern_file,
 )
 
-SHIPPED = ("sampling-free64",)
+SHIPPED = ("sampling-free64", "sampling-lines64")
 
 
 def _patterns(root=ZOO_ROOT):
