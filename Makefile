@@ -35,6 +35,7 @@ bench: $(STAMP)
 	for b in operators variational bilevel learned nonexpansive; do \
 		$(PY) benchmarks/$$b.py || exit 1; \
 	done
+	$(PY) benchmarks/anchors/run.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
