@@ -18,7 +18,8 @@ def _problem(p: dict) -> str:
     size = prob.get("image_size")
     if kind == "ct":
         geo = "fan" if prob.get("fan") is not None else "parallel"
-        return f"CT {size}², {prob.get('n_angles')} views ({geo}), {prob.get('photons'):.0e} photons"
+        photons = prob.get("photons")
+        return f"CT {size}², {prob.get('n_angles')} views ({geo}), {photons:.0e} photons"
     if kind == "mri":
         mask = prob.get("mask") or {}
         return f"MRI {size}², {mask.get('pattern')} {mask.get('rate')}, σ {prob.get('noise_sigma')}"

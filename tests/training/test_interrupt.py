@@ -1,5 +1,6 @@
-"""A signal during training ends the run cleanly: checkpoint at the step reached, summary marked
-interrupted, exit code 128 + signal, and the resumed run is bit-identical to an uninterrupted one."""
+"""A signal during training ends the run cleanly: checkpoint at the step reached, summary
+marked interrupted, exit code 128 + signal, and the resumed run is bit-identical to an
+uninterrupted one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-# ruff: noqa: E501, E402, E702, B023  (a measurement script kept as it was run)
+# ruff: noqa: E501, E402, E702, B023, E731  (a measurement script kept as it was run)
 """Gain of `spinv reconstruct --method generative` over TV on data like and unlike the VAE's
 training data (issue 13.2 / 14.5). Usage: python tools/diagnostics/generative_gain.py MODEL OUTDIR [RATE NOISE [CASES]]
 Writes OUTDIR/<case>.npz measurements, runs the CLI for every method, prints a table."""
