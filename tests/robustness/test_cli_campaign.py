@@ -26,6 +26,8 @@ CASES = [
     ("reconstruct --measurements {missing} --method fbp --out {out}.npy", "--measurements"),
     ("reconstruct --measurements {garbage} --method fbp --out {out}.npy", "{garbage}"),
     ("reconstruct --measurements {image} --method tv --alpha nan --out {out}.npy", "--alpha"),
+    ("reconstruct --measurements {image} --method fbp --detector-spacing 1e300 --out {out}.npy",
+     "--detector-spacing"),
     ("reconstruct --measurements {image} --method fbp --iterations 0 --out {out}.npy",
      "--iterations"),
     ("reconstruct --measurements {image} --method lpg --out {out}.npy", "--model"),

@@ -69,6 +69,9 @@ __all__ = [
 
 FASTMRI_DEFAULT_CROP = (320, 320)
 SINOGRAM_SUFFIXES = (".npy", ".npz")
+#: bins wider than this many image pixels describe no scanner (1e300 overflowed the operator's
+#: memory estimate into a 300-digit number before it was refused)
+MAX_DETECTOR_SPACING = 1e3
 HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
@@ -121,9 +124,10 @@ class SinogramGeometry:
         if not (0 < self.angular_range <= 2 * math.pi):
             raise ValueError(
                 f"--angular-range {self.angular_range!r}: expected radians in (0, 2 pi]")
-        if not self.detector_spacing > 0:
+        if not 0 < self.detector_spacing <= MAX_DETECTOR_SPACING:
             raise ValueError(
-                f"--detector-spacing {self.detector_spacing!r}: expected a positive number")
+                f"--detector-spacing {self.detector_spacing!r}: expected a positive number of "
+                f"pixels <= {MAX_DETECTOR_SPACING:g} (the bin width in image pixels)")
 
 
 def _bad(path: Path | str, reason: str) -> ValueError:
