@@ -18,7 +18,9 @@ that :math:`\min_u \Phi = \min_u \tfrac1{2\sigma^2}\|Au-y\|^2 + \lambda R(u)`. T
     so for :math:`\Sigma = \gamma I` (mean-only, identity) the solve is one FFT pair; for the
     other covariances it is preconditioned conjugate gradients
     (:func:`spinv.linalg.conjugate_gradient`, relative tolerance :math:`10^{-5}`) with that
-    Fourier solve as preconditioner.
+    Fourier solve as preconditioner. For other operators (multi-coil SENSE) :math:`N` is
+    applied as is and every :math:`u`-step is that CG (:class:`OperatorNormal`,
+    :func:`normal_operator`).
 ``"joint"``
     Adam on :math:`(u, z)` together.
 
@@ -45,10 +47,12 @@ from spinv.variational.solvers.history import check_iterations, check_number
 __all__ = [
     "FourierDiagonalNormal",
     "GenerativeOptions",
+    "OperatorNormal",
     "GenerativeResult",
     "data_fidelity",
     "reconstruct_generative",
     "initial_latents",
+    "normal_operator",
     "METHODS",
 ]
 
@@ -107,6 +111,10 @@ class FourierDiagonalNormal:
         """:math:`Nu` for real ``u`` ``(B, 1, H, W)``."""
         return torch.fft.ifft2(torch.fft.fft2(u) * self.eigenvalues.to(u.dtype)).real
 
+    def precondition(self, rhs: torch.Tensor, a, b) -> torch.Tensor:
+        """The exact :meth:`solve` (the preconditioner of the CG :math:`u`-step)."""
+        return self.solve(rhs, a, b)
+
     def solve(self, rhs: torch.Tensor, a: float | torch.Tensor, b: float | torch.Tensor):
         """Solve :math:`(aN + bI)u = \\mathrm{rhs}` (``a``, ``b`` scalars or ``(B,)``)."""
         if isinstance(a, torch.Tensor):
@@ -122,6 +130,53 @@ class FourierDiagonalNormal:
         x = torch.randn(1, 1, H, W, generator=g, dtype=dtype).to(device)
         ref = _real(operator.adjoint(operator(x)))
         return float((self.apply(x) - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+class OperatorNormal:
+    """:math:`N = \\mathrm{Re}\\,A^*A` on real images for any linear operator (multi-coil SENSE,
+    :class:`spinv.operators.mri_multicoil.MultiCoilFourier`, where :math:`N` is no circular
+    convolution): :meth:`apply` uses ``operator.normal`` (else adjoint after forward),
+    :meth:`solve` runs :func:`spinv.linalg.conjugate_gradient` on :math:`aN+bI` (relative
+    tolerance :math:`10^{-5}`, ``cg_iterations``) preconditioned by :meth:`precondition`, the
+    Fourier-diagonal approximation whose kernel is :math:`N` applied to the impulse at the
+    image centre (exact for :math:`\\sum_c|C_c|^2` constant)."""
+
+    def __init__(self, operator, shape: tuple[int, int], dtype=torch.float32, device=None,
+                 cg_iterations: int = 30):
+        H, W = shape
+        self.operator, self.cg_iterations = operator, int(cg_iterations)
+        delta = torch.zeros(1, 1, H, W, dtype=dtype, device=device)
+        delta[..., H // 2, W // 2] = 1
+        kernel = torch.roll(self.apply(delta), (-(H // 2), -(W // 2)), dims=(-2, -1))
+        self.approx = FourierDiagonalNormal(torch.fft.fft2(kernel)[0, 0].real.clamp_min(0))
+
+    def apply(self, u: torch.Tensor) -> torch.Tensor:
+        """:math:`Nu` for real ``u`` ``(B, 1, H, W)``."""
+        op = self.operator
+        return _real(op.normal(u) if hasattr(op, "normal") else op.adjoint(op(u))).to(u.dtype)
+
+    def precondition(self, rhs: torch.Tensor, a, b) -> torch.Tensor:
+        """Approximate :math:`(aN+bI)^{-1}\\mathrm{rhs}` (one FFT pair)."""
+        return self.approx.solve(rhs, a, b)
+
+    def solve(self, rhs: torch.Tensor, a, b) -> torch.Tensor:
+        """Solve :math:`(aN + bI)u = \\mathrm{rhs}` by preconditioned CG."""
+        av = batch_view(a, rhs) if isinstance(a, torch.Tensor) else a
+        bv = batch_view(b, rhs) if isinstance(b, torch.Tensor) else b
+        return conjugate_gradient(lambda v: av * self.apply(v) + bv * v, rhs,
+                                  self.precondition(rhs, a, b), rtol=1e-5,
+                                  max_iterations=self.cg_iterations,
+                                  preconditioner=lambda v: self.precondition(v, a, b)).x
+
+
+def normal_operator(operator, shape: tuple[int, int], dtype=torch.float32, device=None,
+                    cg_iterations: int = 30):
+    """:class:`FourierDiagonalNormal` when :math:`\\mathrm{Re}A^*A` is a circular convolution
+    (single-coil sampled Fourier: exact FFT solves), else :class:`OperatorNormal` (CG)."""
+    try:
+        return FourierDiagonalNormal.from_operator(operator, shape, dtype, device)
+    except ValueError:
+        return OperatorNormal(operator, shape, dtype, device, cg_iterations)
 
 
 @dataclass(frozen=True)
@@ -295,8 +350,8 @@ def _minimise(problem: _LatentProblem, u: torch.Tensor, z: torch.Tensor,
         return u.detach(), z, history
     # z-steps on lam E(u, .), then the exact u-step
     H, W = problem.atb.shape[-2:]
-    fourier = FourierDiagonalNormal.from_operator(problem.operator, (H, W), u.dtype,
-                                                  problem.atb.device)
+    fourier = normal_operator(problem.operator, (H, W), u.dtype, problem.atb.device,
+                              o.cg_iterations)
     state = {"u": u}
 
     def u_step() -> float:
@@ -351,7 +406,7 @@ def _u_step(regulariser, fourier, z, u, atb, lam, s2, cg_iterations):
     pbar = (inner(r0, cov.apply_precision(r0)) / inner(r0, r0).clamp_min(1e-30)).clamp_min(1e-8)
 
     def precond(v):
-        return fourier.solve(v, 1.0 / s2, lam * pbar)
+        return fourier.precondition(v, 1.0 / s2, lam * pbar)
 
     return conjugate_gradient(apply_A, rhs, u, rtol=1e-5, max_iterations=cg_iterations,
                               preconditioner=precond).x
