@@ -30,6 +30,8 @@ CASES = [
      "--detector-spacing"),
     ("reconstruct --measurements {image} --method fbp --iterations 0 --out {out}.npy",
      "--iterations"),
+    ("reconstruct --measurements {image} --method zero-filled --mask sampling-nope64 "
+     "--out {out}.npy", "--mask"),
     ("reconstruct --measurements {image} --method lpg --out {out}.npy", "--model"),
     ("reconstruct --measurements {image} --method lpg --model {missing} --out {out}.npy",
      "{missing}"),

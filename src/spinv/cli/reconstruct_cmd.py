@@ -93,12 +93,16 @@ def _read(measurements: str, opts: dict):
                                 _given(opts["detector_spacing"], 1.0))
     mask = None
     if opts["mask"] is not None:
-        if not str(opts["mask"]).endswith(".npy"):
+        from spinv.zoo.patterns import zoo_pattern_file
+
+        path = str(zoo_pattern_file(opts["mask"]) or opts["mask"])  # zoo pattern name: its file
+        if not path.endswith(".npy"):
             raise ValueError(f"--mask {opts['mask']!r}: with --measurements pass a .npy mask "
-                             "((W,) or (H, W) weights in [0, 1])")
+                             "((W,) or (H, W) weights in [0, 1]) or a zoo sampling pattern "
+                             "(`spinv models list`: sampling-*)")
         from spinv.data.npy import read_npy
 
-        mask = read_npy(opts["mask"], "--mask", kinds="biuf")
+        mask = read_npy(path, "--mask", kinds="biuf")
     return read_measurements(measurements, geometry=geometry, mask=mask)
 
 
@@ -170,7 +174,8 @@ def reconstruct(
                                   "(--input: default 1e4; raw data: unknown unless given)"),
     mu: float = MU,
     mask: str = typer.Option(None, "--mask", help="MRI: --input: a pattern name or FILE.npy "
-                             "(default lines); --measurements: FILE.npy weights"),
+                             "(default lines); --measurements: FILE.npy weights or a zoo "
+                             "pattern name"),
     rate: float = typer.Option(0.25, "--rate", help="MRI with --input: sampling rate"),
     calibration: int = typer.Option(None, "--calibration", help="multi-coil k-space: central "
                                     "columns used to estimate the coil maps by ESPIRiT "
