@@ -26,6 +26,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+from spinv.generative.zoo_vae import ZooTrain
 from spinv.typed_config import bounds
 
 __all__ = ["DataConfig", "EndToEndConfig", "GenerativeConfig", "ModelConfig", "ProblemConfig",
@@ -79,16 +80,10 @@ class ModelConfig:
         _non_empty_lists(self, path)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """The VAE stages: ``mean_steps`` (mean model), ``cov_steps`` (each covariance head),
-    minibatch ``batch_size``, Adam ``lr`` (cosine to 5 %), KL weight ``beta``."""
-
-    mean_steps: int = field(default=1500, metadata=bounds(1))
-    cov_steps: int = field(default=500, metadata=bounds(1))
-    batch_size: int = field(default=32, metadata=bounds(1))
-    lr: float = field(default=1e-3, metadata=POSITIVE)
-    beta: float = field(default=1.0, metadata=bounds(0))
+#: The VAE stages: ``mean_steps`` (mean model), ``cov_steps`` (each covariance head), minibatch
+#: ``batch_size``, Adam ``lr`` (cosine to 5 %), KL weight ``beta`` -- one schema with the zoo
+#: VAE recipe's.
+TrainConfig = ZooTrain
 
 
 @dataclass(frozen=True)
